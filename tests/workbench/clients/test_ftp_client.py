@@ -1,0 +1,322 @@
+"""Tests for the UI-free FTP client: listing parsers, and every operation against real servers."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.servers import FTPServer
+
+from workbench.clients.ftp import (
+    FtpClient,
+    FtpError,
+    RemoteEntry,
+    TransferCancelled,
+    parse_list_line,
+    parse_mlsd_facts,
+)
+
+pytestmark = [
+    pytest.mark.timeout(30),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:write permissions assigned to anonymous user"),
+]
+
+
+# ---------------------------------------------------------------------------
+# Parsers
+
+
+NOW = datetime(2026, 11, 26, 12, 0)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "-rw-r--r--   1 owner    group        1234 Jan 16 14:15 notes.txt",
+            RemoteEntry("notes.txt", False, 1234, datetime(2026, 1, 16, 14, 15)),
+        ),
+        (
+            "drwxr-xr-x   2 owner    group        4096 Dec 31  2023 old stuff",
+            RemoteEntry("old stuff", True, None, datetime(2023, 12, 31)),
+        ),
+        (
+            # A time later than now means last year: ls drops the year for six months.
+            "-rw-r--r--   1 owner    group           7 Dec 24 10:00 gift.bin",
+            RemoteEntry("gift.bin", False, 7, datetime(2025, 12, 24, 10, 0)),
+        ),
+        (
+            "lrwxrwxrwx   1 owner    group          11 Mar  3 09:05 latest -> release-1.2",
+            RemoteEntry("latest", False, 11, datetime(2026, 3, 3, 9, 5), is_link=True),
+        ),
+        (
+            # Some servers print no group column.
+            "-rw-r--r-- 1 ftp 42 Feb  2 2022 nogroup.txt",
+            RemoteEntry("nogroup.txt", False, 42, datetime(2022, 2, 2)),
+        ),
+        (
+            "-rw-r--r--+  1 owner    group           5 Feb  2  2022  leading space.txt",
+            RemoteEntry(" leading space.txt", False, 5, datetime(2022, 2, 2)),
+        ),
+        (
+            "01-16-24  02:15PM       <DIR>          Reports",
+            RemoteEntry("Reports", True, None, datetime(2024, 1, 16, 14, 15)),
+        ),
+        (
+            "01-16-2024  09:03AM                 2048 budget.xlsx",
+            RemoteEntry("budget.xlsx", False, 2048, datetime(2024, 1, 16, 9, 3)),
+        ),
+    ],
+)
+def test_parse_list_line_reads_unix_and_dos_styles(line: str, expected: RemoteEntry) -> None:
+    assert parse_list_line(line, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "total 12",
+        "drwxr-xr-x   2 owner group 4096 Jan 16 14:15 .",
+        "drwxr-xr-x   2 owner group 4096 Jan 16 14:15 ..",
+        "",
+        "garbage line",
+    ],
+)
+def test_parse_list_line_skips_noise(line: str) -> None:
+    assert parse_list_line(line, NOW) is None
+
+
+def test_parse_mlsd_facts() -> None:
+    entry = parse_mlsd_facts(
+        "a.txt", {"type": "file", "size": "10", "modify": "20240116141500.123"}
+    )
+    assert entry == RemoteEntry("a.txt", False, 10, datetime(2024, 1, 16, 14, 15, tzinfo=UTC))
+    assert parse_mlsd_facts("sub", {"type": "dir", "sizd": "4096"}) == RemoteEntry("sub", True)
+    assert parse_mlsd_facts(".", {"type": "cdir"}) is None
+    assert parse_mlsd_facts("..", {"type": "pdir"}) is None
+    link = parse_mlsd_facts("ln", {"type": "OS.unix=slink:/x"})
+    assert link is not None and link.is_link
+
+
+# ---------------------------------------------------------------------------
+# A real pyftpdlib server in a thread of this process
+
+
+class _NoMlsdHandler(FTPHandler):
+    """A server that predates RFC 3659: MLSD is unknown, so clients must parse LIST."""
+
+    proto_cmds = {
+        name: spec for name, spec in FTPHandler.proto_cmds.items() if name not in ("MLSD", "MLST")
+    }
+
+
+def _serve_pyftpdlib(root: Path, handler_base: type[FTPHandler]) -> Iterator[int]:
+    authorizer = DummyAuthorizer()
+    authorizer.add_anonymous(str(root), perm="elradfmwMT")
+    authorizer.add_user("alice", "secret", str(root), perm="elradfmwMT")
+    # auth_failed_timeout: pyftpdlib delays a failed login 3 s by default; the test needs no wait.
+    handler = type(
+        "TestHandler", (handler_base,), {"authorizer": authorizer, "auth_failed_timeout": 0.05}
+    )
+    server = FTPServer(("127.0.0.1", 0), handler)
+    serving = threading.Event()
+    serving.set()
+
+    def loop() -> None:
+        while serving.is_set():
+            server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
+
+    thread = threading.Thread(target=loop, name="pyftpdlib", daemon=True)
+    thread.start()
+    try:
+        yield server.address[1]
+    finally:
+        serving.clear()
+        thread.join(5)
+        server.close_all()
+
+
+@pytest.fixture
+def ftp_root(tmp_path: Path) -> Path:
+    root = tmp_path / "remote"
+    root.mkdir()
+    (root / "hello.txt").write_bytes(b"hello, world\n")
+    (root / "docs").mkdir()
+    (root / "docs" / "guide.md").write_text("# guide\n")
+    return root
+
+
+@pytest.fixture
+def pyftpdlib_port(ftp_root: Path) -> Iterator[int]:
+    yield from _serve_pyftpdlib(ftp_root, FTPHandler)
+
+
+@pytest.fixture
+def legacy_port(ftp_root: Path) -> Iterator[int]:
+    yield from _serve_pyftpdlib(ftp_root, _NoMlsdHandler)
+
+
+@pytest.fixture
+def client(pyftpdlib_port: int) -> Iterator[FtpClient]:
+    ftp = FtpClient("127.0.0.1", pyftpdlib_port, timeout=10)
+    ftp.connect()
+    yield ftp
+    ftp.close()
+
+
+def _names(entries: list[RemoteEntry]) -> list[str]:
+    return [entry.name for entry in entries]
+
+
+def test_anonymous_login_and_list_with_mlsd(client: FtpClient) -> None:
+    entries = client.list_dir()
+    assert _names(entries) == ["docs", "hello.txt"]  # directories first
+    docs, hello = entries
+    assert docs.is_dir and docs.size is None
+    assert not hello.is_dir and hello.size == len(b"hello, world\n")
+    assert hello.modified is not None
+    assert client.cwd("docs") == "/docs"
+    assert _names(client.list_dir()) == ["guide.md"]
+    assert client.cwd("..") == "/"
+
+
+def test_list_falls_back_to_list_parsing(legacy_port: int) -> None:
+    with FtpClient("127.0.0.1", legacy_port) as ftp:
+        entries = ftp.list_dir()
+        assert _names(entries) == ["docs", "hello.txt"]
+        assert entries[0].is_dir
+        assert entries[1].size == len(b"hello, world\n")
+
+
+def test_named_user_and_wrong_password(pyftpdlib_port: int) -> None:
+    with FtpClient("127.0.0.1", pyftpdlib_port, "alice", "secret") as ftp:
+        assert "hello.txt" in _names(ftp.list_dir())
+    with pytest.raises(FtpError) as refused:
+        FtpClient("127.0.0.1", pyftpdlib_port, "alice", "wrong").connect()
+    assert refused.value.code == "530"
+
+
+def test_connection_refused_is_a_clear_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    with pytest.raises(FtpError, match="connection refused"):
+        FtpClient("127.0.0.1", free_port, timeout=5).connect()
+
+
+def test_round_trip_upload_download_mkdir_rename_delete(
+    client: FtpClient, ftp_root: Path, tmp_path: Path
+) -> None:
+    payload = bytes(range(256)) * 4096 + b"tail"  # 1 MiB + 4: several chunks, not a chunk multiple
+    source = tmp_path / "payload.bin"
+    source.write_bytes(payload)
+    progress: list[tuple[int, int | None]] = []
+
+    assert client.upload(
+        source, "payload.bin", progress=lambda done, total: progress.append((done, total))
+    ) == len(payload)
+    assert (ftp_root / "payload.bin").read_bytes() == payload
+    assert progress[-1] == (len(payload), len(payload))
+    assert [done for done, _ in progress] == sorted(done for done, _ in progress)
+
+    client.mkdir("incoming")
+    client.rename("payload.bin", "incoming/renamed.bin")
+    assert not (ftp_root / "payload.bin").exists()
+    assert client.exists("incoming")
+
+    target = tmp_path / "downloaded.bin"
+    seen: list[tuple[int, int | None]] = []
+    assert client.download(
+        "incoming/renamed.bin", target, progress=lambda d, t: seen.append((d, t))
+    ) == len(payload)
+    assert hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(payload).digest()
+    assert seen[-1] == (len(payload), len(payload))
+
+    client.delete_file("incoming/renamed.bin")
+    client.remove_dir("incoming")
+    assert _names(client.list_dir()) == ["docs", "hello.txt"]
+
+
+def test_recursive_remove_dir(client: FtpClient, ftp_root: Path) -> None:
+    (ftp_root / "tree" / "inner").mkdir(parents=True)
+    (ftp_root / "tree" / "inner" / "leaf.txt").write_text("leaf")
+    (ftp_root / "tree" / "top.txt").write_text("top")
+    with pytest.raises(FtpError) as not_empty:
+        client.remove_dir("tree")
+    assert not_empty.value.code == "550"
+    client.remove_dir("tree", recursive=True)
+    assert not (ftp_root / "tree").exists()
+
+
+def test_error_replies_carry_their_code(client: FtpClient, tmp_path: Path) -> None:
+    with pytest.raises(FtpError) as missing:
+        client.download("no-such-file.txt", tmp_path / "x")
+    assert missing.value.code == "550"
+    assert "no-such-file.txt" in str(missing.value)
+    assert not (tmp_path / "x").exists()
+    assert not list(tmp_path.glob(".*.part"))
+    with pytest.raises(FtpError) as bad_dir:
+        client.cwd("nowhere")
+    assert bad_dir.value.code == "550"
+    # The connection is still in step after errors.
+    assert _names(client.list_dir()) == ["docs", "hello.txt"]
+
+
+def test_cancelled_download_keeps_existing_local_file(
+    client: FtpClient, ftp_root: Path, tmp_path: Path
+) -> None:
+    (ftp_root / "big.bin").write_bytes(b"\x01" * (8 * 1024 * 1024))
+    target = tmp_path / "big.bin"
+    target.write_bytes(b"precious")
+    cancel = threading.Event()
+
+    def cancel_after_first_chunk(done: int, total: int | None) -> None:
+        cancel.set()
+
+    with pytest.raises(TransferCancelled):
+        client.download("big.bin", target, progress=cancel_after_first_chunk, cancel=cancel)
+    assert target.read_bytes() == b"precious"
+    assert not list(tmp_path.glob(".*.part"))
+    assert "big.bin" in _names(client.list_dir())  # control channel resynchronised
+
+
+def test_cancelled_upload_leaves_no_partial_file(
+    client: FtpClient, ftp_root: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "big.bin"
+    source.write_bytes(b"\x02" * (8 * 1024 * 1024))
+    cancel = threading.Event()
+    with pytest.raises(TransferCancelled):
+        client.upload(source, "big.bin", progress=lambda done, total: cancel.set(), cancel=cancel)
+    assert _names(client.list_dir()) == ["docs", "hello.txt"]
+    assert not (ftp_root / "big.bin").exists()
+
+
+def test_operations_need_a_connection() -> None:
+    with pytest.raises(FtpError, match="not connected"):
+        FtpClient("127.0.0.1", 21).list_dir()
+
+
+def test_no_ui_imports() -> None:
+    import ast
+
+    import workbench.clients.ftp as module
+
+    tree = ast.parse(Path(module.__file__).read_text())
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (
+            node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")]
+        )
+    }
+    assert not imported & {"textual", "rich"}

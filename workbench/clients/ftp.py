@@ -1,0 +1,592 @@
+"""UI-free FTP client for the FTP tab: ftplib with listings, progress and cancel (course 3.1 file server).
+
+:class:`FtpClient` wraps one control connection (RFC 959). It lists a directory
+with MLSD (RFC 3659, machine-readable facts) and falls back to parsing ``LIST``
+output (``ls -l`` and DOS styles) on servers without it; downloads and uploads
+run chunk by chunk so a caller can show progress and cancel mid-way (the
+transfer is aborted with ABOR and the control channel resynchronised, so the
+connection stays usable). Every failure surfaces as :class:`FtpError` carrying
+the server's three-digit reply code when there is one.
+
+The client is blocking and not thread-safe per call, but serialises its own
+commands with a lock so a UI may call it from worker threads. Long transfers
+should use their own :class:`FtpClient` (see :meth:`FtpClient.clone`) so the
+browsing connection stays free while bytes flow.
+"""
+
+from __future__ import annotations
+
+import ftplib
+import os
+import re
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+__all__ = [
+    "FtpClient",
+    "FtpError",
+    "RemoteEntry",
+    "TransferCancelled",
+    "parse_list_line",
+    "parse_mlsd_facts",
+]
+
+#: ``progress(bytes_done, bytes_total_or_None)`` called after every chunk.
+ProgressCallback = Callable[[int, int | None], None]
+
+CHUNK_SIZE = 64 * 1024
+_REPLY_CODE = re.compile(r"^(\d{3})[ -]")
+
+
+class FtpError(Exception):
+    """An FTP operation failed; ``code`` is the server's reply code (e.g. "550") if it sent one."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @classmethod
+    def from_exception(cls, action: str, error: BaseException) -> FtpError:
+        """Turn an ftplib/socket exception into a one-line error naming the action."""
+        if isinstance(error, FtpError):
+            return error
+        if isinstance(error, ftplib.Error):  # error_reply/temp/perm/proto carry the server's reply
+            text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            match = _REPLY_CODE.match(text)
+            code = match.group(1) if match else None
+            return cls(f"{action}: {text}" if text else f"{action} failed", code)
+        if isinstance(error, socket.timeout | TimeoutError):
+            return cls(f"{action}: timed out waiting for the server")
+        if isinstance(error, ConnectionRefusedError):
+            return cls(f"{action}: connection refused (is an FTP server listening there?)")
+        if isinstance(error, EOFError):
+            return cls(f"{action}: the server closed the connection")
+        if isinstance(error, OSError):
+            reason = error.strerror or str(error) or type(error).__name__
+            return cls(f"{action}: {reason}")
+        return cls(f"{action}: {error}")
+
+
+class TransferCancelled(FtpError):
+    """The caller cancelled a download or upload; the connection is still usable."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteEntry:
+    """One directory entry as the browser shows it (from MLSD facts, LIST, or the local disk)."""
+
+    name: str
+    is_dir: bool
+    size: int | None = None
+    modified: datetime | None = None
+    is_link: bool = False
+
+
+# ---------------------------------------------------------------------------
+# Listing parsers (pure, tested without a server)
+
+
+def _parse_mlsd_time(value: str) -> datetime | None:
+    """MLSD ``modify`` fact: YYYYMMDDHHMMSS[.sss] in UTC (RFC 3659 section 2.3)."""
+    try:
+        return datetime.strptime(value[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def parse_mlsd_facts(name: str, facts: dict[str, str]) -> RemoteEntry | None:
+    """Build an entry from one MLSD line's facts; None for the ``.``/``..`` pseudo-entries."""
+    kind = facts.get("type", "file").lower()
+    if kind in ("cdir", "pdir") or name in (".", ".."):
+        return None
+    is_link = kind.startswith("os.unix=slink") or kind.startswith("os.unix=symlink")
+    size_text = facts.get("size") or facts.get("sizd")
+    size = int(size_text) if size_text and size_text.isdigit() else None
+    modified = _parse_mlsd_time(facts["modify"]) if "modify" in facts else None
+    is_dir = kind == "dir"
+    return RemoteEntry(name, is_dir, None if is_dir else size, modified, is_link)
+
+
+_UNIX_LIST_LINE = re.compile(
+    r"^(?P<mode>[-dlbcps][-rwxsStTlL]{9})\S*\s+\d+\s+\S+\s+(?:\S+\s+)?"
+    r"(?P<size>\d+)\s+(?P<month>[A-Za-z]{3})\s+(?P<day>\d{1,2})\s+"
+    r"(?P<when>\d{1,2}:\d{2}|\d{4})\s(?P<name>.+)$"
+)
+_DOS_LIST_LINE = re.compile(
+    r"^(?P<date>\d{2}-\d{2}-\d{2,4})\s+(?P<time>\d{1,2}:\d{2}[AP]M)\s+"
+    r"(?:(?P<dir><DIR>)|(?P<size>\d+))\s+(?P<name>.+)$",
+    re.IGNORECASE,
+)
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
+    )
+}
+
+
+def _unix_list_time(month: str, day: str, when: str, now: datetime) -> datetime | None:
+    month_number = _MONTHS.get(month.lower())
+    if month_number is None:
+        return None
+    try:
+        if ":" in when:
+            # ls omits the year for the last six months: pick the year that is not in the future.
+            hour, minute = (int(part) for part in when.split(":"))
+            stamp = datetime(now.year, month_number, int(day), hour, minute)
+            if stamp > now.replace(tzinfo=None):
+                stamp = stamp.replace(year=now.year - 1)
+            return stamp
+        return datetime(int(when), month_number, int(day))
+    except ValueError:
+        return None
+
+
+def parse_list_line(line: str, now: datetime | None = None) -> RemoteEntry | None:
+    """Parse one ``LIST`` line (``ls -l`` or DOS style); None for totals, ``.``/``..`` and noise."""
+    line = line.rstrip("\r\n")
+    now = now or datetime.now()
+    unix = _UNIX_LIST_LINE.match(line)
+    if unix:
+        mode = unix["mode"]
+        name = unix["name"]
+        is_link = mode[0] == "l"
+        if is_link and " -> " in name:
+            name = name.split(" -> ", 1)[0]
+        if name in (".", ".."):
+            return None
+        is_dir = mode[0] == "d"
+        size = None if is_dir else int(unix["size"])
+        modified = _unix_list_time(unix["month"], unix["day"], unix["when"], now)
+        return RemoteEntry(name, is_dir, size, modified, is_link)
+    dos = _DOS_LIST_LINE.match(line)
+    if dos:
+        name = dos["name"]
+        if name in (".", ".."):
+            return None
+        date_format = "%m-%d-%y" if len(dos["date"]) == 8 else "%m-%d-%Y"
+        try:
+            modified = datetime.strptime(
+                f"{dos['date']} {dos['time'].upper()}", f"{date_format} %I:%M%p"
+            )
+        except ValueError:
+            modified = None
+        is_dir = dos["dir"] is not None
+        return RemoteEntry(name, is_dir, None if is_dir else int(dos["size"]), modified)
+    return None
+
+
+def sort_entries(entries: Iterable[RemoteEntry]) -> list[RemoteEntry]:
+    """Directories first, then files, each case-insensitively by name (what file browsers do)."""
+    return sorted(entries, key=lambda entry: (not entry.is_dir, entry.name.lower(), entry.name))
+
+
+# ---------------------------------------------------------------------------
+# The client
+
+
+class FtpClient:
+    """One FTP control connection with browsing and chunked, cancellable transfers."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 21,
+        user: str = "anonymous",
+        password: str = "",
+        timeout: float = 15.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.user = user or "anonymous"
+        # Anonymous FTP conventionally takes an e-mail-like password (RFC 1635).
+        self.password = password if password or self.user != "anonymous" else "anonymous@"
+        self.timeout = timeout
+        self.welcome = ""
+        self._ftp: ftplib.FTP | None = None
+        self._lock = threading.RLock()
+        self._mlsd_supported: bool | None = None
+
+    # -- connection ------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True between a successful :meth:`connect` and :meth:`close`."""
+        return self._ftp is not None
+
+    def connect(self) -> str:
+        """Open the control connection, log in and switch to binary mode; return the welcome text."""
+        with self._lock:
+            self.close()
+            ftp = ftplib.FTP(timeout=self.timeout, encoding="utf-8")
+            try:
+                self.welcome = ftp.connect(self.host, self.port)
+                ftp.login(self.user, self.password)
+                ftp.voidcmd("TYPE I")
+            except BaseException as error:
+                _close_quietly(ftp)
+                raise FtpError.from_exception(
+                    f"connect to {self.host}:{self.port}", error
+                ) from None
+            self._ftp = ftp
+            return self.welcome
+
+    def clone(self) -> FtpClient:
+        """A second, independent connection with the same credentials and directory (for transfers)."""
+        twin = FtpClient(self.host, self.port, self.user, self.password, self.timeout)
+        directory = self.pwd() if self.connected else None
+        twin.connect()
+        if directory:
+            twin.cwd(directory)
+        return twin
+
+    def close(self) -> None:
+        """Say QUIT when the server still listens, then drop the connection; safe to call twice."""
+        with self._lock:
+            ftp, self._ftp = self._ftp, None
+            if ftp is None:
+                return
+            try:
+                ftp.quit()
+            except BaseException:
+                _close_quietly(ftp)
+
+    def __enter__(self) -> FtpClient:
+        if not self.connected:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _require(self) -> ftplib.FTP:
+        if self._ftp is None:
+            raise FtpError("not connected")
+        return self._ftp
+
+    def _run(self, action: str, call: Callable[[ftplib.FTP], object]) -> object:
+        with self._lock:
+            ftp = self._require()
+            try:
+                return call(ftp)
+            except FtpError:
+                raise
+            except (EOFError, ConnectionError) as error:
+                # The control connection is gone: forget it so the UI offers to reconnect.
+                _close_quietly(ftp)
+                self._ftp = None
+                raise FtpError.from_exception(action, error) from None
+            except ftplib.all_errors as error:
+                raise FtpError.from_exception(action, error) from None
+
+    # -- browsing --------------------------------------------------------
+
+    def pwd(self) -> str:
+        """The server's current directory."""
+        return str(self._run("PWD", lambda ftp: ftp.pwd()))
+
+    def cwd(self, path: str) -> str:
+        """Change directory (``..`` goes up) and return the new current directory."""
+        with self._lock:
+            self._run(f"change directory to {path}", lambda ftp: ftp.cwd(path))
+            return self.pwd()
+
+    def list_dir(self, path: str = "") -> list[RemoteEntry]:
+        """Entries of ``path`` (default: the current directory), directories first."""
+        with self._lock:
+            if self._mlsd_supported is not False:
+                try:
+                    return sort_entries(self._list_mlsd(path))
+                except FtpError as error:
+                    # 500/502/504: command not understood or not implemented -> use LIST.
+                    if self._mlsd_supported or error.code not in ("500", "501", "502", "504"):
+                        raise
+                    self._mlsd_supported = False
+            return sort_entries(self._list_plain(path))
+
+    def _list_mlsd(self, path: str) -> list[RemoteEntry]:
+        def run(ftp: ftplib.FTP) -> list[RemoteEntry]:
+            entries = []
+            for name, facts in ftp.mlsd(path, facts=["type", "size", "modify"]):
+                entry = parse_mlsd_facts(name, {k.lower(): v for k, v in facts.items()})
+                if entry is not None:
+                    entries.append(entry)
+            return entries
+
+        entries = self._run(f"list {path or 'directory'}", run)
+        self._mlsd_supported = True
+        return entries  # type: ignore[return-value]
+
+    def _list_plain(self, path: str) -> list[RemoteEntry]:
+        lines: list[str] = []
+        args = ("LIST", path) if path else ("LIST",)
+        self._run(
+            f"list {path or 'directory'}", lambda ftp: ftp.retrlines(" ".join(args), lines.append)
+        )
+        now = datetime.now()
+        return [entry for line in lines if (entry := parse_list_line(line, now)) is not None]
+
+    def size(self, name: str) -> int | None:
+        """Remote file size via SIZE, or None when the server cannot tell."""
+        try:
+            self._binary_mode()
+            return self._run(f"size of {name}", lambda ftp: ftp.size(name))  # type: ignore[return-value]
+        except FtpError:
+            return None
+
+    def _binary_mode(self) -> None:
+        # ftplib's retrlines (LIST, MLSD) switches to TYPE A; transfers and SIZE need image mode.
+        self._run("switch to binary mode", lambda ftp: ftp.voidcmd("TYPE I"))
+
+    def _remote_file_exists(self, name: str) -> bool | None:
+        """SIZE as an existence probe: True (213), False (550), None when the server cannot say."""
+        try:
+            self._run(f"size of {name}", lambda ftp: ftp.sendcmd(f"SIZE {name}"))
+        except FtpError as error:
+            return False if error.code == "550" else None
+        return True
+
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` is present in the current directory (for overwrite confirmation)."""
+        return any(entry.name == name for entry in self.list_dir())
+
+    def mkdir(self, name: str) -> None:
+        """Create a directory (MKD)."""
+        self._run(f"create directory {name}", lambda ftp: ftp.mkd(name))
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename or move an entry (RNFR + RNTO)."""
+        self._run(f"rename {old} to {new}", lambda ftp: ftp.rename(old, new))
+
+    def delete_file(self, name: str) -> None:
+        """Delete one file (DELE)."""
+        self._run(f"delete {name}", lambda ftp: ftp.delete(name))
+
+    def remove_dir(self, name: str, recursive: bool = False) -> None:
+        """Remove a directory (RMD); with ``recursive`` delete its contents first, depth first."""
+        with self._lock:
+            if recursive:
+                for entry in self.list_dir(name):
+                    child = f"{name.rstrip('/')}/{entry.name}"
+                    if entry.is_dir and not entry.is_link:
+                        self.remove_dir(child, recursive=True)
+                    else:
+                        self.delete_file(child)
+            self._run(f"remove directory {name}", lambda ftp: ftp.rmd(name))
+
+    # -- transfers -------------------------------------------------------
+
+    def download(
+        self,
+        remote_name: str,
+        local_path: str | os.PathLike[str],
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> int:
+        """RETR ``remote_name`` into ``local_path``; return the byte count.
+
+        Bytes go to a temporary file next to the target, renamed into place only
+        when complete, so a failed or cancelled download never clobbers an
+        existing local file.
+        """
+        target = Path(local_path)
+        partial = target.with_name(f".{target.name}.part")
+        with self._lock:
+            self._binary_mode()
+            total = self.size(remote_name)
+            done = 0
+            try:
+                with open(partial, "wb") as output:
+
+                    def receive(data_conn: socket.socket) -> bool:
+                        nonlocal done
+                        chunk = data_conn.recv(CHUNK_SIZE)
+                        if not chunk:
+                            return False
+                        output.write(chunk)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress(done, total)
+                        return True
+
+                    self._transfer(
+                        f"RETR {remote_name}", f"download {remote_name}", receive, cancel
+                    )
+                os.replace(partial, target)
+            except BaseException as error:
+                _unlink_quietly(partial)
+                if isinstance(error, FtpError):
+                    raise
+                raise FtpError.from_exception(f"download {remote_name}", error) from None
+            if progress is not None and total != done:
+                progress(done, done)
+            return done
+
+    def upload(
+        self,
+        local_path: str | os.PathLike[str],
+        remote_name: str,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> int:
+        """STOR ``local_path`` as ``remote_name``; return the byte count.
+
+        On cancel the data connection is reset (not closed cleanly) and ABOR sent,
+        so the server sees an abort rather than a short file. If the target did not
+        exist before, whatever partial file the server kept is deleted; an existing
+        file is left alone (a careful server keeps the old content on abort).
+        """
+        source = Path(local_path)
+        with self._lock:
+            try:
+                data_source = open(source, "rb")  # noqa: SIM115 - closed below, around the transfer
+                total = os.fstat(data_source.fileno()).st_size
+            except OSError as error:
+                raise FtpError.from_exception(f"upload {source.name}", error) from None
+            self._binary_mode()
+            existed_before = self._remote_file_exists(remote_name)
+            done = 0
+
+            def send(data_conn: socket.socket) -> bool:
+                nonlocal done
+                chunk = data_source.read(CHUNK_SIZE)
+                if not chunk:
+                    return False
+                data_conn.sendall(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+                return True
+
+            with data_source:
+                try:
+                    self._transfer(f"STOR {remote_name}", f"upload {source.name}", send, cancel)
+                except TransferCancelled:
+                    if existed_before is False and self.connected:
+                        self._delete_quietly(remote_name)
+                    raise
+            if progress is not None and total == 0:
+                progress(0, 0)
+            return done
+
+    def _transfer(
+        self,
+        command: str,
+        action: str,
+        step: Callable[[socket.socket], bool],
+        cancel: threading.Event | None,
+    ) -> None:
+        """Open the data connection for ``command`` and call ``step`` until it returns False.
+
+        A cancel aborts (see :meth:`_abort_transfer`) and raises
+        :class:`TransferCancelled` whose ``code`` is the server's reply to the
+        transfer. A data-connection failure reads the server's reply so the error
+        names its reason (e.g. 451 or 552) and the control channel stays in step.
+        """
+        ftp = self._require()
+        try:
+            data_conn = ftp.transfercmd(command)
+        except BaseException as error:
+            self._forget_if_broken(error)
+            raise FtpError.from_exception(action, error) from None
+        try:
+            while True:
+                if cancel is not None and cancel.is_set():
+                    reply = self._abort_transfer(data_conn)
+                    match = _REPLY_CODE.match(reply)
+                    raise TransferCancelled(
+                        f"{action} cancelled", match.group(1) if match else None
+                    )
+                if not step(data_conn):
+                    break
+        except TransferCancelled:
+            raise
+        except OSError as data_error:
+            _reset_quietly(data_conn)
+            try:
+                ftp.voidresp()
+            except ftplib.Error as reply_error:
+                raise FtpError.from_exception(action, reply_error) from None
+            except BaseException as control_error:
+                self._forget_if_broken(control_error, force=True)
+            raise FtpError.from_exception(action, data_error) from None
+        finally:
+            _close_quietly_socket(data_conn)
+        try:
+            ftp.voidresp()
+        except BaseException as error:
+            self._forget_if_broken(error)
+            raise FtpError.from_exception(action, error) from None
+
+    def _abort_transfer(self, data_conn: socket.socket) -> str:
+        """ABOR the running transfer and drain replies up to a NOOP marker; return the transfer's reply.
+
+        Servers differ in what they answer (426 then 226, or 226 then 225), so
+        rather than guess how many replies are pending, send NOOP and read until
+        its 200 arrives: the control channel is then in step again.
+        """
+        ftp = self._require()
+        replies: list[str] = []
+        try:
+            # ABOR preceded by Telnet IP/DM, as RFC 959 section 4.1.3 describes (what ftplib.abort does).
+            ftp.sock.sendall(b"\xff\xf4\xff")
+            ftp.sock.sendall(b"\xf2", socket.MSG_OOB)
+            ftp.sock.sendall(b"ABOR\r\n")
+            # A reset, not a clean close: a blocking server must not mistake it for end of file.
+            _reset_quietly(data_conn)
+            ftp.sock.sendall(b"NOOP\r\n")
+            while True:
+                reply = ftp.getmultiline()
+                replies.append(reply)
+                if reply.startswith("200"):
+                    break
+        except BaseException as error:
+            self._forget_if_broken(error, force=True)
+        return replies[0] if len(replies) > 1 else ""
+
+    def _delete_quietly(self, name: str) -> None:
+        try:
+            self.delete_file(name)
+        except FtpError:
+            pass
+
+    def _forget_if_broken(self, error: BaseException, force: bool = False) -> None:
+        if force or isinstance(error, EOFError | ConnectionError | socket.timeout | TimeoutError):
+            ftp, self._ftp = self._ftp, None
+            if ftp is not None:
+                _close_quietly(ftp)
+
+
+def _close_quietly(ftp: ftplib.FTP) -> None:
+    try:
+        ftp.close()
+    except OSError:
+        pass
+
+
+def _reset_quietly(sock: socket.socket) -> None:
+    """Close with RST (SO_LINGER 0) so the peer sees an error, not a clean end of data."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    _close_quietly_socket(sock)
+
+
+def _close_quietly_socket(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
