@@ -1,0 +1,226 @@
+"""Tests of the raw-socket HTTP client: wire bytes, framing, timings and clean errors."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from workbench.clients.http import (
+    METHODS,
+    HttpClientError,
+    HttpRequest,
+    build_request_bytes,
+    parse_header_text,
+    parse_url,
+    send_request,
+    to_curl,
+    visible_wire_text,
+)
+
+pytestmark = pytest.mark.timeout(20)
+
+
+class _EchoHandler(BaseHTTPRequestHandler):
+    """Answers every method with what it received; a few paths exercise framing."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
+        pass
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body_in = self.rfile.read(length) if length else b""
+        if self.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (b"hello ", b"chunked ", b"world"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if self.path == "/until-close":
+            self.close_connection = True
+            self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody until close")
+            return
+        if self.path == "/empty":
+            self.send_response(204)
+            self.end_headers()
+            return
+        payload = b'{"method": "%s", "path": "%s", "body": "%s", "x_test": "%s"}' % (
+            self.command.encode(),
+            self.path.encode(),
+            body_in,
+            (self.headers.get("X-Test") or "").encode(),
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _answer
+
+
+@pytest.fixture
+def echo_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """Accepts connections and never answers: the timeout case."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_round_trips(echo_server: str, method: str) -> None:
+    body = b"payload" if method in ("POST", "PUT", "PATCH") else b""
+    response = send_request(
+        HttpRequest(method, echo_server + "/thing?x=1", [("X-Test", "yes")], body)
+    )
+    assert response.status == 200
+    assert response.status_line == "HTTP/1.1 200 OK"
+    assert response.content_type == "application/json"
+    if method == "HEAD":
+        assert response.body == b""
+        assert int(response.header("Content-Length")) > 0
+    else:
+        assert f'"method": "{method}"'.encode() in response.body
+        assert b'"path": "/thing?x=1"' in response.body
+        assert b'"x_test": "yes"' in response.body
+        assert body in response.body
+    assert response.raw_request.startswith(f"{method} /thing?x=1 HTTP/1.1\r\n".encode())
+    assert b"\r\n\r\n" in response.raw_request
+    assert response.raw_response.startswith(b"HTTP/1.1 200 OK\r\n")
+    timings = response.timings
+    assert 0 <= timings.connect_ms <= timings.first_byte_ms <= timings.total_ms
+
+
+def test_raw_response_is_the_exact_wire_bytes(echo_server: str) -> None:
+    response = send_request(HttpRequest("GET", echo_server + "/"))
+    head, _, body = response.raw_response.partition(b"\r\n\r\n")
+    assert body == response.body
+    assert all(line for line in head.split(b"\r\n"))  # every header line ends in CRLF
+
+
+def test_chunked_body_is_decoded_and_raw_kept(echo_server: str) -> None:
+    response = send_request(HttpRequest("GET", echo_server + "/chunked"))
+    assert response.body == b"hello chunked world"
+    assert response.raw_response.endswith(b"0\r\n\r\n")
+    assert b"6\r\nhello \r\n" in response.raw_response
+
+
+def test_body_read_until_close(echo_server: str) -> None:
+    response = send_request(HttpRequest("GET", echo_server + "/until-close"))
+    assert response.http_version == "HTTP/1.0"
+    assert response.body == b"body until close"
+
+
+def test_no_content_response(echo_server: str) -> None:
+    response = send_request(HttpRequest("DELETE", echo_server + "/empty"))
+    assert response.status == 204
+    assert response.body == b""
+
+
+def test_refused_is_a_clear_error() -> None:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens on this port now
+    with pytest.raises(HttpClientError) as caught:
+        send_request(HttpRequest("GET", f"http://127.0.0.1:{port}/"))
+    assert caught.value.kind == "refused"
+    assert "refused" in str(caught.value)
+
+
+def test_timeout_is_a_clear_error(silent_server: str) -> None:
+    with pytest.raises(HttpClientError) as caught:
+        send_request(HttpRequest("GET", silent_server + "/", timeout=0.3))
+    assert caught.value.kind == "timeout"
+    assert "0.3 s" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["", "ftp://127.0.0.1/", "http://", "http://127.0.0.1:99999/", "http://a b/"]
+)
+def test_bad_urls_are_rejected_before_any_io(url: str) -> None:
+    with pytest.raises(HttpClientError) as caught:
+        send_request(HttpRequest("GET", url))
+    assert caught.value.kind == "bad url"
+    assert "bad URL" in str(caught.value)
+
+
+def test_url_without_scheme_means_http() -> None:
+    parsed = parse_url("127.0.0.1:8080/a?b=1")
+    assert (parsed.scheme, parsed.host, parsed.port, parsed.target) == (
+        "http",
+        "127.0.0.1",
+        8080,
+        "/a?b=1",
+    )
+    assert parsed.host_header == "127.0.0.1:8080"
+
+
+def test_request_bytes_follow_the_course_anatomy() -> None:
+    raw = build_request_bytes(
+        HttpRequest("POST", "http://example.test/form", [("X-A", "1")], b"a=1")
+    )
+    head, blank, body = raw.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /form HTTP/1.1"
+    assert b"Host: example.test" in lines
+    assert b"X-A: 1" in lines
+    assert b"Content-Length: 3" in lines
+    assert blank == b"\r\n\r\n" and body == b"a=1"
+
+
+def test_header_editor_text_parsing() -> None:
+    assert parse_header_text("Accept: text/html\n\n# comment\nX-Y:  z ") == [
+        ("Accept", "text/html"),
+        ("X-Y", "z"),
+    ]
+    with pytest.raises(HttpClientError) as caught:
+        parse_header_text("Accept text/html")
+    assert "line 1" in str(caught.value)
+
+
+def test_curl_command_is_shell_quoted() -> None:
+    command = to_curl(
+        HttpRequest(
+            "POST", "http://h/x?a=1&b=2", [("Content-Type", "application/json")], b'{"k": "it\'s"}'
+        )
+    )
+    assert command.startswith("curl -i -X POST -H 'Content-Type: application/json'")
+    assert "'http://h/x?a=1&b=2'" in command
+    import shlex
+
+    assert shlex.split(command)[-2] == '{"k": "it\'s"}'
+
+
+def test_visible_wire_text_draws_crlf() -> None:
+    assert visible_wire_text(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == (
+        "GET / HTTP/1.1␍␊\nHost: x␍␊\n␍␊\n"
+    )
+    assert visible_wire_text(b"\x00\xff") == "\\x00\\xff"
