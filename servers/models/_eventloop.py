@@ -1,0 +1,303 @@
+"""Bookkeeping shared by the IO-multiplexing models (select, poll, epoll, prefork): buffers, timers, pushes.
+
+Each of those models is a subclass of :class:`EventLoopServer` that supplies the
+readiness mechanism (``select()``, ``poll()``, ``epoll``) and its loop; this
+module holds what they all need around it: accepting without blocking, feeding
+sans-IO handlers, buffering output a slow peer cannot take yet, sending file
+slices with ``os.sendfile``, firing handler deadlines, and taking output pushed
+from other threads (a chat broadcast, an admin announcement).
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import os
+import socket
+import threading
+
+from servers.contracts import Application, FileSlice, Output, Peer, monotonic
+
+RECV_SIZE = 65536
+#: Accepts per readiness event, so a connection storm cannot starve the others.
+ACCEPT_BATCH = 64
+
+
+class LoopConnection:
+    """One accepted socket, its sans-IO handler and the output it still owes."""
+
+    __slots__ = (
+        "sock",
+        "fd",
+        "address",
+        "handler",
+        "outbox",
+        "closing",
+        "deadline",
+        "file",
+        "writing",
+    )
+
+    def __init__(self, sock: socket.socket, address: tuple) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.address = address
+        self.handler = None
+        self.outbox: collections.deque[Output] = collections.deque()
+        self.closing = False
+        self.deadline: float | None = None
+        self.file = None  # open file of the FileSlice being sent
+        self.writing = False  # registered for write readiness
+
+
+class EventLoopServer:
+    """The model-independent half of an event loop. Subclasses provide the readiness calls.
+
+    Subclass contract: ``watch(fd, write)`` starts or changes interest in ``fd``
+    (always readable interest unless ``write`` is set, then writable only, which
+    is the back-pressure: no new requests are read while answers are owed);
+    ``unwatch(fd)`` forgets it; ``run()`` is the loop.
+    """
+
+    def __init__(self, listener: socket.socket, app: Application) -> None:
+        self.listener = listener
+        self.app = app
+        self.stats = app.stats
+        self.new_handler = app.new_handler
+        self.connections: dict[int, LoopConnection] = {}
+        self._timers: list[tuple[float, int, LoopConnection]] = []
+        self._timer_order = itertools.count()
+        self._pushed: collections.deque[tuple[LoopConnection, list[Output]]] = collections.deque()
+        self._dirty: set[LoopConnection] = set()
+        self._loop_thread = threading.get_ident()
+        self.waker_reader, self._waker_writer = socket.socketpair()
+        self.waker_reader.setblocking(False)
+        self._waker_writer.setblocking(False)
+        self._wake_pending = False
+        listener.setblocking(False)
+
+    # -- readiness API the subclasses implement ---------------------------------
+
+    def watch(self, fd: int, write: bool) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def unwatch(self, fd: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def accept_allowed(self, sock: socket.socket) -> bool:
+        """Last word on a freshly accepted socket (select refuses fds past FD_SETSIZE)."""
+        return True
+
+    # -- events the subclasses dispatch ------------------------------------------
+
+    def accept_ready(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, address = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:  # EMFILE and friends: count it, keep serving
+                self.stats.count_refusal(f"accept failed: {error.strerror or error}")
+                return
+            if not self.accept_allowed(sock):
+                sock.close()
+                continue
+            self.open_connection(sock, address)
+
+    def open_connection(self, sock: socket.socket, address: tuple) -> None:
+        sock.setblocking(False)
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = LoopConnection(sock, address)
+        self.connections[conn.fd] = conn
+        self.stats.connection_opened(address)
+        conn.handler = self.new_handler(Peer(address, self._make_push(conn)))
+        self.watch(conn.fd, False)
+        self.after_handler(conn, conn.handler.start())
+
+    def readable(self, fd: int) -> None:
+        conn = self.connections.get(fd)
+        if conn is None:
+            return
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close_connection(conn)
+            return
+        if not data:
+            conn.closing = True
+            self.after_handler(conn, conn.handler.eof())
+            return
+        self.stats.add_bytes(received=len(data))
+        self.after_handler(conn, conn.handler.feed(data))
+
+    def writable(self, fd: int) -> None:
+        conn = self.connections.get(fd)
+        if conn is not None:
+            self.flush(conn)
+
+    def wake_ready(self) -> None:
+        """Another thread pushed output: move it into the connections' outboxes."""
+        try:
+            while self.waker_reader.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        self._wake_pending = False
+        while self._pushed:
+            conn, items = self._pushed.popleft()
+            if conn.fd in self.connections and self.connections[conn.fd] is conn:
+                conn.outbox.extend(items)
+                self._dirty.add(conn)
+        self.flush_dirty()
+
+    # -- handler output, flushing and closing -----------------------------------------
+
+    def after_handler(self, conn: LoopConnection, output: list[Output]) -> None:
+        """Queue what the handler said, send what the socket takes, re-arm its timer."""
+        if output:
+            conn.outbox.extend(output)
+        if conn.handler.should_close:
+            conn.closing = True
+        deadline = conn.handler.deadline()
+        if deadline is not None and deadline != conn.deadline:
+            conn.deadline = deadline
+            heapq.heappush(self._timers, (deadline, next(self._timer_order), conn))
+        elif deadline is None:
+            conn.deadline = None
+        self.flush(conn)
+
+    def flush(self, conn: LoopConnection) -> None:
+        outbox = conn.outbox
+        sock = conn.sock
+        try:
+            while outbox:
+                item = outbox[0]
+                if type(item) is bytes:
+                    # Coalesce consecutive byte strings into one send.
+                    if len(outbox) > 1 and type(outbox[1]) is bytes:
+                        parts = []
+                        while outbox and type(outbox[0]) is bytes:
+                            parts.append(outbox.popleft())
+                        item = b"".join(parts)
+                        outbox.appendleft(item)
+                    sent = sock.send(item)
+                    self.stats.add_bytes(sent=sent)
+                    if sent < len(item):
+                        outbox[0] = item[sent:]
+                        break
+                    outbox.popleft()
+                else:
+                    if not self._send_file_slice(conn, item):
+                        break
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            self.close_connection(conn)
+            return
+        if outbox:
+            if not conn.writing:
+                conn.writing = True
+                self.watch(conn.fd, True)
+        elif conn.closing:
+            self.close_connection(conn)
+        elif conn.writing:
+            conn.writing = False
+            self.watch(conn.fd, False)
+
+    def _send_file_slice(self, conn: LoopConnection, piece: FileSlice) -> bool:
+        """Send what the socket takes of ``piece``; True when it is all gone."""
+        if conn.file is None:
+            conn.file = open(piece.path, "rb")  # noqa: SIM115 - kept open across sends
+        try:
+            sent = os.sendfile(conn.fd, conn.file.fileno(), piece.offset, piece.count)
+        except BlockingIOError:
+            return False
+        self.stats.add_bytes(sent=sent)
+        if sent == piece.count or sent == 0:
+            conn.outbox.popleft()
+            conn.file.close()
+            conn.file = None
+            if sent == 0 and piece.count:
+                # The file is shorter than the headers promised: the response is broken.
+                conn.outbox.clear()
+                conn.closing = True
+            return True
+        conn.outbox[0] = FileSlice(piece.path, piece.offset + sent, piece.count - sent)
+        return False
+
+    def flush_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        for conn in dirty:
+            if self.connections.get(conn.fd) is conn:
+                self.flush(conn)
+
+    def close_connection(self, conn: LoopConnection) -> None:
+        if self.connections.get(conn.fd) is not conn:
+            return
+        del self.connections[conn.fd]
+        try:
+            self.unwatch(conn.fd)
+        except (OSError, KeyError, ValueError):
+            pass
+        conn.sock.close()
+        if conn.file is not None:
+            conn.file.close()
+            conn.file = None
+        conn.deadline = None
+        try:
+            conn.handler.close()
+        except Exception as error:
+            self.stats.count_error(f"handler close failed: {error}")
+        self.stats.connection_closed(conn.address)
+
+    def _make_push(self, conn: LoopConnection):
+        def push(items: list[Output]) -> None:
+            if threading.get_ident() == self._loop_thread:
+                conn.outbox.extend(items)
+                self._dirty.add(conn)
+                return
+            self._pushed.append((conn, items))
+            if not self._wake_pending:
+                self._wake_pending = True
+                try:
+                    self._waker_writer.send(b"\0")
+                except (BlockingIOError, OSError):
+                    pass
+
+        return push
+
+    # -- timers ------------------------------------------------------------------
+
+    def next_timeout(self, default: float | None = None) -> float | None:
+        """Seconds until the earliest handler deadline (None: wait for IO only)."""
+        if self._dirty:
+            return 0.0
+        if not self._timers:
+            return default
+        return max(0.0, self._timers[0][0] - monotonic())
+
+    def run_timers(self) -> None:
+        timers = self._timers
+        if not timers:
+            if self._dirty:
+                self.flush_dirty()
+            return
+        now = monotonic()
+        while timers and timers[0][0] <= now:
+            deadline, _, conn = heapq.heappop(timers)
+            if conn.deadline != deadline or self.connections.get(conn.fd) is not conn:
+                continue  # re-armed or closed since: a stale entry
+            conn.deadline = None
+            self.after_handler(conn, conn.handler.tick(now))
+        if self._dirty:
+            self.flush_dirty()
+
+    def close_all(self) -> None:
+        for conn in list(self.connections.values()):
+            self.close_connection(conn)
+        self.waker_reader.close()
+        self._waker_writer.close()

@@ -1,0 +1,104 @@
+"""Model `asyncio`: coroutines on one event loop (beyond the course: 协程).
+
+The same single-threaded readiness loop as epoll, hidden behind ``await``: each
+connection reads like the blocking ``handle(c)`` of the course, yet a thousand
+of them share one thread. Timers are ``wait_for`` timeouts; file slices go out
+through ``loop.sendfile`` (``os.sendfile`` underneath).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import threading
+
+from servers.contracts import Application, FileSlice, Output, Peer, monotonic
+
+RECV_SIZE = 65536
+
+
+async def _send(writer: asyncio.StreamWriter, items: list[Output], app: Application) -> None:
+    loop = asyncio.get_running_loop()
+    for item in items:
+        if isinstance(item, FileSlice):
+            await writer.drain()
+            with open(item.path, "rb") as file:
+                sent = await loop.sendfile(writer.transport, file, item.offset, item.count)
+            app.stats.add_bytes(sent=sent)
+        else:
+            writer.write(item)
+            app.stats.add_bytes(sent=len(item))
+    await writer.drain()
+
+
+def _write_pushed(writer: asyncio.StreamWriter, items: list[Output], app: Application) -> None:
+    # Pushed output (a broadcast) is small: file slices are read, not sent with sendfile.
+    for item in items:
+        if isinstance(item, FileSlice):
+            with open(item.path, "rb") as file:
+                file.seek(item.offset)
+                item = file.read(item.count)
+        if not writer.is_closing():
+            writer.write(item)
+            app.stats.add_bytes(sent=len(item))
+
+
+async def _serve_connection(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, app: Application
+) -> None:
+    loop = asyncio.get_running_loop()
+    loop_thread = threading.get_ident()
+    address = writer.get_extra_info("peername")
+    app.stats.connection_opened(address)
+
+    def push(items: list[Output]) -> None:
+        if threading.get_ident() == loop_thread:
+            _write_pushed(writer, items, app)
+        else:
+            loop.call_soon_threadsafe(_write_pushed, writer, items, app)
+
+    handler = app.new_handler(Peer(address, push))
+    try:
+        await _send(writer, handler.start(), app)
+        while not handler.should_close:
+            deadline = handler.deadline()
+            timeout = None if deadline is None else max(0.0, deadline - monotonic())
+            try:
+                data = await asyncio.wait_for(reader.read(RECV_SIZE), timeout)
+            except TimeoutError:
+                await _send(writer, handler.tick(monotonic()), app)
+                continue
+            if not data:
+                await _send(writer, handler.eof(), app)
+                break
+            app.stats.add_bytes(received=len(data))
+            await _send(writer, handler.feed(data), app)
+    except (ConnectionError, OSError):
+        pass  # the peer went away: nothing left to do
+    except Exception as error:  # a handler bug must not take the loop down
+        app.stats.count_error(f"{type(error).__name__}: {error}")
+    finally:
+        handler.close()
+        writer.close()
+        app.stats.connection_closed(address)
+
+
+async def _serve_until_stopped(listener: socket.socket, app: Application) -> None:
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopped.set)
+    server = await asyncio.start_server(
+        lambda reader, writer: _serve_connection(reader, writer, app),
+        sock=listener,
+        limit=RECV_SIZE,
+    )
+    async with server:
+        await stopped.wait()
+
+
+def serve(listener: socket.socket, app: Application, workers: int | None = None) -> None:
+    """Serve ``app`` on ``listener`` with asyncio until SIGTERM or SIGINT."""
+    listener.setblocking(False)
+    asyncio.run(_serve_until_stopped(listener, app))

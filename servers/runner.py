@@ -1,0 +1,199 @@
+"""Runs one server in the current process: options, bind, signals, stats reporting, the chosen model."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import threading
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from servers import registry
+from servers.contracts import Application
+from servers.stats import ServerStats
+
+LISTEN_BACKLOG = 4096
+
+
+class ServerShutdown(BaseException):
+    """Raised in the main thread by SIGTERM/SIGINT: unwinds the model's loop through its cleanup."""
+
+
+class ConfigError(Exception):
+    """A one-line user error: unknown model, port in use, unsupported combination."""
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default="threads", help=f"concurrency model: {', '.join(registry.MODELS)}"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="pool / prefork size (default: 4 / one per core)"
+    )
+
+
+def protocol_parser(protocol: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """The full option parser for one protocol: common options plus the protocol's own."""
+    module = registry.load_protocol(protocol)
+    parser = argparse.ArgumentParser(
+        prog=prog or f"python -m servers {protocol}",
+        description=(module.__doc__ or "").strip().splitlines()[0],
+    )
+    add_common_arguments(parser)
+    module.add_arguments(parser)
+    return parser
+
+
+def options_for(protocol: str, overrides: dict[str, Any] | None = None) -> argparse.Namespace:
+    """Default options of ``protocol`` with ``overrides`` applied (the launcher's way in)."""
+    options = protocol_parser(protocol).parse_args([])
+    for key, value in (overrides or {}).items():
+        setattr(options, key.replace("-", "_"), value)
+    return options
+
+
+@dataclass
+class PreparedServer:
+    """A server whose socket is bound and whose application is built, not yet serving."""
+
+    protocol: str
+    model: str
+    transport: str
+    app: Application
+    stats: ServerStats
+    sock: socket.socket
+    model_module: ModuleType | None
+    workers: int | None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.sock.getsockname()[:2]
+        return host, port
+
+    def serve(self) -> None:
+        """Serve until SIGTERM/SIGINT, reporting stats all along; always cleans up."""
+        previous = {
+            signum: signal.signal(signum, _raise_shutdown)
+            for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+        self.stats.start_reporting()
+        self.stats.report_now()
+        try:
+            if self.transport == "udp":
+                assert self.app.serve_datagrams is not None
+                self.app.serve_datagrams(self.sock)
+            else:
+                self.model_module.serve(self.sock, self.app, self.workers)
+        except ServerShutdown:
+            pass
+        finally:
+            # A second signal during cleanup must not cut the cleanup short.
+            for signum in previous:
+                signal.signal(signum, signal.SIG_IGN)
+            try:
+                self.sock.close()
+            finally:
+                self.stats.stop_reporting()
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
+
+
+def _raise_shutdown(signum: int, frame: Any) -> None:
+    raise ServerShutdown(signum)
+
+
+def prepare(
+    protocol: str,
+    model: str,
+    options: argparse.Namespace,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    workers: int | None = None,
+    server_id: str | None = None,
+    queue: Any = None,
+) -> PreparedServer:
+    """Build the application and bind its socket; raises ConfigError with a one-line reason."""
+    try:
+        module = registry.load_protocol(protocol)
+    except registry.UnknownName as error:
+        raise ConfigError(str(error)) from None
+    transport = getattr(options, "transport", None) or module.TRANSPORT
+    model_module = None
+    if transport == "tcp":
+        try:
+            model_module = registry.load_model(model)
+        except registry.UnknownName as error:
+            raise ConfigError(str(error)) from None
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {workers}")
+    stats = ServerStats(server_id or protocol, protocol, model, queue)
+    try:
+        app = module.build_application(options, stats)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{protocol}: {error}") from None
+    if transport == "udp" and app.serve_datagrams is None:
+        raise ConfigError(f"{protocol} has no datagram server")
+    if transport == "tcp":
+        if model in app.unsupported_models:
+            raise ConfigError(
+                f"{protocol} cannot run under {model}: {app.unsupported_models[model]}"
+            )
+        if not app.is_sans_io and model not in registry.BLOCKING_MODELS:
+            raise ConfigError(
+                f"{protocol} has only a blocking handler; run it under one of "
+                f"{', '.join(sorted(registry.BLOCKING_MODELS))}"
+            )
+    sock = bind_socket(host, port, transport, reuse_port=(model == "prefork"))
+    stats.host, stats.port = sock.getsockname()[:2]
+    stats.model = model if transport == "tcp" else "datagram"
+    return PreparedServer(protocol, model, transport, app, stats, sock, model_module, workers)
+
+
+def bind_socket(host: str, port: int, transport: str, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket or a bound UDP socket; ConfigError when that is impossible."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        if transport == "udp":
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                raise
+            return sock
+        return socket.create_server(
+            (host, port), family=family, backlog=LISTEN_BACKLOG, reuse_port=reuse_port
+        )
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({transport}): {reason.lower()}"
+        ) from None
+
+
+def start_control_thread(app: Application, receive) -> threading.Thread | None:
+    """Feed messages from ``receive()`` (blocking; EOFError/OSError ends it) to ``app.control``."""
+    if app.control is None:
+        return None
+
+    def pump() -> None:
+        while True:
+            try:
+                message = receive()
+            except (EOFError, OSError):
+                return
+            if message is None:
+                return
+            try:
+                app.control(message)
+            except Exception as error:  # a bad announcement must not kill the server
+                app.stats.count_error(f"control message failed: {error}")
+
+    thread = threading.Thread(target=pump, name="control", daemon=True)
+    thread.start()
+    return thread
