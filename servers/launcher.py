@@ -133,10 +133,10 @@ class ServerProcess:
 
     def poll(self) -> str:
         """Refresh and return the state without blocking; notices a crash."""
-        if self.process is not None and self.state in ("starting", "running"):
-            if not self.process.is_alive():
-                self.process.join(0)
-                self._mark_exited()
+        alive = self.process is not None and self.process.is_alive()
+        if self.process is not None and self.state in ("starting", "running") and not alive:
+            self.process.join(0)
+            self._mark_exited()
         return self.state
 
     def send_control(self, message: dict) -> None:
