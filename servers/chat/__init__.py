@@ -1,0 +1,216 @@
+"""Group chat server (course exercise 2.2.5 群聊聊天室): a UDP room, or the same protocol over TCP lines.
+
+``python -m servers chat [--transport udp|tcp] [--drop RATE] [--timeout S] [--rate-limit N]``.
+The room logic is the pure :mod:`servers.chat.room`; :mod:`servers.chat.udp`
+serves it on one datagram socket, :mod:`servers.chat.tcp` as a sans-IO line
+handler under the stream models. The admin speaks through ``control`` (the
+workbench's launcher channel) and, in a foreground terminal, from standard input.
+Protocol: docs/chat-protocol.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from servers.contracts import Application
+    from servers.stats import ServerStats
+
+NAME = "chat"
+#: Default transport; ``--transport tcp`` switches to the stream models.
+TRANSPORT = "udp"
+TRANSPORTS = ("udp", "tcp")
+#: Stream models whose connections live in several processes (no shared room).
+MULTIPROCESS_MODELS = ("processes", "pool", "prefork")
+
+
+def _drop_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"a drop rate is a fraction in [0, 1), got {value:g}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {value:g}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"messages per second cannot be negative, got {value:g}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The chat server's own options (all with defaults)."""
+    from servers.chat.room import DEFAULT_MAX_MEMBERS, DEFAULT_RATE_LIMIT, DEFAULT_TIMEOUT
+
+    group = parser.add_argument_group("chat")
+    group.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default=TRANSPORT,
+        help="udp: one datagram per message (default); tcp: one line per message, under --model",
+    )
+    group.add_argument(
+        "--drop",
+        type=_drop_rate,
+        default=0.0,
+        metavar="RATE",
+        help="UDP only: drop this fraction of room datagrams (0.1 = 10%%) so clients count losses",
+    )
+    group.add_argument(
+        "--drop-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of the drop knob's random choices (reproducible losses)",
+    )
+    group.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"drop a member silent this long (clients PING; default {DEFAULT_TIMEOUT:g})",
+    )
+    group.add_argument(
+        "--rate-limit",
+        type=_rate,
+        default=DEFAULT_RATE_LIMIT,
+        metavar="N",
+        help=f"messages per second per member, bursts of 2N; 0 = unlimited (default {DEFAULT_RATE_LIMIT:g})",
+    )
+    group.add_argument(
+        "--max-members",
+        type=int,
+        default=DEFAULT_MAX_MEMBERS,
+        metavar="N",
+        help=f"room size; LOGIN beyond it gets ERR room-full (default {DEFAULT_MAX_MEMBERS})",
+    )
+    group.add_argument(
+        "--admin-stdin",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="announce each standard-input line as admin: auto = when run in a foreground terminal",
+    )
+
+
+def build_application(options: argparse.Namespace, stats: ServerStats) -> Application:
+    """The chat Application for ``options.transport``: serve_datagrams (UDP) or new_handler (TCP)."""
+    from servers.chat.room import (
+        DEFAULT_MAX_MEMBERS,
+        DEFAULT_RATE_LIMIT,
+        DEFAULT_TIMEOUT,
+        ChatRoom,
+    )
+    from servers.contracts import Application
+
+    transport = getattr(options, "transport", None) or TRANSPORT
+    if transport not in TRANSPORTS:
+        raise ValueError(f"unknown chat transport {transport!r} (choose udp or tcp)")
+    drop = float(getattr(options, "drop", 0.0) or 0.0)
+    if drop and transport == "tcp":
+        raise ValueError(
+            "--drop only applies to --transport udp: TCP retransmits lost segments, "
+            "so a TCP chat never loses a message"
+        )
+    room = ChatRoom(
+        timeout=float(getattr(options, "timeout", None) or DEFAULT_TIMEOUT),
+        rate_limit=float(getattr(options, "rate_limit", DEFAULT_RATE_LIMIT)),
+        max_members=int(getattr(options, "max_members", None) or DEFAULT_MAX_MEMBERS),
+        drop_rate=drop,
+        seed=getattr(options, "drop_seed", None),
+        stats=stats,
+    )
+    if transport == "udp":
+        from servers.chat.udp import DatagramChatServer
+
+        server = DatagramChatServer(room, stats)
+        announce = server.announce
+        app = Application(name=NAME, stats=stats, serve_datagrams=server.serve)
+    else:
+        from servers.chat.tcp import MULTIPROCESS_REASON, ChatHub
+
+        hub = ChatHub(room, stats)
+        announce = hub.announce
+        app = Application(
+            name=NAME,
+            stats=stats,
+            new_handler=hub.new_handler,
+            unsupported_models={
+                model: MULTIPROCESS_REASON.format(model=model) for model in MULTIPROCESS_MODELS
+            },
+        )
+    app.control = _control_handler(announce, stats)
+    if _wants_stdin_announcements(getattr(options, "admin_stdin", "auto"), sys.stdin):
+        start_stdin_announcer(announce, stats, sys.stdin)
+    return app
+
+
+def _control_handler(announce, stats: ServerStats):
+    def control(message: dict) -> None:
+        """Messages from the workbench: ``{"type": "announce", "text": ...}``."""
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind != "announce":
+            stats.count_error(f"chat control: unknown message {message!r:.80}")
+            return
+        text = message.get("text")
+        if not isinstance(text, str):
+            stats.count_error("chat control: announce needs a text string")
+            return
+        try:
+            announce(text)
+        except ValueError as error:
+            stats.count_error(f"announcement refused: {error}")
+
+    return control
+
+
+def _wants_stdin_announcements(setting: str, stdin: TextIO | None) -> bool:
+    if setting == "off" or stdin is None:
+        return False
+    if setting == "on":
+        return True
+    # auto: only a terminal we are in the foreground of (not the workbench's
+    # children, whose stdin is /dev/null, nor a server put in the background).
+    try:
+        fd = stdin.fileno()
+        return os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def start_stdin_announcer(announce, stats: ServerStats, stdin: TextIO) -> threading.Thread:
+    """Read ``stdin`` line by line in a daemon thread; each line is an admin announcement."""
+
+    def read_lines() -> None:
+        for line in stdin:
+            text = line.rstrip("\r\n")
+            if not text.strip():
+                continue
+            try:
+                announce(text)
+            except ValueError as error:
+                print(f"announcement refused: {error}", file=sys.stderr, flush=True)
+                stats.count_error(f"announcement refused: {error}")
+
+    reader = threading.Thread(target=read_lines, name="chat-admin-stdin", daemon=True)
+    reader.start()
+    return reader
