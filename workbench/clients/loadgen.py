@@ -152,7 +152,8 @@ def percentile_of_counts(counts: Counter, total: int, percent: float) -> int:
     """
     if total <= 0:
         return 0
-    rank = max(1, math.ceil(percent / 100.0 * total))
+    # round() first: 99.9 / 100 * 1000 is 999.0000000000001 in floating point.
+    rank = max(1, math.ceil(round(percent * total / 100.0, 9)))
     seen = 0
     for value in sorted(counts):
         seen += counts[value]

@@ -28,6 +28,7 @@ class _EchoHandler(BaseHTTPRequestHandler):
     """Answers every method with what it received; a few paths exercise framing."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
 
     def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
         pass
@@ -68,11 +69,18 @@ class _EchoHandler(BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _answer
 
 
+class _QuietServer(ThreadingHTTPServer):
+    request_queue_size = 128  # the default backlog of 5 drops SYNs: 1 s retransmit stalls
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients that stop mid-run reset connections; that is expected here
+
+
 @pytest.fixture
 def echo_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
+    server = _QuietServer(("127.0.0.1", 0), _EchoHandler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
