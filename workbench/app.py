@@ -1,0 +1,261 @@
+"""WorkbenchApp: the Textual app with the Chat, FTP, HTTP and Servers tabs over servers it runs in child processes."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+
+from workbench.help import HelpScreen, build_help
+from workbench.messages import ServerCrashed, ServerNotice, ServersUpdated
+from workbench.server_manager import DEFAULT_MODEL, DEFAULT_PROTOCOLS, ServerManager
+from workbench.tabs.servers import ServersTab
+from workbench.themes import WORKBENCH_THEMES, resolve_theme_name
+
+#: (pane id, title, module, class, protocol whose server the tab talks to).
+TABS: tuple[tuple[str, str, str, str, str | None], ...] = (
+    ("chat", "Chat", "workbench.tabs.chat", "ChatTab", "chat"),
+    ("ftp", "FTP", "workbench.tabs.ftp", "FtpTab", "ftp"),
+    ("http", "HTTP", "workbench.tabs.http", "HttpTab", "http"),
+    ("servers", "Servers", "workbench.tabs.servers", "ServersTab", None),
+)
+
+
+class UnavailableTab(Static):
+    """Stands in for a tab whose module failed to import, so the app always starts."""
+
+    HELP = "This tab is not available in this build."
+
+    def __init__(self, title: str, reason: str) -> None:
+        super().__init__(
+            f"The {title} tab is not available.\n\n{reason}",
+            classes="unavailable-tab",
+            markup=False,
+        )
+
+
+def load_tab(title: str, module_name: str, class_name: str) -> Widget:
+    """Import a tab lazily; a broken or missing tab becomes a clear 'not available' notice."""
+    try:
+        module = importlib.import_module(module_name)
+        tab_class = getattr(module, class_name)
+        return tab_class()
+    except Exception as error:  # any import/constructor failure must not stop the app
+        return UnavailableTab(title, f"{type(error).__name__}: {error}")
+
+
+class WorkbenchApp(App[None]):
+    """Network Workbench: chat, FTP and HTTP clients plus the live Servers panel."""
+
+    CSS_PATH = "workbench.tcss"
+    TITLE = "Network Workbench"
+    SUB_TITLE = "concurrent network programming"
+
+    BINDINGS = [
+        Binding("f1", "help", "Help"),
+        Binding("f2", "show_tab('chat')", "Chat", show=False),
+        Binding("f3", "show_tab('ftp')", "FTP", show=False),
+        Binding("f4", "show_tab('http')", "HTTP", show=False),
+        Binding("f5", "show_tab('servers')", "Servers", show=False),
+    ]
+
+    def __init__(
+        self,
+        *,
+        server_manager: ServerManager | None = None,
+        start_servers: bool = True,
+        models: dict[str, str] | None = None,
+        theme_name: str | None = None,
+        initial_tab: str = "chat",
+    ) -> None:
+        super().__init__()
+        self.server_manager = server_manager if server_manager is not None else ServerManager()
+        self.start_servers = start_servers
+        self.models = dict(models or {})
+        self.initial_theme = resolve_theme_name(theme_name)
+        self.initial_tab = initial_tab
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial=self.initial_tab, id="tabs"):
+            for pane_id, title, module_name, class_name, _ in TABS:
+                with TabPane(title, id=pane_id):
+                    if pane_id == "servers":
+                        yield ServersTab(id="servers-tab")
+                    else:
+                        yield load_tab(title, module_name, class_name)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for theme in WORKBENCH_THEMES:
+            self.register_theme(theme)
+        if self.initial_theme in self.available_themes:
+            self.theme = self.initial_theme
+        else:
+            self.notify(
+                f"Unknown theme {self.initial_theme!r}: using the default.", severity="warning"
+            )
+            self.theme = resolve_theme_name(None)
+        self.server_manager.open(self.post_message)
+        if self.start_servers:
+            self.start_default_servers()
+
+    @work(thread=True, group="server-actions", name="start default servers")
+    def start_default_servers(self) -> None:
+        """Start chat, FTP and HTTP on free ports, each under its chosen model."""
+        for protocol in DEFAULT_PROTOCOLS:
+            model = self.models.get(protocol, DEFAULT_MODEL)
+            try:
+                self.server_manager.start(protocol, model)
+            except Exception as error:
+                self.post_message(
+                    ServerNotice(
+                        f"Could not start the {protocol} server ({model}): {error}", "error"
+                    )
+                )
+
+    def on_unmount(self) -> None:
+        # Quitting stops every server: blocks a few seconds at most, servers stop in parallel.
+        self.server_manager.close()
+
+    # -- messages from the ServerManager and workers ---------------------------------------
+
+    def on_servers_updated(self, message: ServersUpdated) -> None:
+        self.servers_tab.show_update(message)
+
+    def on_server_crashed(self, message: ServerCrashed) -> None:
+        self.notify(
+            f"{message.server_id} crashed: {message.description}. Select it in Servers and press r.",
+            title="Server crashed",
+            severity="error",
+            timeout=8,
+        )
+
+    def on_server_notice(self, message: ServerNotice) -> None:
+        self.notify(message.text, severity=message.severity)  # type: ignore[arg-type]
+
+    @property
+    def servers_tab(self) -> ServersTab:
+        return self.query_one(ServersTab)
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def action_show_tab(self, pane_id: str) -> None:
+        self.query_one(TabbedContent).active = pane_id
+
+    def current_tab_id(self) -> str:
+        return self.query_one(TabbedContent).active or "servers"
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.help_markdown()))
+
+    def help_markdown(self) -> str:
+        """Help for the current tab and the model(s) of the servers it uses."""
+        pane_id = self.current_tab_id()
+        title, protocol = next(
+            ((title, protocol) for pid, title, _, _, protocol in TABS if pid == pane_id),
+            ("Servers", None),
+        )
+        pane = self.query_one(f"#{pane_id}", TabPane)
+        tab_help = next(
+            (getattr(child, "HELP", "") for child in pane.children if getattr(child, "HELP", "")),
+            "",
+        )
+        running: list[tuple[str, str]] = []
+        if protocol is None:
+            row = self.servers_tab.selected_row
+            if row is not None:
+                running.append((row.server_id, row.model))
+        else:
+            server_id = self.server_manager.default_server_id(protocol)
+            row = self.server_manager.row(server_id) if server_id else None
+            if row is not None:
+                running.append((row.server_id, row.model))
+        return build_help(title, tab_help or "No help for this tab.", running)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Help", "Explain the current tab and its server's model (F1)", self.action_help
+        )
+        for pane_id, title, _, _, _ in TABS:
+            yield SystemCommand(
+                f"Go to {title}", f"Show the {title} tab", partial(self.action_show_tab, pane_id)
+            )
+        for theme, words in (
+            ("workbench-light", "light theme"),
+            ("workbench-dark", "dark theme"),
+            ("workbench-contrast", "high-contrast theme"),
+        ):
+            yield SystemCommand(
+                f"Use the {words}",
+                "Readable on a projector",
+                partial(setattr, self, "theme", theme),
+            )
+        tab = self.servers_tab
+        yield SystemCommand(
+            "Start a server…", "Any protocol under any model", tab.action_new_server
+        )
+        yield SystemCommand(
+            "Stop all servers", "Stop every server this workbench started", self.action_stop_all
+        )
+        for server_id in self.server_manager.server_ids():
+            yield SystemCommand(
+                f"Restart {server_id}",
+                "Stop it and start it again on the same port",
+                partial(tab.restart_server, server_id),
+            )
+            yield SystemCommand(
+                f"Change model of {server_id}…",
+                "Pick another concurrency model, port or worker count",
+                partial(self._change_server, server_id),
+            )
+            yield SystemCommand(
+                f"Show {server_id} in the Servers panel",
+                "Select it: sparklines, process tree, event log",
+                partial(self._show_server, server_id),
+            )
+
+    def _show_server(self, server_id: str) -> None:
+        self.action_show_tab("servers")
+        self.servers_tab.select_server(server_id)
+
+    def _change_server(self, server_id: str) -> None:
+        self._show_server(server_id)
+        self.servers_tab.action_change_server()
+
+    @work(thread=True, group="server-actions", name="stop all servers")
+    def action_stop_all(self) -> None:
+        self.server_manager.stop_all()
+        self.post_message(ServerNotice("All servers stopped."))
+
+
+def run_app(
+    *,
+    data_dir: Path | None,
+    start_servers: bool,
+    models: dict[str, str],
+    theme_name: str | None,
+) -> None:
+    """Run the TUI; whatever happens, stop every server before returning."""
+    manager = ServerManager(data_dir)
+    app = WorkbenchApp(
+        server_manager=manager,
+        start_servers=start_servers,
+        models=models,
+        theme_name=theme_name,
+    )
+    try:
+        app.run()
+    finally:
+        manager.close()

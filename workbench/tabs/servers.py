@@ -1,0 +1,404 @@
+"""The live Servers panel: what each concurrency model does to processes, threads and connections, as it happens."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, Input, Label, Sparkline
+
+from workbench.messages import ServerNotice, ServersUpdated
+from workbench.server_manager import ServerRow
+from workbench.widgets.event_log import EventLog
+from workbench.widgets.format import format_byte_rate, format_bytes, format_rate, format_uptime
+from workbench.widgets.process_tree import ProcessTreeView
+from workbench.widgets.server_form import ServerFormScreen, ServerSettings
+
+if TYPE_CHECKING:
+    from workbench.server_manager import ServerManager
+
+#: Samples kept for the sparklines: one per batch (0.5 s), so a minute.
+HISTORY_LENGTH = 120
+
+#: (column key, header) in display order.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("name", "Name"),
+    ("protocol", "Proto"),
+    ("model", "Model"),
+    ("address", "Address"),
+    ("pid", "PID"),
+    ("state", "State"),
+    ("uptime", "Up"),
+    ("threads", "Thr"),
+    ("children", "Kids"),
+    ("connections", "Conn act/tot"),
+    ("rps", "Req/s"),
+    ("in", "In/s"),
+    ("out", "Out/s"),
+    ("errors", "Err"),
+    ("cpu", "CPU%"),
+    ("rss", "RSS"),
+)
+
+HELP = """\
+The **Servers** panel starts the servers in child processes and shows, live, what each
+concurrency model does: processes appearing and vanishing under `processes`, the thread
+count climbing under `threads`, one process holding thousands of connections under `epoll`.
+
+* The **table** has one row per server, refreshed twice a second from the servers' own
+  reports (connections, requests, bytes) and from what the OS sees of their process tree
+  (threads, child processes, CPU %, RSS). Move with ↑/↓ to select a server.
+* Below it, for the selected server: **sparklines** of requests/s and active connections,
+  the **process tree** (like `pstree`) with its zombie count (僵尸进程 — must stay 0), and the
+  **event log** (connect, disconnect, request, error). Type in the filter to narrow it,
+  press **p** to pause it.
+* **n** starts a server (a second HTTP server gets the id `http-2`), **m** changes the
+  model, port or worker count and restarts, **r** restarts (or starts a stopped one),
+  **x** stops, **Delete** removes a stopped row.
+* A server killed from outside (`kill -9 PID`) shows as *crashed* with its signal; press
+  **r** to bring it back.
+* **a** jumps to the announcement box: the text is sent to every chat room member as the
+  admin (管理员消息).
+"""
+
+
+class ServersTab(Vertical):
+    """Table of servers, and the selected server's sparklines, process tree and event log."""
+
+    HELP = HELP
+
+    BINDINGS = [
+        Binding("n", "new_server", "New server"),
+        Binding("r", "restart_server", "Restart"),
+        Binding("x", "stop_server", "Stop"),
+        Binding("m", "change_server", "Model/port/workers"),
+        Binding("delete", "remove_server", "Remove", show=False),
+        Binding("p", "pause_log", "Pause log"),
+        Binding("slash", "filter_log", "Filter"),
+        Binding("a", "announce", "Announce"),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.rows: dict[str, ServerRow] = {}
+        self._cells: dict[str, tuple[Any, ...]] = {}
+        self._history: dict[str, collections.deque[tuple[float, float]]] = {}
+        self.selected_server_id: str | None = None
+
+    def compose(self) -> ComposeResult:
+        table: DataTable[Any] = DataTable(id="server-table", cursor_type="row", zebra_stripes=True)
+        for key, header in COLUMNS:
+            table.add_column(header, key=key)
+        yield table
+        yield Label("No server yet — press n to start one.", id="servers-empty")
+        with Horizontal(id="server-detail"):
+            with Vertical(id="server-graphs"):
+                yield Label("Requests/s", id="rps-label", classes="graph-label")
+                yield Sparkline([], id="rps-sparkline")
+                yield Label("Active connections", id="active-label", classes="graph-label")
+                yield Sparkline([], id="active-sparkline")
+                yield Label("Process tree", id="tree-label", classes="graph-label")
+                with VerticalScroll(id="tree-scroll"):
+                    yield ProcessTreeView(id="process-tree")
+            yield EventLog(id="event-log")
+        with Horizontal(id="announce-bar"):
+            yield Label("Chat announcement:", id="announce-label")
+            yield Input(
+                placeholder="text to broadcast to the chat room as admin — Enter sends",
+                id="announce",
+            )
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "theme", self._restyle, init=False)
+
+    # -- feeding ------------------------------------------------------------------------
+
+    @property
+    def manager(self) -> ServerManager:
+        return self.app.server_manager  # type: ignore[attr-defined]
+
+    def show_update(self, message: ServersUpdated) -> None:
+        """Apply one batch from the ServerManager (called by the app, about 2 Hz)."""
+        table = self.query_one("#server-table", DataTable)
+        present = {row.server_id for row in message.rows}
+        for server_id in list(self.rows):
+            if server_id not in present:
+                del self.rows[server_id]
+                self._cells.pop(server_id, None)
+                self._history.pop(server_id, None)
+                self.query_one(EventLog).forget(server_id)
+                table.remove_row(server_id)
+        for row in message.rows:
+            self.rows[row.server_id] = row
+            history = self._history.get(row.server_id)
+            if history is None:
+                history = self._history[row.server_id] = collections.deque(maxlen=HISTORY_LENGTH)
+            history.append((row.requests_per_second, float(row.active)))
+            self._show_row(table, row)
+        self.query_one("#servers-empty").display = not self.rows
+        if self.selected_server_id not in self.rows:
+            self._select(self._row_under_cursor())
+        self.query_one(EventLog).add_events(message.events, message.events_dropped)
+        self._show_detail()
+
+    def _show_row(self, table: DataTable[Any], row: ServerRow) -> None:
+        cells = self._cells_for(row)
+        previous = self._cells.get(row.server_id)
+        if previous is None:
+            table.add_row(*cells, key=row.server_id)
+        else:
+            for (key, _), old, new in zip(COLUMNS, previous, cells, strict=True):
+                if old != new:
+                    table.update_cell(row.server_id, key, new)
+        self._cells[row.server_id] = cells
+
+    def _cells_for(self, row: ServerRow) -> tuple[Any, ...]:
+        running = row.state == "running"
+        name = f"{row.server_id}*" if row.is_default else row.server_id
+        state = row.state if not row.exit_description else f"{row.state}: {row.exit_description}"
+        return (
+            name,
+            row.protocol,
+            row.model + (f"×{row.workers}" if row.workers else ""),
+            row.address,
+            str(row.pid) if row.pid else "-",
+            Text(state, style=self._state_style(row.state)),
+            format_uptime(row.uptime) if row.uptime else "-",
+            str(row.threads) if running else "-",
+            str(row.children) if running else "-",
+            f"{row.active}/{row.accepted}",
+            format_rate(row.requests_per_second),
+            format_byte_rate(row.bytes_in_per_second),
+            format_byte_rate(row.bytes_out_per_second),
+            Text(str(row.errors), style=self._state_style("crashed") if row.errors else ""),
+            f"{row.cpu_percent:.0f}" if running else "-",
+            format_bytes(row.rss_bytes) if running and row.rss_bytes else "-",
+        )
+
+    def _state_style(self, state: str) -> str:
+        theme = self.app.current_theme
+        colour = {
+            "running": theme.success,
+            "crashed": theme.error,
+            "failed": theme.error,
+            "starting": theme.warning,
+        }.get(state)
+        return f"bold {colour}" if colour else ""
+
+    def _restyle(self) -> None:
+        """Theme changed: redraw the coloured cells with the new theme's colours."""
+        table = self.query_one("#server-table", DataTable)
+        for server_id, row in self.rows.items():
+            cells = self._cells_for(row)
+            for (key, _), cell in zip(COLUMNS, cells, strict=True):
+                table.update_cell(server_id, key, cell)
+            self._cells[server_id] = cells
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        row = self.rows.get(self.selected_server_id or "")
+        history = self._history.get(self.selected_server_id or "", ())
+        rates = [rate for rate, _ in history]
+        active = [count for _, count in history]
+        self.query_one("#rps-sparkline", Sparkline).data = rates or [0.0]
+        self.query_one("#active-sparkline", Sparkline).data = active or [0.0]
+        if row is None:
+            self.query_one("#rps-label", Label).update("Requests/s")
+            self.query_one("#active-label", Label).update("Active connections")
+            self.query_one("#tree-label", Label).update("Process tree")
+            self.query_one(ProcessTreeView).show(())
+            return
+        peak_rate = max(rates, default=0.0)
+        peak_active = max(active, default=0.0)
+        self.query_one("#rps-label", Label).update(
+            f"Requests/s  now {format_rate(row.requests_per_second)}  peak {format_rate(peak_rate)}"
+        )
+        self.query_one("#active-label", Label).update(
+            f"Active connections  now {row.active}  peak {peak_active:.0f}"
+        )
+        processes = sum(1 for node in row.process_tree if node.status != "zombie")
+        zombie_word = "zombie" if row.zombies == 1 else "zombies"
+        self.query_one("#tree-label", Label).update(
+            f"Process tree of {row.server_id}  {processes} process"
+            f"{'es' if processes != 1 else ''}, {row.threads} threads, {row.zombies} {zombie_word}"
+        )
+        self.query_one(ProcessTreeView).show(row.process_tree, self._state_style("crashed"))
+
+    # -- selection ----------------------------------------------------------------------
+
+    def _row_under_cursor(self) -> str | None:
+        table = self.query_one("#server-table", DataTable)
+        if not table.row_count:
+            return None
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        return row_key.value
+
+    def _select(self, server_id: str | None) -> None:
+        self.selected_server_id = server_id
+        self.query_one(EventLog).show_server(server_id)
+        self._show_detail()
+
+    @on(DataTable.RowHighlighted, "#server-table")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._select(event.row_key.value)
+
+    def select_server(self, server_id: str) -> None:
+        """Move the table cursor to a server (used by the command palette and tests)."""
+        table = self.query_one("#server-table", DataTable)
+        table.move_cursor(row=table.get_row_index(server_id))
+        self._select(server_id)
+
+    @property
+    def selected_row(self) -> ServerRow | None:
+        return self.rows.get(self.selected_server_id or "")
+
+    # -- actions ------------------------------------------------------------------------
+
+    def _in_background(self, description: str, job: Callable[[], str | None]) -> None:
+        """Run a blocking ServerManager call in a thread worker; report the outcome as a notice."""
+
+        def run() -> None:
+            try:
+                outcome = job()
+            except Exception as error:  # LaunchError, KeyError, ValueError: all shown plainly
+                reason = str(error).strip("'\"") or type(error).__name__
+                self.post_message(ServerNotice(f"{description} failed: {reason}", "error"))
+            else:
+                if outcome:
+                    self.post_message(ServerNotice(outcome))
+
+        self.run_worker(run, thread=True, group="server-actions", name=description)
+
+    def _require_selection(self) -> ServerRow | None:
+        row = self.selected_row
+        if row is None:
+            self.app.notify("Select a server first (or press n to start one).", severity="warning")
+        return row
+
+    def action_new_server(self) -> None:
+        self.app.push_screen(
+            ServerFormScreen("Start a server", submit_label="Start"), self._start_from_form
+        )
+
+    def _start_from_form(self, settings: ServerSettings | None) -> None:
+        if settings is None:
+            return
+        self.start_server(settings.protocol, settings.model, settings.port or 0, settings.workers)
+
+    def start_server(
+        self, protocol: str, model: str, port: int = 0, workers: int | None = None
+    ) -> None:
+        def job() -> str:
+            server_id = self.manager.start(protocol, model, port=port, workers=workers)
+            row = self.manager.row(server_id)
+            where = f" on {row.address}" if row else ""
+            return f"Started {server_id} ({protocol}, {model}){where}"
+
+        self._in_background(f"Starting {protocol} ({model})", job)
+
+    def action_restart_server(self) -> None:
+        row = self._require_selection()
+        if row is not None:
+            self.restart_server(row.server_id)
+
+    def restart_server(
+        self,
+        server_id: str,
+        model: str | None = None,
+        port: int | None = None,
+        workers: int | None = None,
+    ) -> None:
+        def job() -> str:
+            bound = self.manager.restart(server_id, model=model, port=port, workers=workers)
+            row = self.manager.row(server_id)
+            running_model = row.model if row else model
+            return f"Restarted {server_id} ({running_model}) on port {bound}"
+
+        self._in_background(f"Restarting {server_id}", job)
+
+    def action_stop_server(self) -> None:
+        row = self._require_selection()
+        if row is None:
+            return
+        if row.state != "running":
+            self.app.notify(f"{row.server_id} is not running.", severity="warning")
+            return
+        server_id = row.server_id
+
+        def job() -> str:
+            self.manager.stop(server_id)
+            return f"Stopped {server_id}"
+
+        self._in_background(f"Stopping {server_id}", job)
+
+    def action_change_server(self) -> None:
+        row = self._require_selection()
+        if row is None:
+            return
+        self.app.push_screen(
+            ServerFormScreen(
+                f"Change {row.server_id} and restart",
+                protocol=row.protocol,
+                model=row.model,
+                port=None,
+                workers=row.workers,
+                submit_label="Apply & restart",
+            ),
+            lambda settings: self._change_from_form(row.server_id, settings),
+        )
+
+    def _change_from_form(self, server_id: str, settings: ServerSettings | None) -> None:
+        if settings is None:
+            return
+        # An emptied workers box means "back to the model default", which restart spells 0.
+        workers = settings.workers if settings.workers is not None else 0
+        self.restart_server(server_id, model=settings.model, port=settings.port, workers=workers)
+
+    def action_remove_server(self) -> None:
+        row = self._require_selection()
+        if row is None:
+            return
+        try:
+            self.manager.remove(row.server_id)
+        except (KeyError, ValueError) as error:
+            self.app.notify(str(error).strip("'\""), severity="warning")
+
+    def action_pause_log(self) -> None:
+        log = self.query_one(EventLog)
+        log.toggle_pause()
+        self.app.notify("Event log paused" if log.paused else "Event log live", timeout=1.5)
+
+    def action_filter_log(self) -> None:
+        self.query_one("#event-filter", Input).focus()
+
+    def action_announce(self) -> None:
+        self.query_one("#announce", Input).focus()
+
+    @on(Input.Submitted, "#announce")
+    def _send_announcement(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value.strip()
+        if not text:
+            self.app.notify("Type the announcement first.", severity="warning")
+            return
+        selected = self.selected_row
+        if selected is not None and selected.protocol == "chat":
+            server_id: str | None = selected.server_id
+        else:
+            server_id = self.manager.default_server_id("chat")
+        if server_id is None:
+            self.app.notify("No chat server: start one with n.", severity="error")
+            return
+        event.input.value = ""
+
+        def job() -> str:
+            self.manager.announce(server_id, text)
+            return f"Announced to {server_id}: {text}"
+
+        self._in_background(f"Announcing to {server_id}", job)
