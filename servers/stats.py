@@ -168,14 +168,14 @@ class ServerStats:
         self.report_now()
 
     def _report_loop(self) -> None:
-        next_report = time.monotonic()
+        next_report = time.monotonic() + REPORT_INTERVAL
         while not self._stop.is_set():
-            next_report += REPORT_INTERVAL
+            # Child records wake this thread early; snapshots still go out on the beat.
             self._drain_child_pipe(timeout=max(0.0, next_report - time.monotonic()))
-            if time.monotonic() >= next_report:
+            now = time.monotonic()
+            if now >= next_report:
                 self.report_now()
-            else:
-                continue
+                next_report = max(next_report + REPORT_INTERVAL, now)
 
     # -- forked children ---------------------------------------------------------
 
