@@ -3,18 +3,15 @@
 ``python -m servers chat [--transport udp|tcp] [--drop RATE] [--timeout S] [--rate-limit N]``.
 The room logic is the pure :mod:`servers.chat.room`; :mod:`servers.chat.udp`
 serves it on one datagram socket, :mod:`servers.chat.tcp` as a sans-IO line
-handler under the stream models. The admin speaks through ``control`` (the
-workbench's launcher channel) and, in a foreground terminal, from standard input.
+handler under the stream models. The admin speaks through ``control``: the
+workbench's launcher channel, or standard-input lines when run from the CLI.
 Protocol: docs/chat-protocol.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import threading
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from servers.contracts import Application
@@ -104,12 +101,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"room size; LOGIN beyond it gets ERR room-full (default {DEFAULT_MAX_MEMBERS})",
     )
-    group.add_argument(
-        "--admin-stdin",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="announce each standard-input line as admin: auto = when run in a foreground terminal",
-    )
 
 
 def build_application(options: argparse.Namespace, stats: ServerStats) -> Application:
@@ -158,9 +149,9 @@ def build_application(options: argparse.Namespace, stats: ServerStats) -> Applic
                 model: MULTIPROCESS_REASON.format(model=model) for model in MULTIPROCESS_MODELS
             },
         )
+    # The CLI turns each standard-input line into the same announce message
+    # (servers/__main__.py), so the terminal and the workbench share this path.
     app.control = _control_handler(announce, stats)
-    if _wants_stdin_announcements(getattr(options, "admin_stdin", "auto"), sys.stdin):
-        start_stdin_announcer(announce, stats, sys.stdin)
     return app
 
 
@@ -181,36 +172,3 @@ def _control_handler(announce, stats: ServerStats):
             stats.count_error(f"announcement refused: {error}")
 
     return control
-
-
-def _wants_stdin_announcements(setting: str, stdin: TextIO | None) -> bool:
-    if setting == "off" or stdin is None:
-        return False
-    if setting == "on":
-        return True
-    # auto: only a terminal we are in the foreground of (not the workbench's
-    # children, whose stdin is /dev/null, nor a server put in the background).
-    try:
-        fd = stdin.fileno()
-        return os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp()
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def start_stdin_announcer(announce, stats: ServerStats, stdin: TextIO) -> threading.Thread:
-    """Read ``stdin`` line by line in a daemon thread; each line is an admin announcement."""
-
-    def read_lines() -> None:
-        for line in stdin:
-            text = line.rstrip("\r\n")
-            if not text.strip():
-                continue
-            try:
-                announce(text)
-            except ValueError as error:
-                print(f"announcement refused: {error}", file=sys.stderr, flush=True)
-                stats.count_error(f"announcement refused: {error}")
-
-    reader = threading.Thread(target=read_lines, name="chat-admin-stdin", daemon=True)
-    reader.start()
-    return reader

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servers.chat import protocol as p
@@ -47,7 +47,9 @@ class Member:
     #: Token bucket of the per-member rate limit.
     tokens: float = 0.0
     tokens_at: float = 0.0
-    said: int = field(default=0)
+    said: int = 0
+    #: Datagrams to this member the drop knob swallowed (what its client should count).
+    dropped: int = 0
 
 
 class ChatRoom:
@@ -288,6 +290,7 @@ class ChatRoom:
             member.seq += 1
             if dropping and chance() < self.drop_rate:
                 self.dropped += 1
+                member.dropped += 1
                 continue
             append(Datagram(member.address, b"%s%d%s" % (kind, member.seq, rest)))
         return out
@@ -296,6 +299,7 @@ class ChatRoom:
         member.seq += 1
         if self.drop_rate > 0.0 and self._random.random() < self.drop_rate:
             self.dropped += 1
+            member.dropped += 1
             return []
         return [Datagram(member.address, b"%s%d %s\n" % (kind, member.seq, body))]
 
