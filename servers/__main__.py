@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from servers import registry
-from servers.runner import ConfigError, options_for, prepare, protocol_parser, start_control_thread
+from servers.runner import ConfigError, prepare, protocol_parser, start_control_thread
 
 USAGE = (
     "usage: python -m servers PROTOCOL [--model MODEL] [--host HOST] [--port PORT] "
@@ -48,11 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     host, port = server.address
     shown_host = f"[{host}]" if ":" in host else host
     model = options.model if server.transport == "tcp" else "datagram"
-    print(f"listening on {shown_host}:{port} ({protocol}, {model})", flush=True)
-    # On the command line, lines typed on standard input are the admin's announcements.
-    if server.app.control is not None and sys.stdin is not None and not sys.stdin.closed:
-        start_control_thread(server.app, lambda: _announcement_from(sys.stdin))
-    server.serve()
+
+    def announce_ready() -> None:
+        print(f"listening on {shown_host}:{port} ({protocol}, {model})", flush=True)
+        # On the command line, lines typed on standard input are the admin's announcements.
+        if server.app.control is not None and sys.stdin is not None and not sys.stdin.closed:
+            start_control_thread(server.app, lambda: _announcement_from(sys.stdin))
+
+    server.serve(on_ready=announce_ready)
     return 0
 
 
@@ -68,5 +71,3 @@ def _announcement_from(stream) -> dict | None:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-__all__ = ["main", "options_for"]

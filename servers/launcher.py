@@ -266,10 +266,13 @@ def _child_main(spec: ServerSpec, stats_queue: Any, control) -> None:
         control.send(("error", str(error)))
         os._exit(2)
     host, port = server.address
-    control.send(("ready", host, port))
-    start_control_thread(server.app, control.recv)
+
+    def announce_ready() -> None:
+        control.send(("ready", host, port))
+        start_control_thread(server.app, control.recv)
+
     try:
-        server.serve()
+        server.serve(on_ready=announce_ready)
     finally:
         if stats_queue is not None:
             _flush_queue(stats_queue)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -74,8 +76,12 @@ class PreparedServer:
         host, port = self.sock.getsockname()[:2]
         return host, port
 
-    def serve(self) -> None:
-        """Serve until SIGTERM/SIGINT, reporting stats all along; always cleans up."""
+    def serve(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Serve until SIGTERM/SIGINT, reporting stats all along; always cleans up.
+
+        ``on_ready`` runs once the stop signals are handled, so whoever hears
+        "ready" may stop the server at once and still get a clean exit.
+        """
         previous = {
             signum: signal.signal(signum, _raise_shutdown)
             for signum in (signal.SIGTERM, signal.SIGINT)
@@ -83,6 +89,8 @@ class PreparedServer:
         self.stats.start_reporting()
         self.stats.report_now()
         try:
+            if on_ready is not None:
+                on_ready()
             if self.transport == "udp":
                 assert self.app.serve_datagrams is not None
                 self.app.serve_datagrams(self.sock)
@@ -170,7 +178,7 @@ def bind_socket(host: str, port: int, transport: str, reuse_port: bool = False) 
             (host, port), family=family, backlog=LISTEN_BACKLOG, reuse_port=reuse_port
         )
     except OSError as error:
-        reason = error.strerror or str(error)
+        reason = os.strerror(error.errno) if error.errno else str(error)
         raise ConfigError(
             f"cannot listen on {host}:{port} ({transport}): {reason.lower()}"
         ) from None

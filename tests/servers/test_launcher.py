@@ -1,0 +1,121 @@
+"""The launcher starts servers in child processes, stops them cleanly and reports crashes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+import psutil
+import pytest
+
+from servers.launcher import LaunchError, ServerProcess, ServerSpec, running_server
+
+
+def wait_until(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_start_with_port_zero_reports_the_bound_port_and_stop_reaps(helpers):
+    server = ServerProcess(ServerSpec("echo", "threads"))
+    port = server.start()
+    try:
+        assert port > 0 and server.port == port
+        assert server.state == "running"
+        assert psutil.Process(server.pid).is_running()
+        assert helpers.round_trip(port, b"hi") == b"hi"
+    finally:
+        server.stop()
+    assert server.state == "stopped"
+    assert server.exit_description == "exit code 0"  # SIGTERM is a clean stop
+    assert not psutil.pid_exists(server.pid) or psutil.Process(server.pid).status() != "zombie"
+
+
+def test_kill_9_is_reported_as_a_crash_with_its_signal():
+    with running_server("echo", "epoll") as server:
+        os.kill(server.pid, signal.SIGKILL)
+        assert wait_until(lambda: server.poll() == "crashed")
+        assert server.exit_description == "killed by SIGKILL"
+
+
+def test_a_crashed_server_can_be_started_again(helpers):
+    server = ServerProcess(ServerSpec("echo", "select"))
+    try:
+        server.start()
+        os.kill(server.pid, signal.SIGKILL)
+        assert wait_until(lambda: server.poll() == "crashed")
+        port = server.start()
+        assert server.state == "running"
+        assert helpers.round_trip(port, b"again") == b"again"
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("model", ["processes", "pool", "prefork"])
+def test_stopping_a_forking_server_leaves_no_descendant(model):
+    with running_server("echo", model, workers=2) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
+            conn.sendall(b"x")
+            assert conn.recv(1) == b"x"
+            descendants = psutil.Process(server.pid).children(recursive=True)
+            assert descendants
+    for process in descendants:
+        assert wait_until(lambda p=process: not p.is_running() or p.status() == "zombie", 5)
+        assert not psutil.pid_exists(process.pid)
+
+
+def test_children_die_with_a_killed_server():
+    # kill -9 of the server process: its per-connection children must not stay orphaned.
+    with running_server("echo", "pool", workers=2) as server:
+        workers = psutil.Process(server.pid).children()
+        assert len(workers) == 2 or wait_until(
+            lambda: len(psutil.Process(server.pid).children()) == 2
+        )
+        workers = psutil.Process(server.pid).children()
+        os.kill(server.pid, signal.SIGKILL)
+        assert wait_until(lambda: server.poll() == "crashed")
+        for worker in workers:
+            assert wait_until(lambda w=worker: not w.is_running(), 5)
+
+
+def test_port_in_use_is_a_one_line_launch_error():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = ServerProcess(ServerSpec("echo", "epoll", port=port))
+        with pytest.raises(LaunchError, match=r"cannot listen on 127\.0\.0\.1:\d+.*in use"):
+            server.start()
+        server.stop()
+
+
+def test_unknown_model_is_a_launch_error():
+    server = ServerProcess(ServerSpec("echo", "fibers"))
+    with pytest.raises(LaunchError, match="unknown model 'fibers'"):
+        server.start()
+    server.stop()
+
+
+def test_stats_snapshot_names_the_server(stats_queue, helpers):
+    spec = ServerSpec("echo", "poll", server_id="echo-2")
+    server = ServerProcess(spec, stats_queue)
+    server.start()
+    try:
+        snapshot = helpers.snapshot(stats_queue, lambda s: s["server_id"] == "echo-2")
+        assert snapshot["port"] == server.port
+        assert snapshot["pid"] == server.pid
+        assert snapshot["ppid"] == os.getpid()
+    finally:
+        server.stop()
+
+
+def test_control_message_to_a_stopped_server_is_refused():
+    server = ServerProcess(ServerSpec("echo", "threads"))
+    with pytest.raises(LaunchError, match="not running"):
+        server.send_control({"type": "announce", "text": "hello"})
