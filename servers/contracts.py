@@ -143,7 +143,7 @@ class Application:
     after_fork: Callable[[], None] | None = None
     #: Datagram protocols (UDP chat) serve their bound socket themselves instead
     #: of running under a stream model: ``serve_datagrams(sock)`` returns on stop.
-    serve_datagrams: Callable[["socket.socket"], None] | None = None
+    serve_datagrams: Callable[[socket.socket], None] | None = None
     #: Models this application cannot run under, with the reason shown to users.
     unsupported_models: dict[str, str] = field(default_factory=dict)
 
