@@ -143,7 +143,7 @@ class Authorizer:
         self.accounts = accounts or {}
         self.allow_anonymous = allow_anonymous
         self.read_only = read_only
-        self._decoy_hash = hash_password("decoy")
+        self._decoy_hash: str | None = None  # made on first use: logins stay cheap to set up
 
     def authenticate(self, name: str, password: str) -> str | None:
         """Permission letters for a good login, None for a refused one."""
@@ -151,6 +151,8 @@ class Authorizer:
             return self._restrict(self.ANONYMOUS_PERMISSIONS) if self.allow_anonymous else None
         account = self.accounts.get(name)
         if account is None:
+            if self._decoy_hash is None:
+                self._decoy_hash = hash_password("decoy")
             verify_password(password, self._decoy_hash)
             return None
         if not verify_password(password, account.password_hash):
