@@ -1,0 +1,438 @@
+"""Pilot tests of the FTP tab against real FTP servers (ours and pyftpdlib), plus its snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler, ThrottledDTPHandler
+from pyftpdlib.servers import FTPServer
+from textual.app import App, ComposeResult
+from textual.pilot import Pilot
+from textual.widgets import Footer, Input, Label, ProgressBar
+
+from servers.ftp.users import hash_password
+from servers.launcher import running_server
+from workbench.tabs.ftp import NO_SERVER_TEXT, FtpTab
+from workbench.widgets.ftp_dialogs import FtpConfirmScreen, FtpPromptScreen
+
+pytestmark = [
+    pytest.mark.timeout(60),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:write permissions assigned to anonymous user"),
+]
+
+SNAPSHOT_TIME = 1_700_000_000  # fixed mtimes so the listing renders the same on every machine
+
+
+class FtpTabHarness(App[None]):
+    """The tab alone in an app, with a stand-in for the app's server manager."""
+
+    def __init__(self, tab: FtpTab, server_manager: Any = None) -> None:
+        super().__init__()
+        self.tab = tab
+        self.server_manager = server_manager
+
+    def compose(self) -> ComposeResult:
+        yield self.tab
+        yield Footer()
+
+
+class RecordingFtpTab(FtpTab):
+    """The tab, noting every progress message it receives (Textual then runs FtpTab's handler too)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.progress_seen: list[tuple[int, int | None]] = []
+
+    def on_ftp_tab_transfer_progress(self, message: FtpTab.TransferProgress) -> None:
+        self.progress_seen.append((message.done, message.total))
+
+
+class FakeServerManager:
+    def __init__(self, endpoints: dict[str, Any]) -> None:
+        self.endpoints = endpoints
+
+    def endpoint(self, name: str) -> Any:
+        return self.endpoints.get(name)
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(scenario())
+
+
+async def wait_until(
+    pilot: Pilot[Any], condition: Callable[[], bool], what: str, timeout: float = 15
+) -> None:
+    """Let the app run until ``condition`` holds (workers report back through messages)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(
+                f"timed out waiting for: {what}; notices: {notifications(pilot.app)}; screen: {pilot.app.screen!r} focused: {pilot.app.focused!r}"
+            )
+        await pilot.pause(0.02)
+
+
+def notifications(app: App[Any]) -> list[str]:
+    return [f"{note.title}|{note.message}" for note in app._notifications]
+
+
+def remote_names(tab: FtpTab) -> list[str]:
+    return [entry.name for entry in tab.remote_pane.entries]
+
+
+def local_names(tab: FtpTab) -> list[str]:
+    return [entry.name for entry in tab.local_pane.entries]
+
+
+async def focus_entry(pilot: Pilot[Any], pane: Any, name: str) -> None:
+    pane.focus_table()
+    assert pane.select_name(name), f"{name} not listed"
+    await pilot.pause()
+
+
+# ---------------------------------------------------------------------------
+# Servers
+
+
+def _serve_pyftpdlib(root: Path, bytes_per_second: int = 0) -> Iterator[int]:
+    authorizer = DummyAuthorizer()
+    authorizer.add_anonymous(str(root), perm="elradfmwMT")
+    attributes: dict[str, Any] = {"authorizer": authorizer}
+    if bytes_per_second:
+        # A slow link, so a test can act while the transfer is still running.
+        attributes["dtp_handler"] = type(
+            "SlowDTPHandler",
+            (ThrottledDTPHandler,),
+            {"read_limit": bytes_per_second, "write_limit": bytes_per_second},
+        )
+    attributes["auth_failed_timeout"] = 0.05  # pyftpdlib waits 3 s after a bad login by default
+    handler = type("TabTestHandler", (FTPHandler,), attributes)
+    server = FTPServer(("127.0.0.1", 0), handler)
+    serving = threading.Event()
+    serving.set()
+
+    def loop() -> None:
+        while serving.is_set():
+            server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
+
+    thread = threading.Thread(target=loop, name="pyftpdlib", daemon=True)
+    thread.start()
+    try:
+        yield server.address[1]
+    finally:
+        serving.clear()
+        thread.join(5)
+        server.close_all()
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> tuple[Path, Path]:
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    local.mkdir()
+    remote.mkdir()
+    (remote / "readme.txt").write_text("hello from the server\n")
+    (remote / "books").mkdir()
+    (local / "notes.txt").write_text("my notes\n")
+    (local / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    return local, remote
+
+
+@pytest.fixture
+def pyftpdlib_port(dirs: tuple[Path, Path]) -> Iterator[int]:
+    yield from _serve_pyftpdlib(dirs[1])
+
+
+@pytest.fixture
+def slow_pyftpdlib_port(dirs: tuple[Path, Path]) -> Iterator[int]:
+    yield from _serve_pyftpdlib(dirs[1], bytes_per_second=1024 * 1024)
+
+
+@pytest.fixture
+def our_ftp_port(dirs: tuple[Path, Path], tmp_path: Path) -> Iterator[int]:
+    """Our FTP server (threads model): anonymous may list, read and upload; "teacher" may do all."""
+    users = tmp_path / "users.txt"
+    users.write_text(f"teacher:{hash_password('secret')}:elradfmw\n")
+    options = {"root": str(dirs[1]), "users": str(users), "login_delay": 0.05}
+    with running_server("ftp", "threads", options=options) as proc:
+        yield proc.port
+
+
+# ---------------------------------------------------------------------------
+# The round trip, on both servers
+
+
+async def _round_trip(
+    port: int, local: Path, remote: Path, user: str = "", password: str = ""
+) -> None:
+    tab = RecordingFtpTab(local_dir=local)
+    app = FtpTabHarness(tab)
+    async with app.run_test(size=(140, 40)) as pilot:
+        tab.query_one("#ftp-host", Input).value = "127.0.0.1"
+        tab.query_one("#ftp-port", Input).value = str(port)
+        tab.query_one("#ftp-user", Input).value = user
+        tab.query_one("#ftp-password", Input).value = password
+        await pilot.click("#ftp-connect")
+        await wait_until(pilot, lambda: tab.client is not None, "connected")
+        await wait_until(
+            pilot, lambda: remote_names(tab) == ["books", "readme.txt"], "remote listing"
+        )
+        await wait_until(
+            pilot, lambda: local_names(tab) == ["big.bin", "notes.txt"], "local listing"
+        )
+
+        # Download a file into the local folder.
+        await focus_entry(pilot, tab.remote_pane, "readme.txt")
+        await pilot.press("d")
+        await wait_until(pilot, lambda: "readme.txt" in local_names(tab), "download lands locally")
+        assert (local / "readme.txt").read_text() == "hello from the server\n"
+
+        # Upload a large file: progress is shown and reaches 100%.
+        await focus_entry(pilot, tab.local_pane, "big.bin")
+        await pilot.press("u")
+        await wait_until(pilot, lambda: "big.bin" in remote_names(tab), "upload appears remotely")
+        assert (remote / "big.bin").read_bytes() == (local / "big.bin").read_bytes()
+        size = (local / "big.bin").stat().st_size
+        assert tab.progress_seen[-1] == (size, size)
+        assert len(tab.progress_seen) >= 1
+        assert tab.query_one("#ftp-progress", ProgressBar).percentage == 1.0
+        assert "Uploaded big.bin" in str(tab.query_one("#ftp-transfer-label", Label).render())
+
+        # New remote folder.
+        tab.remote_pane.focus_table()
+        await pilot.press("m")
+        await wait_until(pilot, lambda: isinstance(app.screen, FtpPromptScreen), "mkdir prompt")
+        await pilot.press(*"incoming", "enter")
+        await wait_until(pilot, lambda: "incoming" in remote_names(tab), "new folder listed")
+        assert (remote / "incoming").is_dir()
+
+        # Rename the uploaded file.
+        await focus_entry(pilot, tab.remote_pane, "big.bin")
+        await pilot.press("r")
+        await wait_until(pilot, lambda: isinstance(app.screen, FtpPromptScreen), "rename prompt")
+        app.screen.query_one(Input).value = "renamed.bin"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "renamed.bin" in remote_names(tab), "renamed file listed")
+        assert not (remote / "big.bin").exists() and (remote / "renamed.bin").exists()
+
+        # Delete it (after confirming) and the folder.
+        await focus_entry(pilot, tab.remote_pane, "renamed.bin")
+        await pilot.press("delete")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, FtpConfirmScreen), "delete confirmation"
+        )
+        await pilot.press("y")
+        await wait_until(pilot, lambda: "renamed.bin" not in remote_names(tab), "file deleted")
+        await focus_entry(pilot, tab.remote_pane, "incoming")
+        await pilot.press("delete", "y")
+        await wait_until(pilot, lambda: "incoming" not in remote_names(tab), "folder deleted")
+        assert sorted(path.name for path in remote.iterdir()) == ["books", "readme.txt"]
+
+        # Enter a folder and come back up.
+        await focus_entry(pilot, tab.remote_pane, "books")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: tab.remote_path == "/books", "entered books/")
+        await pilot.press("backspace")
+        await wait_until(pilot, lambda: tab.remote_path == "/", "back at the root")
+        assert not [note for note in app._notifications if note.severity == "error"]
+
+
+def test_round_trip_on_our_server(our_ftp_port: int, dirs: tuple[Path, Path]) -> None:
+    run(lambda: _round_trip(our_ftp_port, *dirs, user="teacher", password="secret"))
+
+
+def test_round_trip_on_pyftpdlib(pyftpdlib_port: int, dirs: tuple[Path, Path]) -> None:
+    """The tab talks to any FTP server, not just ours."""
+    run(lambda: _round_trip(pyftpdlib_port, *dirs))
+
+
+# ---------------------------------------------------------------------------
+# Errors, confirmation, the no-server state
+
+
+def test_error_reply_is_notified_with_its_code(
+    pyftpdlib_port: int, dirs: tuple[Path, Path]
+) -> None:
+    local, remote = dirs
+
+    async def scenario() -> None:
+        tab = FtpTab(endpoint=("127.0.0.1", pyftpdlib_port), local_dir=local)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await wait_until(pilot, lambda: "readme.txt" in remote_names(tab), "remote listing")
+            (remote / "readme.txt").unlink()  # gone behind the browser's back
+            await focus_entry(pilot, tab.remote_pane, "readme.txt")
+            await pilot.press("d")
+            await wait_until(
+                pilot, lambda: any("FTP 550" in note for note in notifications(app)), "550 notice"
+            )
+            assert not (local / "readme.txt").exists()
+            assert not list(local.glob(".*.part"))
+            # The browser still works after the error.
+            await pilot.press("f5")
+            await wait_until(pilot, lambda: remote_names(tab) == ["books"], "refreshed listing")
+
+    run(scenario)
+
+
+def test_refused_mkdir_on_our_server_is_notified(
+    our_ftp_port: int, dirs: tuple[Path, Path]
+) -> None:
+    """Our server lets anonymous users upload but not create folders: the 550 reaches the user."""
+    local, remote = dirs
+
+    async def scenario() -> None:
+        tab = FtpTab(endpoint=("127.0.0.1", our_ftp_port), local_dir=local)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await wait_until(pilot, lambda: "readme.txt" in remote_names(tab), "anonymous listing")
+            tab.remote_pane.focus_table()
+            await pilot.press("m")
+            await wait_until(pilot, lambda: isinstance(app.screen, FtpPromptScreen), "mkdir prompt")
+            await pilot.press(*"forbidden", "enter")
+            await wait_until(
+                pilot, lambda: any("FTP 550" in note for note in notifications(app)), "550 notice"
+            )
+            assert "550" in str(tab.remote_pane.query_one(".ftp-pane-status", Label).render())
+            assert not (remote / "forbidden").exists()
+            assert tab.client is not None  # still connected and usable
+
+    run(scenario)
+
+
+def test_upload_asks_before_overwriting(pyftpdlib_port: int, dirs: tuple[Path, Path]) -> None:
+    local, remote = dirs
+    (remote / "notes.txt").write_text("server copy\n")
+
+    async def scenario() -> None:
+        tab = FtpTab(endpoint=("127.0.0.1", pyftpdlib_port), local_dir=local)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await wait_until(pilot, lambda: "notes.txt" in remote_names(tab), "remote listing")
+            await focus_entry(pilot, tab.local_pane, "notes.txt")
+            await pilot.press("u")
+            await wait_until(
+                pilot, lambda: isinstance(app.screen, FtpConfirmScreen), "overwrite question"
+            )
+            await pilot.press("n")
+            await pilot.pause()
+            assert (remote / "notes.txt").read_text() == "server copy\n"
+            await pilot.press("u")
+            await wait_until(
+                pilot, lambda: isinstance(app.screen, FtpConfirmScreen), "overwrite question"
+            )
+            await pilot.press("y")
+            await wait_until(
+                pilot,
+                lambda: (remote / "notes.txt").read_text() == "my notes\n",
+                "overwritten after yes",
+            )
+
+    run(scenario)
+
+
+def test_bad_login_and_no_server_state(pyftpdlib_port: int, dirs: tuple[Path, Path]) -> None:
+    local, _ = dirs
+
+    async def scenario() -> None:
+        tab = FtpTab(local_dir=local)
+        app = FtpTabHarness(tab, server_manager=FakeServerManager({}))
+        async with app.run_test(size=(140, 40)) as pilot:
+            await pilot.pause()
+            assert NO_SERVER_TEXT in str(tab.query_one("#ftp-status", Label).render())
+            assert tab.client is None
+            await wait_until(
+                pilot, lambda: local_names(tab) == ["big.bin", "notes.txt"], "local listing"
+            )
+            tab.query_one("#ftp-host", Input).value = "127.0.0.1"
+            tab.query_one("#ftp-port", Input).value = str(pyftpdlib_port)
+            tab.query_one("#ftp-user", Input).value = "mallory"
+            tab.query_one("#ftp-password", Input).value = "guess"
+            tab.query_one("#ftp-password", Input).focus()
+            await pilot.press("enter")
+            await wait_until(
+                pilot, lambda: any("FTP 530" in note for note in notifications(app)), "530 notice"
+            )
+            assert tab.client is None
+            tab.query_one("#ftp-user", Input).value = ""
+            tab.query_one("#ftp-password", Input).value = ""
+            await pilot.click("#ftp-connect")
+            await wait_until(pilot, lambda: tab.client is not None, "anonymous login")
+
+    run(scenario)
+
+
+def test_endpoint_comes_from_the_server_manager(
+    pyftpdlib_port: int, dirs: tuple[Path, Path]
+) -> None:
+    local, _ = dirs
+
+    async def scenario() -> None:
+        tab = FtpTab(local_dir=local)
+        manager = FakeServerManager({"ftp": ("127.0.0.1", pyftpdlib_port)})
+        app = FtpTabHarness(tab, server_manager=manager)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await wait_until(
+                pilot, lambda: "readme.txt" in remote_names(tab), "auto-connected listing"
+            )
+            assert tab.query_one("#ftp-port", Input).value == str(pyftpdlib_port)
+
+    run(scenario)
+
+
+def test_cancel_a_running_download(slow_pyftpdlib_port: int, dirs: tuple[Path, Path]) -> None:
+    local, remote = dirs
+    (remote / "huge.bin").write_bytes(b"\0" * (16 * 1024 * 1024))  # 16 s at 1 MiB/s
+
+    async def scenario() -> None:
+        tab = RecordingFtpTab(endpoint=("127.0.0.1", slow_pyftpdlib_port), local_dir=local)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await wait_until(pilot, lambda: "huge.bin" in remote_names(tab), "remote listing")
+            await focus_entry(pilot, tab.remote_pane, "huge.bin")
+            await pilot.press("d")
+            await wait_until(pilot, lambda: bool(tab.progress_seen), "transfer under way")
+            await pilot.press("x")
+            await wait_until(pilot, lambda: not tab.transferring, "transfer stopped")
+            assert "cancelled" in str(tab.query_one("#ftp-transfer-label", Label).render())
+            assert not (local / "huge.bin").exists()
+            assert not list(local.glob(".*.part"))
+
+    run(scenario)
+
+
+# ---------------------------------------------------------------------------
+# Snapshot
+
+
+def _snapshot_local_dir(base: Path) -> Path:
+    local = base / "classroom"
+    (local / "exercises").mkdir(parents=True)
+    (local / "notes.md").write_text("# notes\n" * 40)
+    (local / "server.py").write_text("print('hi')\n" * 300)
+    for path in local.rglob("*"):
+        os.utime(path, (SNAPSHOT_TIME, SNAPSHOT_TIME))
+    return local
+
+
+def test_snapshot_no_server(snap_compare: Any, tmp_path: Path) -> None:
+    local = _snapshot_local_dir(tmp_path)
+    app = FtpTabHarness(FtpTab(local_dir=local), server_manager=FakeServerManager({}))
+
+    async def settle(pilot: Pilot[Any]) -> None:
+        tab = app.tab
+        await wait_until(pilot, lambda: bool(tab.local_pane.entries), "local listing")
+        # The title shows the absolute path, which differs per machine: show a stable one.
+        tab.local_pane.show_entries("~/classroom", tab.local_pane.entries, can_go_up=True)
+        tab.local_pane.focus_table()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 30), run_before=settle)
