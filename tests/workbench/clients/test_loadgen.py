@@ -227,7 +227,7 @@ def test_fixed_count_in_worker_processes_without_keepalive(local_server: str) ->
     )
     assert result.processes == 2
     assert result.completed == 60
-    assert result.statuses == {404: 60}
+    assert result.statuses == {404: 60} and result.errors == {}
 
 
 def test_post_body_reaches_the_server(local_server: str) -> None:

@@ -1,0 +1,880 @@
+"""HTTP tab: a Posting-style request builder with the raw bytes on the wire, and a wrk-style load generator comparing concurrency models."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import RenderableType
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import (
+    Button,
+    Checkbox,
+    DataTable,
+    Input,
+    Label,
+    Select,
+    SelectionList,
+    Static,
+    TabbedContent,
+    TabPane,
+    TextArea,
+)
+
+from workbench.clients.http import (
+    METHODS,
+    HttpClientError,
+    HttpRequest,
+    HttpResponse,
+    parse_header_text,
+    parse_url,
+    send_request,
+    to_curl,
+)
+from workbench.clients.loadgen import (
+    COMPARE_PRESETS,
+    LoadConfig,
+    LoadConfigError,
+    LoadSnapshot,
+    ModelResult,
+    compare_models,
+    run_load,
+)
+from workbench.widgets.http_raw import RawExchange
+from workbench.widgets.load_charts import BarChart
+from workbench.widgets.load_figures import LoadFigures
+
+#: Characters of a response body rendered with highlighting (the raw view has the bytes).
+BODY_VIEW_LIMIT = 200_000
+#: Models ticked by default in "Compare models": one of each family.
+DEFAULT_COMPARE_MODELS = ("threads", "pool", "epoll", "asyncio", "prefork")
+FALLBACK_MODELS = (
+    "iterative",
+    "threads",
+    "processes",
+    "pool",
+    "select",
+    "poll",
+    "epoll",
+    "asyncio",
+    "prefork",
+)
+PRESET_LABELS = {
+    "static": "static file",
+    "sleep": "/api/sleep?ms=50 (IO-bound)",
+    "work": "/api/work?ms=20 (CPU-bound, the GIL)",
+}
+
+HTTP_TAB_HELP = """\
+## HTTP tester and load generator
+
+**Request** — build a request like the course's HTTP anatomy: a *request line*
+(method, target, version), *headers*, a *blank line*, then the *body*.
+
+- Pick the method, edit the URL (it starts on the embedded HTTP server), put
+  headers one per line as `Name: value`, and a body if the method takes one.
+- **Ctrl+J** sends it, off the UI thread. The response shows the status line,
+  the headers, the body (JSON and HTML highlighted), its size and the timings:
+  *connect* (TCP handshake), *first byte* (server think time), *total*.
+- **Raw** shows the exact bytes sent and received; `␍␊` marks each CRLF, so the
+  blank line that ends the headers is visible.
+- **History** lists this session's requests; select one to load and re-send it.
+- **Ctrl+O** copies the request as a `curl` command.
+
+**Load** — runs the request in the builder many times, like `wrk`/`oha`:
+a count *or* a duration, a number of concurrent connections, keep-alive on or off
+(off pays a TCP handshake per request). **Ctrl+R** starts or stops; figures
+update a few times a second: progress, requests/s, latency percentiles
+(p50/p90/p99/p99.9/max), a latency histogram, status codes and errors by kind.
+**Ctrl+S** exports the last result as JSON and CSV into the current folder.
+
+**Compare models** — restarts the embedded HTTP server under each ticked model and
+runs the same load against it, then draws req/s and p99 side by side. Presets:
+
+- *static file*: IO multiplexing (epoll) shines; threads pay a switch per client.
+- *`/api/sleep?ms=50`*: IO-bound. Waiting overlaps under threads and event loops;
+  the iterative server serves one request at a time.
+- *`/api/work?ms=20`*: CPU-bound. The GIL lets only one thread compute at a time,
+  so threads do no better than one loop; processes (pool, prefork) use every core.
+
+The HTTP server is left running under the last model compared.
+"""
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One request of this session and how it ended."""
+
+    number: int
+    request: HttpRequest
+    response: HttpResponse | None
+    error: str | None
+    sent_at: float
+
+    @property
+    def outcome(self) -> str:
+        if self.response is not None:
+            return f"{self.response.status} {self.response.reason}"
+        return f"error: {self.error}"
+
+
+def describe_size(count: int) -> str:
+    if count < 1024:
+        return f"{count} B"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} KiB"
+    return f"{count / 1024 / 1024:.1f} MiB"
+
+
+def _looks_binary(response: HttpResponse) -> bool:
+    kind = response.content_type
+    if kind.startswith("text/") or any(word in kind for word in ("json", "xml", "javascript")):
+        return False
+    sample = response.body[:1024]
+    if b"\x00" in sample:
+        return True
+    try:
+        sample.decode(response.charset)
+    except (UnicodeDecodeError, LookupError):
+        return True
+    return False
+
+
+def render_body(response: HttpResponse, dark: bool = True) -> RenderableType:
+    """Body as a highlighted renderable: JSON pretty-printed, HTML coloured, binary as hex."""
+    if not response.body:
+        return Text("(empty body)", style="italic")
+    if _looks_binary(response):
+        preview = response.body[:512]
+        lines = [
+            f"{offset:08x}  {preview[offset : offset + 16].hex(' '):<47}  "
+            + "".join(chr(b) if 32 <= b < 127 else "." for b in preview[offset : offset + 16])
+            for offset in range(0, len(preview), 16)
+        ]
+        note = f"binary body, {describe_size(len(response.body))}"
+        if len(response.body) > len(preview):
+            note += " (first 512 bytes shown)"
+        return Text(note + "\n\n" + "\n".join(lines))
+    text = response.body_text()
+    clipped = len(text) > BODY_VIEW_LIMIT
+    text = text[:BODY_VIEW_LIMIT]
+    kind = response.content_type
+    lexer = None
+    if "json" in kind or (not kind and text.lstrip()[:1] in ("{", "[")):
+        lexer = "json"
+        if not clipped:
+            try:
+                text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+            except ValueError:
+                pass  # show malformed JSON as it came
+    elif "html" in kind:
+        lexer = "html"
+    elif "css" in kind:
+        lexer = "css"
+    elif "javascript" in kind:
+        lexer = "javascript"
+    elif "xml" in kind:
+        lexer = "xml"
+    if clipped or response.truncated:
+        text += "\n… (body cut for display; the Raw tab has the bytes)"
+    if lexer is None:
+        return Text(text)
+    return Syntax(
+        text,
+        lexer,
+        theme="monokai" if dark else "default",
+        word_wrap=True,
+        background_color="default",
+    )
+
+
+class HttpTab(Widget):
+    """Request builder, response inspector, history, load generator and model comparison."""
+
+    HELP = HTTP_TAB_HELP
+
+    BINDINGS = [
+        Binding("ctrl+j", "send", "Send"),
+        Binding("ctrl+r", "toggle_load", "Run/stop load"),
+        Binding("ctrl+o", "copy_curl", "Copy as curl"),
+        Binding("ctrl+s", "export", "Export load"),
+    ]
+
+    DEFAULT_CSS = """
+    HttpTab { height: 1fr; }
+    HttpTab #http-sections { height: 1fr; }
+    HttpTab #request-line { height: auto; padding: 0 1; }
+    HttpTab #method { width: 16; }
+    HttpTab #url { width: 1fr; }
+    HttpTab #send { min-width: 10; }
+    HttpTab #exchange { height: 1fr; }
+    HttpTab #editors { width: 2fr; }
+    HttpTab #response-area { width: 3fr; }
+    HttpTab #headers-editor, HttpTab #body-editor { height: 1fr; }
+    HttpTab #status-line { height: auto; padding: 0 1; text-style: bold; color: $text; }
+    HttpTab #status-line.-ok { color: $success; }
+    HttpTab #status-line.-redirect { color: $warning; }
+    HttpTab #status-line.-failed { color: $error; }
+    HttpTab #timings { height: auto; padding: 0 1; color: $text-muted; }
+    HttpTab #response-tabs { height: 1fr; }
+    HttpTab #response-body { height: auto; padding: 0 1; }
+    HttpTab .form-row { height: auto; padding: 0 1; }
+    HttpTab .form-row Label { padding: 1 1 0 1; }
+    HttpTab .form-row Input { width: 10; }
+    HttpTab .form-row Button { min-width: 10; margin-left: 1; }
+    HttpTab #load-target, HttpTab #compare-status, HttpTab #compare-preset-note {
+        height: auto; padding: 0 1; color: $text-muted;
+    }
+    HttpTab #compare-top { height: auto; }
+    HttpTab #compare-models { width: 30; height: 11; }
+    HttpTab #compare-form { height: auto; width: 1fr; }
+    HttpTab #compare-preset { width: 44; }
+    HttpTab #compare-charts { height: auto; }
+    HttpTab #compare-rps, HttpTab #compare-p99 { width: 1fr; }
+    HttpTab #compare-table { height: auto; }
+    """
+
+    class ResponseReceived(Message):
+        def __init__(self, entry: HistoryEntry) -> None:
+            super().__init__()
+            self.entry = entry
+
+    class RequestFailed(Message):
+        def __init__(self, entry: HistoryEntry) -> None:
+            super().__init__()
+            self.entry = entry
+
+    class LoadUpdated(Message):
+        def __init__(self, snapshot: LoadSnapshot, final: bool) -> None:
+            super().__init__()
+            self.snapshot = snapshot
+            self.final = final
+
+    class LoadFailed(Message):
+        def __init__(self, reason: str) -> None:
+            super().__init__()
+            self.reason = reason
+
+    class CompareProgress(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class CompareModelDone(Message):
+        def __init__(self, result: ModelResult) -> None:
+            super().__init__()
+            self.result = result
+
+    class CompareFinished(Message):
+        def __init__(self, results: list[ModelResult], error: str | None = None) -> None:
+            super().__init__()
+            self.results = results
+            self.error = error
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._base_url = base_url.rstrip("/") if base_url else None
+        self._auto_url = ""
+        self.history: list[HistoryEntry] = []
+        self.last_load: LoadSnapshot | None = None
+        self.compare_results: list[ModelResult] = []
+        self._load_stop: threading.Event | None = None
+        self._compare_stop: threading.Event | None = None
+        #: Where exports go (tests point it at a temporary folder).
+        self.export_dir = Path.cwd()
+        #: Load worker processes: None = one per core; 0 = a thread (no spawn).
+        self.load_processes: int | None = None
+        self.last_export: tuple[Path, Path] | None = None
+
+    # -- layout ---------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(id="http-sections", initial="http-request"):
+            with TabPane("Request", id="http-request"):
+                yield from self._compose_request()
+            with TabPane("Load", id="http-load"), VerticalScroll():
+                yield from self._compose_load()
+            with TabPane("Compare models", id="http-compare"), VerticalScroll():
+                yield from self._compose_compare()
+
+    def _compose_request(self) -> ComposeResult:
+        with Horizontal(id="request-line"):
+            yield Select(
+                [(method, method) for method in METHODS],
+                value="GET",
+                allow_blank=False,
+                id="method",
+            )
+            yield Input(placeholder="http://127.0.0.1:PORT/", id="url")
+            yield Button("Send", id="send", variant="primary")
+        with Horizontal(id="exchange"):
+            with TabbedContent(id="editors"):
+                with TabPane("Headers", id="headers-pane"):
+                    yield TextArea(
+                        id="headers-editor",
+                        placeholder="Name: value, one per line (e.g. Accept: application/json)",
+                    )
+                with TabPane("Body", id="body-pane"):
+                    yield TextArea(id="body-editor", placeholder="request body (POST, PUT, PATCH)")
+            with Vertical(id="response-area"):
+                yield Static("No request sent yet.", id="status-line", markup=False)
+                yield Static("", id="timings", markup=False)
+                with TabbedContent(id="response-tabs"):
+                    with TabPane("Body", id="response-body-pane"), VerticalScroll():
+                        yield Static("", id="response-body")
+                    with TabPane("Headers", id="response-headers-pane"):
+                        yield DataTable(id="response-headers", cursor_type="row")
+                    with TabPane("Raw", id="raw-pane"), VerticalScroll():
+                        yield RawExchange(id="raw")
+                    with TabPane("History", id="history-pane"):
+                        yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
+
+    def _compose_load(self) -> ComposeResult:
+        with Horizontal(classes="form-row"):
+            yield Label("connections")
+            yield Input("10", id="load-concurrency", type="integer")
+            yield Label("requests")
+            yield Input("2000", id="load-requests", type="integer")
+            yield Label("or seconds")
+            yield Input("", id="load-duration", type="number", placeholder="-")
+            yield Checkbox("keep-alive", True, id="load-keepalive")
+            yield Button("Run", id="load-start", variant="primary")
+            yield Button("Stop", id="load-stop", variant="error", disabled=True)
+            yield Button("Export", id="load-export", disabled=True)
+        yield Static("Target: the request in the Request tab.", id="load-target", markup=False)
+        yield LoadFigures(id="load-figures")
+
+    def _compose_compare(self) -> ComposeResult:
+        with Horizontal(id="compare-top"):
+            yield SelectionList[str](
+                *[
+                    (model, model, model in DEFAULT_COMPARE_MODELS)
+                    for model in self._available_models()
+                ],
+                id="compare-models",
+            )
+            with Vertical(id="compare-form"):
+                yield Select(
+                    [(label, key) for key, label in PRESET_LABELS.items()],
+                    value="sleep",
+                    allow_blank=False,
+                    id="compare-preset",
+                )
+                yield Static(COMPARE_PRESETS["sleep"][1], id="compare-preset-note", markup=False)
+                with Horizontal(classes="form-row"):
+                    yield Label("connections")
+                    yield Input("20", id="compare-concurrency", type="integer")
+                    yield Label("seconds each")
+                    yield Input("3", id="compare-seconds", type="number")
+                    yield Button("Compare", id="compare-run", variant="primary")
+                    yield Button("Stop", id="compare-stop", variant="error", disabled=True)
+                yield Static(
+                    "Tick models, pick a preset, press Compare.", id="compare-status", markup=False
+                )
+        with Horizontal(id="compare-charts"):
+            yield BarChart("requests/s (higher is better)", id="compare-rps", best="max")
+            yield BarChart(
+                "p99 latency ms (lower is better)",
+                id="compare-p99",
+                best="min",
+                value_format=lambda value: f"{value:,.1f}",
+            )
+        yield DataTable(id="compare-table", cursor_type="none", zebra_stripes=True)
+
+    @staticmethod
+    def _available_models() -> tuple[str, ...]:
+        try:
+            from servers.registry import MODELS
+        except ImportError:
+            return FALLBACK_MODELS
+        return tuple(MODELS)
+
+    def on_mount(self) -> None:
+        headers = self.query_one("#response-headers", DataTable)
+        headers.add_column("header", key="name")
+        headers.add_column("value", key="value")
+        history = self.query_one("#history", DataTable)
+        for label, key in (
+            ("#", "number"),
+            ("time", "time"),
+            ("method", "method"),
+            ("URL", "url"),
+            ("result", "result"),
+            ("ms", "ms"),
+        ):
+            history.add_column(label, key=key)
+        table = self.query_one("#compare-table", DataTable)
+        for label in ("model", "req/s", "p50 ms", "p99 ms", "max ms", "ok", "failed", "note"):
+            table.add_column(label, key=label)
+        self._refresh_default_url()
+        # The embedded server starts after the tab mounts and may move port on a restart.
+        self.set_interval(1.0, self._refresh_default_url)
+
+    # -- the embedded server ----------------------------------------------------------
+
+    def _server_manager(self) -> Any:
+        return getattr(self.app, "server_manager", None)
+
+    def embedded_base_url(self) -> str | None:
+        """``http://host:port`` of the embedded HTTP server (or ``base_url``), None if not running."""
+        if self._base_url:
+            return self._base_url
+        manager = self._server_manager()
+        if manager is None:
+            return None
+        try:
+            endpoint = manager.endpoint("http")
+        except Exception:
+            return None
+        if not endpoint:
+            return None
+        if isinstance(endpoint, str):
+            return (endpoint if "://" in endpoint else "http://" + endpoint).rstrip("/")
+        host, port = endpoint[0], endpoint[1]
+        return f"http://{host}:{port}"
+
+    def _refresh_default_url(self) -> None:
+        url_input = self.query_one("#url", Input)
+        base = self.embedded_base_url()
+        if base is None:
+            return
+        wanted = base + "/"
+        current = url_input.value
+        if not current or current == self._auto_url:
+            url_input.value = wanted
+        elif self._auto_url and current.startswith(self._auto_url.rstrip("/")):
+            # Same server, new port after a restart: keep the user's path.
+            url_input.value = base + current[len(self._auto_url.rstrip("/")) :]
+        self._auto_url = wanted
+
+    # -- request builder ----------------------------------------------------------------
+
+    def build_request(self) -> HttpRequest:
+        """The request described by the editors; raises HttpClientError on bad input."""
+        method = str(self.query_one("#method", Select).value or "GET")
+        url = self.query_one("#url", Input).value.strip()
+        if not url:
+            raise HttpClientError("bad url", "bad URL: empty (is the embedded server running?)")
+        parse_url(url)
+        headers = parse_header_text(self.query_one("#headers-editor", TextArea).text)
+        body = self.query_one("#body-editor", TextArea).text.encode("utf-8")
+        return HttpRequest(method, url, headers, body)
+
+    def action_send(self) -> None:
+        try:
+            request = self.build_request()
+        except HttpClientError as error:
+            self._show_failure(str(error))
+            return
+        self._set_status(f"Sending {request.method} {request.url} …", "")
+        self.query_one("#send", Button).disabled = True
+        self._send_in_thread(request)
+
+    @on(Button.Pressed, "#send")
+    def _send_pressed(self) -> None:
+        self.action_send()
+
+    @on(Input.Submitted, "#url")
+    def _url_submitted(self) -> None:
+        self.action_send()
+
+    @work(thread=True, group="http-send", exit_on_error=False)
+    def _send_in_thread(self, request: HttpRequest) -> None:
+        number = len(self.history) + 1
+        sent_at = time.time()
+        try:
+            response = send_request(request)
+        except HttpClientError as error:
+            self.post_message(
+                self.RequestFailed(HistoryEntry(number, request, None, str(error), sent_at))
+            )
+        except Exception as error:  # never a traceback in the UI
+            reason = f"unexpected {type(error).__name__}: {error}"
+            self.post_message(
+                self.RequestFailed(HistoryEntry(number, request, None, reason, sent_at))
+            )
+        else:
+            self.post_message(
+                self.ResponseReceived(HistoryEntry(number, request, response, None, sent_at))
+            )
+
+    def on_http_tab_response_received(self, message: ResponseReceived) -> None:
+        self.query_one("#send", Button).disabled = False
+        entry = self._remember(message.entry)
+        response = entry.response
+        assert response is not None
+        status_class = (
+            "-ok" if response.status < 300 else "-redirect" if response.status < 400 else "-failed"
+        )
+        self._set_status(response.status_line, status_class)
+        timings = response.timings
+        self.query_one("#timings", Static).update(
+            f"connect {timings.connect_ms:.2f} ms · first byte {timings.first_byte_ms:.2f} ms · "
+            f"total {timings.total_ms:.2f} ms · body {describe_size(len(response.body))}"
+            f" · {len(response.raw_response):,} B on the wire"
+        )
+        headers = self.query_one("#response-headers", DataTable)
+        headers.clear()
+        for name, value in response.headers:
+            headers.add_row(name, value)
+        dark = bool(getattr(self.app.current_theme, "dark", True))
+        self.query_one("#response-body", Static).update(render_body(response, dark))
+        self.query_one("#raw", RawExchange).show_exchange(
+            response.raw_request, response.raw_response
+        )
+
+    def on_http_tab_request_failed(self, message: RequestFailed) -> None:
+        self.query_one("#send", Button).disabled = False
+        entry = self._remember(message.entry)
+        self._show_failure(entry.error or "request failed")
+
+    def _show_failure(self, reason: str) -> None:
+        self._set_status(reason, "-failed")
+        self.query_one("#timings", Static).update("")
+        self.notify(reason, title="HTTP request", severity="error")
+
+    def _set_status(self, text: str, status_class: str) -> None:
+        line = self.query_one("#status-line", Static)
+        line.remove_class("-ok", "-redirect", "-failed")
+        if status_class:
+            line.add_class(status_class)
+        line.update(text)
+
+    def _remember(self, entry: HistoryEntry) -> HistoryEntry:
+        entry = replace(entry, number=len(self.history) + 1)
+        self.history.append(entry)
+        total = f"{entry.response.timings.total_ms:.1f}" if entry.response else "-"
+        self.query_one("#history", DataTable).add_row(
+            str(entry.number),
+            time.strftime("%H:%M:%S", time.localtime(entry.sent_at)),
+            entry.request.method,
+            entry.request.url,
+            entry.outcome,
+            total,
+            key=str(entry.number),
+        )
+        return entry
+
+    @on(DataTable.RowSelected, "#history")
+    def _history_selected(self, event: DataTable.RowSelected) -> None:
+        number = int(str(event.row_key.value))
+        self.resend(number)
+
+    def resend(self, number: int) -> None:
+        """Load history entry ``number`` into the builder and send it again."""
+        entry = self.history[number - 1]
+        request = entry.request
+        self.query_one("#method", Select).value = request.method
+        self.query_one("#url", Input).value = request.url
+        self.query_one("#headers-editor", TextArea).text = "\n".join(
+            f"{name}: {value}" for name, value in request.headers
+        )
+        self.query_one("#body-editor", TextArea).text = request.body.decode(
+            "utf-8", errors="replace"
+        )
+        self.action_send()
+
+    def action_copy_curl(self) -> None:
+        try:
+            command = to_curl(self.build_request())
+        except HttpClientError as error:
+            self.notify(str(error), title="Copy as curl", severity="error")
+            return
+        self.app.copy_to_clipboard(command)
+        self.notify(command, title="Copied as curl")
+
+    # -- load generator -----------------------------------------------------------------
+
+    def _int_field(self, selector: str, name: str) -> int | None:
+        text = self.query_one(selector, Input).value.strip()
+        if not text:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            raise LoadConfigError(f"{name} must be a whole number") from None
+
+    def _float_field(self, selector: str, name: str) -> float | None:
+        text = self.query_one(selector, Input).value.strip()
+        if not text:
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            raise LoadConfigError(f"{name} must be a number") from None
+
+    def build_load_config(self) -> LoadConfig:
+        """The load described by the Load form and the request builder; raises LoadConfigError."""
+        try:
+            request = self.build_request()
+        except HttpClientError as error:
+            raise LoadConfigError(str(error)) from None
+        if request.url.startswith("https://"):
+            raise LoadConfigError("the load generator speaks plain http:// only")
+        return LoadConfig(
+            url=request.url,
+            method=request.method,
+            body=request.body,
+            headers=dict(request.headers),
+            concurrency=self._int_field("#load-concurrency", "connections") or 10,
+            requests=self._int_field("#load-requests", "requests"),
+            duration=self._float_field("#load-duration", "seconds"),
+            keepalive=self.query_one("#load-keepalive", Checkbox).value,
+            processes=self.load_processes,
+        ).validated()
+
+    def action_toggle_load(self) -> None:
+        if self._load_stop is not None:
+            self._load_stop.set()
+            return
+        self.start_load()
+
+    @on(Button.Pressed, "#load-start")
+    def start_load(self) -> None:
+        if self._load_stop is not None:
+            return
+        try:
+            config = self.build_load_config()
+        except LoadConfigError as error:
+            self.notify(str(error), title="Load", severity="error")
+            return
+        amount = f"{config.requests:,} requests" if config.requests else f"{config.duration:g} s"
+        self.query_one("#load-target", Static).update(
+            f"Target: {config.method} {config.url} · {amount} · {config.concurrency} connections"
+            f" · keep-alive {'on' if config.keepalive else 'off'}"
+        )
+        self.query_one(LoadFigures).reset()
+        self._load_stop = threading.Event()
+        self._set_load_running(True)
+        self._run_load_in_thread(config, self._load_stop)
+
+    @on(Button.Pressed, "#load-stop")
+    def stop_load(self) -> None:
+        if self._load_stop is not None:
+            self._load_stop.set()
+
+    def _set_load_running(self, running: bool) -> None:
+        self.query_one("#load-start", Button).disabled = running
+        self.query_one("#load-stop", Button).disabled = not running
+        self.query_one("#compare-run", Button).disabled = running
+        self.query_one("#load-export", Button).disabled = running or self.last_load is None
+
+    @work(thread=True, group="http-load", exit_on_error=False)
+    def _run_load_in_thread(self, config: LoadConfig, stop: threading.Event) -> None:
+        try:
+            final = run_load(
+                config,
+                on_progress=lambda snapshot: self.post_message(self.LoadUpdated(snapshot, False)),
+                stop_event=stop,
+            )
+        except (LoadConfigError, OSError) as error:
+            self.post_message(self.LoadFailed(str(error)))
+        except Exception as error:  # never a traceback in the UI
+            self.post_message(self.LoadFailed(f"unexpected {type(error).__name__}: {error}"))
+        else:
+            self.post_message(self.LoadUpdated(final, True))
+
+    def on_http_tab_load_updated(self, message: LoadUpdated) -> None:
+        if not message.final and self._load_stop is None:
+            return  # a late progress message after the run ended
+        self.query_one(LoadFigures).show(message.snapshot)
+        if message.final:
+            self.last_load = message.snapshot
+            self._load_stop = None
+            self._set_load_running(False)
+            snapshot = message.snapshot
+            severity = "warning" if snapshot.failed else "information"
+            self.notify(
+                f"{snapshot.completed:,} requests, {snapshot.requests_per_second:,.0f} req/s, "
+                f"p99 {snapshot.percentiles_ms.get('p99', 0):.2f} ms, {snapshot.failed:,} failed",
+                title="Load finished",
+                severity=severity,
+            )
+
+    def on_http_tab_load_failed(self, message: LoadFailed) -> None:
+        self._load_stop = None
+        self._set_load_running(False)
+        self.notify(message.reason, title="Load", severity="error")
+
+    @on(Button.Pressed, "#load-export")
+    def action_export(self) -> None:
+        snapshot = self.last_load
+        if snapshot is None:
+            self.notify("Run a load first, then export it.", title="Export", severity="warning")
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = self.export_dir / f"workbench-load-{stamp}"
+        try:
+            self.export_dir.mkdir(parents=True, exist_ok=True)
+            json_path = base.with_suffix(".json")
+            csv_path = base.with_suffix(".csv")
+            json_path.write_text(snapshot.to_json(), encoding="utf-8")
+            csv_path.write_text(snapshot.to_csv(), encoding="utf-8")
+        except OSError as error:
+            self.notify(f"cannot write the export: {error}", title="Export", severity="error")
+            return
+        self.last_export = (json_path, csv_path)
+        self.notify(f"{json_path}\n{csv_path}", title="Exported")
+
+    # -- compare models -------------------------------------------------------------------
+
+    @on(Select.Changed, "#compare-preset")
+    def _preset_changed(self, event: Select.Changed) -> None:
+        preset = COMPARE_PRESETS.get(str(event.value))
+        if preset is not None:
+            self.query_one("#compare-preset-note", Static).update(f"{preset[0]} — {preset[1]}")
+
+    @on(Button.Pressed, "#compare-run")
+    def start_compare(self) -> None:
+        if self._compare_stop is not None or self._load_stop is not None:
+            return
+        manager = self._server_manager()
+        if manager is None or not hasattr(manager, "restart"):
+            self.notify(
+                "Compare models needs the workbench's embedded server manager "
+                "(run the full workbench app).",
+                title="Compare models",
+                severity="error",
+            )
+            return
+        models = list(self.query_one("#compare-models", SelectionList).selected)
+        if not models:
+            self.notify("Tick at least one model.", title="Compare models", severity="warning")
+            return
+        try:
+            concurrency = self._int_field("#compare-concurrency", "connections") or 20
+            seconds = self._float_field("#compare-seconds", "seconds") or 3.0
+            LoadConfig("http://127.0.0.1/", concurrency=concurrency, duration=seconds).validated()
+        except LoadConfigError as error:
+            self.notify(str(error), title="Compare models", severity="error")
+            return
+        preset = str(self.query_one("#compare-preset", Select).value)
+        path = COMPARE_PRESETS[preset][0]
+        self.compare_results = []
+        self.query_one("#compare-rps", BarChart).set_bars([])
+        self.query_one("#compare-p99", BarChart).set_bars([])
+        self.query_one("#compare-table", DataTable).clear()
+        self._compare_stop = threading.Event()
+        self._set_compare_running(True)
+        self._compare_in_thread(manager, models, path, concurrency, seconds, self._compare_stop)
+
+    @on(Button.Pressed, "#compare-stop")
+    def stop_compare(self) -> None:
+        if self._compare_stop is not None:
+            self._compare_stop.set()
+
+    def _set_compare_running(self, running: bool) -> None:
+        self.query_one("#compare-run", Button).disabled = running
+        self.query_one("#compare-stop", Button).disabled = not running
+        self.query_one("#load-start", Button).disabled = running
+
+    @work(thread=True, group="http-compare", exit_on_error=False)
+    def _compare_in_thread(
+        self,
+        manager: Any,
+        models: list[str],
+        path: str,
+        concurrency: int,
+        seconds: float,
+        stop: threading.Event,
+    ) -> None:
+        def prepare_server(model: str) -> str:
+            server_id = manager.default_server_id("http")
+            if server_id is None:
+                manager.start("http", model)
+            else:
+                manager.restart(server_id, model=model)
+            endpoint = manager.endpoint("http")
+            if not endpoint:
+                raise RuntimeError("the HTTP server is not running after the restart")
+            return f"http://{endpoint[0]}:{endpoint[1]}"
+
+        def progress(model: str, snapshot: LoadSnapshot) -> None:
+            self.post_message(
+                self.CompareProgress(
+                    f"{model}: {snapshot.elapsed:.1f}/{seconds:g} s, "
+                    f"{snapshot.requests_per_second:,.0f} req/s, "
+                    f"p99 {snapshot.percentiles_ms.get('p99', 0):.1f} ms"
+                )
+            )
+
+        try:
+            results = compare_models(
+                models,
+                prepare_server,
+                path,
+                concurrency=concurrency,
+                duration=seconds,
+                processes=self.load_processes,
+                on_model_start=lambda model: self.post_message(
+                    self.CompareProgress(f"{model}: restarting the HTTP server…")
+                ),
+                on_progress=progress,
+                on_model_done=lambda result: self.post_message(self.CompareModelDone(result)),
+                stop_event=stop,
+            )
+        except Exception as error:  # never a traceback in the UI
+            self.post_message(self.CompareFinished([], f"{type(error).__name__}: {error}"))
+        else:
+            self.post_message(self.CompareFinished(results))
+
+    def on_http_tab_compare_progress(self, message: CompareProgress) -> None:
+        self.query_one("#compare-status", Static).update(message.text)
+
+    def on_http_tab_compare_model_done(self, message: CompareModelDone) -> None:
+        result = message.result
+        self.compare_results.append(result)
+        ran = [r for r in self.compare_results if r.snapshot is not None]
+        self.query_one("#compare-rps", BarChart).set_bars(
+            [(r.model, r.requests_per_second) for r in ran]
+        )
+        self.query_one("#compare-p99", BarChart).set_bars([(r.model, r.p99_ms) for r in ran])
+        table = self.query_one("#compare-table", DataTable)
+        snapshot = result.snapshot
+        if snapshot is None:
+            table.add_row(result.model, "-", "-", "-", "-", "-", "-", result.error or "")
+            return
+        note = ", ".join(f"{kind}: {count}" for kind, count in snapshot.errors.items())
+        table.add_row(
+            result.model,
+            f"{snapshot.requests_per_second:,.0f}",
+            f"{snapshot.percentiles_ms['p50']:.2f}",
+            f"{snapshot.percentiles_ms['p99']:.2f}",
+            f"{snapshot.max_ms:.2f}",
+            f"{snapshot.succeeded:,}",
+            f"{snapshot.failed:,}",
+            note,
+        )
+
+    def on_http_tab_compare_finished(self, message: CompareFinished) -> None:
+        self._compare_stop = None
+        self._set_compare_running(False)
+        if message.error:
+            self.query_one("#compare-status", Static).update(f"Comparison failed: {message.error}")
+            self.notify(message.error, title="Compare models", severity="error")
+            return
+        done = [r for r in message.results if r.snapshot is not None]
+        failed = [r for r in message.results if r.snapshot is None]
+        text = f"Compared {len(done)} model(s)."
+        if failed:
+            text += " Could not run: " + "; ".join(f"{r.model} ({r.error})" for r in failed)
+        self.query_one("#compare-status", Static).update(text)
+        self._refresh_default_url()

@@ -1,0 +1,98 @@
+"""Horizontal bar chart drawn with block characters: latency histograms and per-model comparisons."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+_PARTIAL_BLOCKS = " ▏▎▍▌▋▊▉"
+
+
+def bar_cells(value: float, peak: float, width: int) -> str:
+    """A bar of ``value / peak`` of ``width`` cells, with eighth-cell precision."""
+    if peak <= 0 or width <= 0 or value <= 0:
+        return ""
+    eighths = round(min(1.0, value / peak) * width * 8)
+    full, rest = divmod(eighths, 8)
+    return "█" * full + (_PARTIAL_BLOCKS[rest] if rest else "")
+
+
+class BarChart(Widget):
+    """Labelled horizontal bars, one per line; the best bar is drawn in the accent colour."""
+
+    COMPONENT_CLASSES = {
+        "bar-chart--title",
+        "bar-chart--bar",
+        "bar-chart--best",
+        "bar-chart--empty",
+    }
+
+    DEFAULT_CSS = """
+    BarChart {
+        height: auto;
+        min-height: 3;
+        padding: 0 1;
+    }
+    BarChart > .bar-chart--title { text-style: bold; color: $text; }
+    BarChart > .bar-chart--bar { color: $primary; }
+    BarChart > .bar-chart--best { color: $success; }
+    BarChart > .bar-chart--empty { color: $text-muted; }
+    """
+
+    bars: reactive[tuple[tuple[str, float], ...]] = reactive((), layout=True)
+
+    def __init__(
+        self,
+        title: str = "",
+        *,
+        value_format: Callable[[float], str] = lambda value: f"{value:,.0f}",
+        best: str | None = None,
+        empty_text: str = "no data yet",
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.chart_title = title
+        self.value_format = value_format
+        #: "max", "min" or None: which bar to highlight as the winner.
+        self.best = best
+        self.empty_text = empty_text
+
+    def set_bars(self, bars: Sequence[tuple[str, float]]) -> None:
+        self.bars = tuple((str(label), float(value)) for label, value in bars)
+
+    def render(self) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if self.chart_title:
+            text.append(self.chart_title, self.get_component_rich_style("bar-chart--title"))
+            text.append("\n")
+        if not self.bars:
+            text.append(self.empty_text, self.get_component_rich_style("bar-chart--empty"))
+            return text
+        label_width = max(len(label) for label, _ in self.bars)
+        shown_values = [self.value_format(value) for _, value in self.bars]
+        value_width = max(len(value) for value in shown_values)
+        width = max(1, self.content_size.width - label_width - value_width - 3)
+        peak = max(value for _, value in self.bars)
+        best_index = -1
+        if self.best and any(value > 0 for _, value in self.bars):
+            candidates = [(value, index) for index, (_, value) in enumerate(self.bars) if value > 0]
+            best_index = (max if self.best == "max" else min)(candidates)[1]
+        bar_style = self.get_component_rich_style("bar-chart--bar")
+        best_style = self.get_component_rich_style("bar-chart--best")
+        for index, ((label, value), shown) in enumerate(zip(self.bars, shown_values, strict=True)):
+            if index:
+                text.append("\n")
+            text.append(f"{label:>{label_width}} ")
+            cells = bar_cells(value, peak, width)
+            text.append(cells, best_style if index == best_index else bar_style)
+            text.append(" " * (width - len(cells) + 1))
+            text.append(f"{shown:>{value_width}}")
+        return text
+
+    def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[override]
+        return (1 if self.chart_title else 0) + max(1, len(self.bars))

@@ -1,0 +1,110 @@
+"""Live figures of a load run: progress, req/s sparkline, latency histogram, percentiles, statuses, errors."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import DataTable, Label, ProgressBar, Sparkline, Static
+
+from workbench.clients.loadgen import LoadSnapshot
+from workbench.widgets.load_charts import BarChart
+
+
+def describe_rate(snapshot: LoadSnapshot) -> str:
+    """One line: how many, how fast, how long."""
+    planned = (
+        f"/{snapshot.planned_requests:,}"
+        if snapshot.planned_requests
+        else f" in {snapshot.elapsed:.1f}/{snapshot.planned_duration:g} s"
+    )
+    state = "done" if snapshot.finished else "running"
+    if snapshot.stopped_early:
+        state = "stopped"
+    return (
+        f"{state}: {snapshot.completed:,}{planned} requests  "
+        f"{snapshot.requests_per_second:,.0f} req/s  "
+        f"{snapshot.succeeded:,} ok  {snapshot.failed:,} failed  "
+        f"{snapshot.bytes_received / 1e6:,.2f} MB  {snapshot.elapsed:.2f} s"
+    )
+
+
+def format_ms(value: float) -> str:
+    """Milliseconds with the precision that matters at that size."""
+    if value < 10:
+        return f"{value:.2f}"
+    if value < 100:
+        return f"{value:.1f}"
+    return f"{value:,.0f}"
+
+
+class LoadFigures(Widget):
+    """Everything a load run shows while it runs; call :meth:`show` with each snapshot."""
+
+    DEFAULT_CSS = """
+    LoadFigures {
+        height: auto;
+        layout: vertical;
+    }
+    LoadFigures #load-summary { height: auto; padding: 0 1; color: $text; }
+    LoadFigures #load-progress { padding: 0 1; }
+    LoadFigures .load-caption { padding: 0 1; color: $text-muted; }
+    LoadFigures #load-rate { height: 3; margin: 0 1; }
+    LoadFigures #load-tables { height: auto; }
+    LoadFigures #load-percentiles { width: 24; height: auto; }
+    LoadFigures #load-histogram { width: 1fr; }
+    LoadFigures #load-outcomes { width: 30; height: auto; padding: 0 1; }
+    LoadFigures #load-statuses, LoadFigures #load-errors { height: auto; }
+    LoadFigures #load-errors { color: $error; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield ProgressBar(total=100, show_eta=False, id="load-progress")
+        yield Static("No load run yet.", id="load-summary", markup=False)
+        yield Label("requests/s over time", classes="load-caption")
+        yield Sparkline([], id="load-rate")
+        with Horizontal(id="load-tables"):
+            yield DataTable(id="load-percentiles", cursor_type="none", zebra_stripes=True)
+            yield BarChart(
+                "latency histogram (ms → requests)",
+                id="load-histogram",
+                empty_text="latencies appear here",
+            )
+            with Vertical(id="load-outcomes"):
+                yield Static("status codes: -", id="load-statuses", markup=False)
+                yield Static("errors: none", id="load-errors", markup=False)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#load-percentiles", DataTable)
+        table.add_column("percentile", key="name")
+        table.add_column("ms", key="ms")
+
+    def reset(self) -> None:
+        self.query_one(ProgressBar).update(progress=0)
+        self.query_one("#load-summary", Static).update("Starting…")
+        self.query_one(Sparkline).data = []
+        self.query_one(BarChart).set_bars([])
+        self.query_one("#load-percentiles", DataTable).clear()
+        self.query_one("#load-statuses", Static).update("status codes: -")
+        self.query_one("#load-errors", Static).update("errors: none")
+
+    def show(self, snapshot: LoadSnapshot) -> None:
+        self.query_one(ProgressBar).update(progress=round(snapshot.progress * 100, 1))
+        self.query_one("#load-summary", Static).update(describe_rate(snapshot))
+        self.query_one(Sparkline).data = list(snapshot.rate_series[-120:])
+        self.query_one(BarChart).set_bars(
+            [
+                (f"{format_ms(low)}–{format_ms(high)}", count)
+                for low, high, count in snapshot.histogram
+            ]
+        )
+        table = self.query_one("#load-percentiles", DataTable)
+        table.clear()
+        for name, value in snapshot.percentiles_ms.items():
+            table.add_row(name, f"{value:,.3f}", key=name)
+        statuses = "  ".join(f"{code}: {count:,}" for code, count in snapshot.statuses.items())
+        self.query_one("#load-statuses", Static).update(f"status codes: {statuses or '-'}")
+        errors = "\n".join(f"{kind}: {count:,}" for kind, count in snapshot.errors.items())
+        self.query_one("#load-errors", Static).update(
+            f"errors:\n{errors}" if errors else "errors: none"
+        )
