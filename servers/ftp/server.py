@@ -12,12 +12,12 @@ temporary file in), and watch the control connection for ABOR meanwhile.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import random
 import select
 import socket
 import stat
-import struct
 import tempfile
 import time
 from dataclasses import dataclass
@@ -46,11 +46,11 @@ from servers.ftp.session import (
 )
 from servers.ftp.users import Authorizer
 
-#: RETR: bytes handed to one os.sendfile call; the control socket is checked between calls.
-SENDFILE_CHUNK = 4 * 1024 * 1024
+#: RETR: most bytes offered to one os.sendfile / send call (the socket takes what fits).
+SEND_CHUNK = 4 * 1024 * 1024
 #: STOR: receive buffer; big enough that a 1 GB/s upload costs few system calls.
 RECEIVE_BUFFER = 1024 * 1024
-#: STOR: check the control connection for ABOR after this many bytes.
+#: Check the control connection for ABOR after this many bytes of a transfer that never waits.
 CONTROL_CHECK_BYTES = 4 * 1024 * 1024
 CONTROL_RECV = 4096
 
@@ -315,7 +315,9 @@ class ControlConnection:
             return TransferResult(interrupted.status, 0, interrupted.detail)
         counter = [0]
         try:
-            set_socket_timeouts(data_conn, self.settings.data_timeout)
+            # Non-blocking: a client that stops reading (or sending) parks us in
+            # poll() on both connections, where an ABOR is seen at once.
+            data_conn.setblocking(False)
             if isinstance(action, SendFile):
                 self.send_file(data_conn, action, counter)
             elif isinstance(action, SendListing):
@@ -327,18 +329,16 @@ class ControlConnection:
         except TransferInterrupted as interrupted:
             self._hang_up(data_conn)
             return TransferResult(interrupted.status, counter[0], interrupted.detail)
-        except (BlockingIOError, TimeoutError):
-            self._hang_up(data_conn)
-            return TransferResult(TRANSFER_BROKEN, counter[0], "data connection stalled")
         except ConnectionError as error:
             self._hang_up(data_conn)
             return TransferResult(TRANSFER_BROKEN, counter[0], error.strerror or "reset")
         except OSError as error:
             self._hang_up(data_conn)
-            if error.errno in (28, 122):  # ENOSPC, EDQUOT
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
                 return TransferResult(TRANSFER_STORAGE_FULL, counter[0], "no space left")
             return TransferResult(TRANSFER_LOCAL_ERROR, counter[0], error.strerror or str(error))
         with contextlib.suppress(OSError):
+            data_conn.setblocking(True)
             data_conn.shutdown(socket.SHUT_WR)
         data_conn.close()
         return TransferResult(TRANSFER_COMPLETE, counter[0])
@@ -348,14 +348,33 @@ class ControlConnection:
         with contextlib.suppress(OSError):
             data_conn.close()
 
+    def wait_for_data(self, data_conn: socket.socket, event: int) -> None:
+        """Block until the data connection is ready for ``event``, watching for ABOR meanwhile."""
+        poller = select.poll()
+        poller.register(data_conn, event)
+        poller.register(self.conn, select.POLLIN | select.POLLPRI)
+        deadline = time.monotonic() + self.settings.data_timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransferInterrupted(TRANSFER_BROKEN, "data connection stalled")
+            ready = dict(poller.poll(int(remaining * 1000) + 1))
+            if self.conn.fileno() in ready:
+                self.check_control()
+            if data_conn.fileno() in ready:
+                return
+
     def send_bytes(self, data_conn: socket.socket, payload: bytes, counter: list[int]) -> None:
         view = memoryview(payload)
-        for start in range(0, len(view), SENDFILE_CHUNK):
-            self.check_control()
-            chunk = view[start : start + SENDFILE_CHUNK]
-            data_conn.sendall(chunk)
-            counter[0] += len(chunk)
-            self.stats.add_bytes(sent=len(chunk))
+        while view:
+            try:
+                sent = data_conn.send(view[:SEND_CHUNK])
+            except BlockingIOError:
+                self.wait_for_data(data_conn, select.POLLOUT)
+                continue
+            view = view[sent:]
+            counter[0] += sent
+            self.stats.add_bytes(sent=sent)
 
     def send_file(self, data_conn: socket.socket, action: SendFile, counter: list[int]) -> None:
         with open(action.path, "rb") as file:
@@ -365,29 +384,29 @@ class ControlConnection:
             size = os.fstat(file.fileno()).st_size
             offset = action.offset
             out_fd, in_fd = data_conn.fileno(), file.fileno()
+            since_check = 0
             while offset < size:
-                self.check_control()
-                # Blocking socket: sendfile returns when the chunk is in the socket
-                # buffer, or early (EAGAIN) when the send timeout hits a stalled client.
-                sent = os.sendfile(out_fd, in_fd, offset, min(SENDFILE_CHUNK, size - offset))
+                try:
+                    # Zero-copy: the kernel moves file pages straight into the socket.
+                    sent = os.sendfile(out_fd, in_fd, offset, min(SEND_CHUNK, size - offset))
+                except BlockingIOError:
+                    self.wait_for_data(data_conn, select.POLLOUT)
+                    continue
                 if sent == 0:
                     break  # the file shrank under us: send what there was
                 offset += sent
                 counter[0] += sent
                 self.stats.add_bytes(sent=sent)
+                since_check += sent
+                if since_check >= CONTROL_CHECK_BYTES:
+                    since_check = 0
+                    self.check_control()
 
     def _send_ascii(self, data_conn: socket.socket, file, counter: list[int]) -> None:
         converter = LocalToNetworkText()
         while chunk := file.read(RECEIVE_BUFFER):
-            self.check_control()
-            data = converter.convert(chunk)
-            data_conn.sendall(data)
-            counter[0] += len(data)
-            self.stats.add_bytes(sent=len(data))
-        tail = converter.finish()
-        if tail:
-            data_conn.sendall(tail)
-            counter[0] += len(tail)
+            self.send_bytes(data_conn, converter.convert(chunk), counter)
+        self.send_bytes(data_conn, converter.finish(), counter)
 
     def receive_file(
         self, data_conn: socket.socket, action: ReceiveFile, counter: list[int]
@@ -409,9 +428,11 @@ class ControlConnection:
                 copy_prefix(target, fd, action.keep)
             self._receive_into(data_conn, fd, action.ascii, counter)
             # Stream mode ends a file with EOF, and a killed client closes its data
-            # connection with the same FIN: only the control connection tells them apart.
+            # connection with the same FIN: only the control connection tells them
+            # apart. The kernel closes a dead process's sockets in no fixed order, so
+            # give the control connection's FIN a moment to arrive before committing.
             self.check_control()
-            if self._control_hung_up():
+            if self._control_hung_up(self.settings.upload_close_grace):
                 raise TransferInterrupted(TRANSFER_BROKEN, "control connection closed")
             os.fchmod(fd, mode)
             os.close(fd)
@@ -433,7 +454,11 @@ class ControlConnection:
         converter = NetworkToLocalText() if ascii else None
         since_check = 0
         while True:
-            received = data_conn.recv_into(buffer)
+            try:
+                received = data_conn.recv_into(buffer)
+            except BlockingIOError:
+                self.wait_for_data(data_conn, select.POLLIN)
+                continue
             if not received:
                 break
             counter[0] += received
@@ -449,16 +474,19 @@ class ControlConnection:
         if converter is not None:
             write_all(fd, converter.finish())
 
-    def _control_hung_up(self) -> bool:
-        """True if the client closed or reset its control connection (checked without blocking)."""
+    def _control_hung_up(self, grace: float) -> bool:
+        """True if the client closes or resets its control connection within ``grace`` seconds."""
         if self.peer_gone:
             return True
-        if not self.control_poller.poll(0):
+        if not self.control_poller.poll(int(grace * 1000)):
             return False
         try:
-            return self.conn.recv(1, socket.MSG_PEEK) == b""
+            if self.conn.recv(1, socket.MSG_PEEK) == b"":
+                return True
         except OSError:
             return True
+        self.check_control()  # an ABOR right after the data connection closed still aborts
+        return False
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -502,19 +530,6 @@ def bind_passive_listener(
             listener.close()
             last_error = error
     raise last_error
-
-
-def set_socket_timeouts(data_conn: socket.socket, seconds: float) -> None:
-    """Kernel send/receive timeouts on a blocking socket: a stalled peer cannot hang a worker.
-
-    Unlike ``settimeout``, this keeps the socket blocking, so ``os.sendfile`` and
-    ``recv_into`` run without a poll per call.
-    """
-    data_conn.setblocking(True)
-    whole = int(seconds)
-    packed = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
-    data_conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, packed)
-    data_conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, packed)
 
 
 def write_all(fd: int, data) -> None:

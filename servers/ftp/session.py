@@ -118,6 +118,9 @@ class FTPSettings:
     login_delay: float = 1.0
     max_login_attempts: int = 3
     max_line_length: int = 4096
+    #: After an upload's data EOF, how long to watch for the control connection
+    #: closing too (a killed client) before the upload is committed.
+    upload_close_grace: float = 0.02
     banner: str = "Network Workbench FTP server ready."
 
 

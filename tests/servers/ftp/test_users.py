@@ -43,7 +43,7 @@ def test_users_command_writes_a_private_file_and_lists_it(tmp_path, monkeypatch,
     monkeypatch.setattr("sys.stdin", io.StringIO("pw-bob\n"))
     assert users.main(["add", path, "bob", "--password-stdin", "--scheme", "pbkdf2_sha256"]) == 0
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    text = open(path).read()
+    text = (tmp_path / "users.txt").read_text()
     assert "pw-alice" not in text and "pw-bob" not in text
     accounts = load_accounts(path)
     assert accounts["alice"].permissions == "elradfmw"
