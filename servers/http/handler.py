@@ -121,6 +121,7 @@ class HttpHandler(BaseSansIOHandler):
         # The header clock of the first request starts at connect, so a client
         # that connects and says nothing is timed out like a slow one.
         self._request_started = now
+        self._answered = False
         #: The instant the model will call tick(); may be early, never late (see _rearm).
         self._timer = now + self._config.header_timeout
         #: /api/sleep in progress: when it ends, and what to answer then.
@@ -140,7 +141,7 @@ class HttpHandler(BaseSansIOHandler):
                 self.should_close = True
             return []
         parser = self._parser
-        if parser.idle:
+        if parser.idle and self._answered:
             self._request_started = now
         parser.feed(data)
         if self._sleep_until is not None:
@@ -183,8 +184,9 @@ class HttpHandler(BaseSansIOHandler):
         parser = self._parser
         if self._discarding or parser.in_body:
             return self._last_activity + config.header_timeout
-        if parser.idle:
+        if parser.idle and self._answered:
             return self._last_activity + config.keepalive_timeout
+        # A new connection gets the header timeout for its first request too.
         return self._request_started + config.header_timeout
 
     def _rearm(self) -> None:
@@ -206,6 +208,7 @@ class HttpHandler(BaseSansIOHandler):
             if event is None:
                 break
             if type(event) is Request:
+                self._answered = True
                 self._respond(event, output)
                 if self._sleep_until is not None:
                     return output
