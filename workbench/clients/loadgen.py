@@ -839,6 +839,7 @@ def run_load(
         start_flag: Any = threading.Event()
         stop_flag: Any = threading.Event()
     else:
+        _ensure_resource_tracker()
         context = multiprocessing.get_context("spawn")
         start_flag = context.Event()
         stop_flag = context.Event()
@@ -882,6 +883,28 @@ def run_load(
     if stats.finished_at is None:
         stats.finish()
     return stats.snapshot()
+
+
+def _ensure_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker with a real stderr.
+
+    Inside a Textual app ``sys.stderr`` is a capture object whose ``fileno()`` is
+    -1, and spawning the tracker (needed by the Events below) then fails with
+    "bad value(s) in fds_to_keep". Hand it the process's real stderr.
+    """
+    from multiprocessing import resource_tracker
+
+    captured = sys.stderr
+    try:
+        try:
+            usable = captured.fileno() >= 0
+        except (AttributeError, OSError, ValueError):
+            usable = False
+        if not usable and sys.__stderr__ is not None:
+            sys.stderr = sys.__stderr__
+        resource_tracker.ensure_running()
+    finally:
+        sys.stderr = captured
 
 
 def _wait_until_ready(readers: list[Any], timeout: float = 30.0) -> None:
@@ -946,7 +969,7 @@ def _collect(
 
 #: Presets of the "Compare models" panel: (label, path, what it teaches).
 COMPARE_PRESETS: dict[str, tuple[str, str]] = {
-    "static": ("/bench-1k.bin", "static file: IO multiplexing shines, sendfile does the work"),
+    "static": ("/index.html", "static file: IO multiplexing shines, sendfile does the work"),
     "sleep": ("/api/sleep?ms=50", "IO-bound: waiting, so threads and event loops overlap requests"),
     "work": ("/api/work?ms=20", "CPU-bound: the GIL serialises threads; only processes scale"),
 }

@@ -71,10 +71,20 @@ FALLBACK_MODELS = (
     "prefork",
 )
 PRESET_LABELS = {
-    "static": "static file",
+    "static": "static file (/index.html)",
     "sleep": "/api/sleep?ms=50 (IO-bound)",
     "work": "/api/work?ms=20 (CPU-bound, the GIL)",
 }
+
+RESPONSE_HINT = Text(
+    "Ctrl+J sends the request. Things to try on the embedded server:\n"
+    "  /index.html          a static file (see Raw for the CRLFs)\n"
+    "  /api/echo            any method: your request back as JSON\n"
+    "  /api/sleep?ms=500    a slow answer: watch 'first byte'\n"
+    "  /api/work?ms=50      CPU work inside the server\n"
+    "  /missing             a 404",
+    style="italic",
+)
 
 HTTP_TAB_HELP = """\
 ## HTTP tester and load generator
@@ -339,7 +349,7 @@ class HttpTab(Widget):
                 yield Static("", id="timings", markup=False)
                 with TabbedContent(id="response-tabs"):
                     with TabPane("Body", id="response-body-pane"), VerticalScroll():
-                        yield Static("", id="response-body")
+                        yield Static(RESPONSE_HINT, id="response-body")
                     with TabPane("Headers", id="response-headers-pane"):
                         yield DataTable(id="response-headers", cursor_type="row")
                     with TabPane("Raw", id="raw-pane"), VerticalScroll():

@@ -1,0 +1,385 @@
+"""Pilot tests of the HTTP tab against our real HTTP server (started by the launcher), plus its snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.pilot import Pilot
+from textual.widgets import Button, DataTable, Footer, Input, Select, SelectionList, Static
+
+from servers.launcher import ServerProcess, ServerSpec, running_server
+from workbench.clients.http import METHODS
+from workbench.tabs.http import HttpTab
+from workbench.widgets.http_raw import RawExchange
+from workbench.widgets.load_charts import BarChart
+
+pytestmark = pytest.mark.timeout(60)
+
+SITE = Path(__file__).resolve().parents[2] / "servers" / "data" / "site"
+
+
+class HttpTabHarness(App[None]):
+    """The tab alone in an app, with a stand-in for the app's server manager."""
+
+    def __init__(self, tab: HttpTab, server_manager: Any = None) -> None:
+        super().__init__()
+        self.tab = tab
+        if server_manager is not None:
+            self.server_manager = server_manager
+
+    def compose(self) -> ComposeResult:
+        yield self.tab
+        yield Footer()
+
+
+class EndpointOnly:
+    """What the tab needs of the ServerManager for requests: where the HTTP server is."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def endpoint(self, protocol: str) -> tuple[str, int] | None:
+        return ("127.0.0.1", self.port) if protocol == "http" else None
+
+
+class RestartingManager:
+    """A small real ServerManager stand-in: restarts our HTTP server under another model."""
+
+    def __init__(self) -> None:
+        self.process: ServerProcess | None = None
+        self.models_started: list[str] = []
+
+    def default_server_id(self, protocol: str) -> str | None:
+        return "http" if self.process is not None else None
+
+    def start(self, protocol: str, model: str) -> str:
+        self.restart("http", model=model)
+        return "http"
+
+    def restart(self, server_id: str, model: str | None = None) -> int:
+        if self.process is not None:
+            self.process.stop()
+        spec = ServerSpec(
+            "http", model or "epoll", "127.0.0.1", 0, None, {"root": str(SITE)}, "http"
+        )
+        self.process = ServerProcess(spec)
+        self.models_started.append(spec.model)
+        return self.process.start(timeout=15)
+
+    def endpoint(self, protocol: str) -> tuple[str, int] | None:
+        if self.process is None or self.process.port is None:
+            return None
+        return ("127.0.0.1", self.process.port)
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+
+@pytest.fixture(scope="module")
+def http_server() -> Iterator[ServerProcess]:
+    with running_server("http", "epoll", options={"root": str(SITE)}) as server:
+        yield server
+
+
+@pytest.fixture
+def closed_port() -> int:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(scenario())
+
+
+def notifications(app: App[Any]) -> list[str]:
+    return [f"{note.title}|{note.message}" for note in app._notifications]
+
+
+async def wait_until(
+    pilot: Pilot[Any], condition: Callable[[], bool], what: str, timeout: float = 20
+) -> None:
+    """Let the app run until ``condition`` holds (workers report back through messages)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(
+                f"timed out waiting for {what}; notices: {notifications(pilot.app)}"
+            )
+        await pilot.pause(0.02)
+
+
+def shown(static: Static) -> str:
+    content = static.content
+    if isinstance(content, Text):
+        return content.plain
+    if isinstance(content, Syntax):
+        return content.code
+    return str(content)
+
+
+async def send(pilot: Pilot[Any], tab: HttpTab, method: str, url: str, body: str = "") -> None:
+    before = len(tab.history)
+    tab.query_one("#method", Select).value = method
+    tab.query_one("#url", Input).value = url
+    tab.query_one("#body-editor").text = body
+    tab.query_one("#url", Input).focus()
+    await pilot.press("ctrl+j")
+    await wait_until(pilot, lambda: len(tab.history) > before, f"{method} {url}")
+    await pilot.pause()
+
+
+def test_every_method_against_the_embedded_server(http_server: ServerProcess) -> None:
+    async def scenario() -> None:
+        tab = HttpTab()
+        app = HttpTabHarness(tab, EndpointOnly(http_server.port))
+        async with app.run_test(size=(140, 40)) as pilot:
+            base = f"http://127.0.0.1:{http_server.port}"
+            await wait_until(
+                pilot, lambda: tab.query_one("#url", Input).value == base + "/", "default URL"
+            )
+            for method in METHODS:
+                body = '{"n": 1}' if method in ("POST", "PUT", "PATCH") else ""
+                await send(pilot, tab, method, base + "/api/echo?x=1", body)
+                entry = tab.history[-1]
+                assert entry.error is None, entry.error
+                assert shown(tab.query_one("#status-line", Static)) == "HTTP/1.1 200 OK"
+                assert "first byte" in shown(tab.query_one("#timings", Static))
+                header_names = _column(tab, "#response-headers", 0)
+                assert "Content-Type" in header_names
+                body_view = tab.query_one("#response-body", Static)
+                if method == "HEAD":
+                    assert shown(body_view) == "(empty body)"
+                else:
+                    echoed = json.loads(shown(body_view))
+                    assert echoed["method"] == method
+                    assert echoed["query"] == {"x": ["1"]}
+                    assert echoed["body"] == body
+                    assert isinstance(body_view.content, Syntax)  # JSON is highlighted
+            history = tab.query_one("#history", DataTable)
+            assert history.row_count == len(METHODS)
+        assert not [note for note in notifications(app) if "error" in note.lower()]
+
+    run(scenario)
+
+
+def _column(tab: HttpTab, selector: str, index: int) -> list[str]:
+    table = tab.query_one(selector, DataTable)
+    return [str(table.get_row_at(row)[index]) for row in range(table.row_count)]
+
+
+def test_raw_view_shows_the_crlfs(http_server: ServerProcess) -> None:
+    async def scenario() -> None:
+        base = f"http://127.0.0.1:{http_server.port}"
+        tab = HttpTab(base_url=base)
+        app = HttpTabHarness(tab)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await send(pilot, tab, "GET", base + "/index.html")
+            tab.query_one("#response-tabs").active = "raw-pane"
+            await pilot.pause()
+            raw = tab.query_one(RawExchange)
+            text = shown(raw)
+            assert "GET /index.html HTTP/1.1␍␊\n" in text
+            assert "HTTP/1.1 200 OK␍␊\n" in text
+            assert "\n␍␊\n" in text  # the blank line between headers and body
+            assert raw.response_bytes.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert b"<html" in raw.response_bytes.lower()
+            body_view = tab.query_one("#response-body", Static)
+            assert isinstance(body_view.content, Syntax) and body_view.content.lexer is not None
+
+    run(scenario)
+
+
+def test_bad_url_refused_and_timeouts_are_messages(
+    http_server: ServerProcess, closed_port: int
+) -> None:
+    async def scenario() -> None:
+        tab = HttpTab(base_url=f"http://127.0.0.1:{http_server.port}")
+        app = HttpTabHarness(tab)
+        async with app.run_test(size=(140, 40)) as pilot:
+            tab.query_one("#url", Input).value = "http://bad host/"
+            tab.query_one("#url", Input).focus()
+            await pilot.press("ctrl+j")
+            await pilot.pause()
+            status = tab.query_one("#status-line", Static)
+            assert "bad URL" in shown(status)
+            assert status.has_class("-failed")
+            assert any("bad URL" in note for note in notifications(app))
+
+            await send(pilot, tab, "GET", f"http://127.0.0.1:{closed_port}/")
+            assert "refused" in shown(status)
+            assert tab.history[-1].error is not None
+
+            tab.query_one("#headers-editor").text = "no colon here"
+            tab.query_one("#url", Input).value = f"http://127.0.0.1:{http_server.port}/"
+            await pilot.press("ctrl+j")
+            await pilot.pause()
+            assert "expected 'Name: value'" in shown(status)
+            assert not any("Traceback" in note for note in notifications(app))
+
+    run(scenario)
+
+
+def test_history_resend_and_copy_as_curl(http_server: ServerProcess) -> None:
+    async def scenario() -> None:
+        base = f"http://127.0.0.1:{http_server.port}"
+        tab = HttpTab(base_url=base)
+        app = HttpTabHarness(tab)
+        async with app.run_test(size=(140, 40)) as pilot:
+            tab.query_one("#headers-editor").text = "X-Lesson: http"
+            await send(pilot, tab, "POST", base + "/api/echo", "hello")
+            tab.query_one("#headers-editor").text = ""
+            await send(pilot, tab, "GET", base + "/style.css")
+            tab.resend(1)
+            await wait_until(pilot, lambda: len(tab.history) == 3, "re-sent request")
+            again = tab.history[-1]
+            assert again.request.method == "POST" and again.request.body == b"hello"
+            assert again.response is not None
+            assert json.loads(again.response.body)["headers"]["x-lesson"] == "http"
+            assert tab.query_one("#method", Select).value == "POST"
+
+            await pilot.press("ctrl+o")
+            assert app.clipboard.startswith("curl -i -X POST -H 'X-Lesson: http'")
+            assert app.clipboard.endswith(f"{base}/api/echo")
+
+    run(scenario)
+
+
+def test_short_load_run_fills_the_figures_and_exports(
+    http_server: ServerProcess, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        base = f"http://127.0.0.1:{http_server.port}"
+        tab = HttpTab(base_url=base)
+        tab.export_dir = tmp_path
+        app = HttpTabHarness(tab)
+        async with app.run_test(size=(140, 48)) as pilot:
+            tab.query_one("#url", Input).value = base + "/index.html"
+            tab.query_one("#http-sections").active = "http-load"
+            tab.query_one("#load-requests", Input).value = "400"
+            tab.query_one("#load-concurrency", Input).value = "4"
+            await pilot.pause()
+            await pilot.press("ctrl+r")
+            await wait_until(pilot, lambda: tab.last_load is not None, "load run", timeout=40)
+            await pilot.pause()
+            result = tab.last_load
+            assert result is not None and result.completed == 400
+            assert result.statuses == {200: 400} and result.errors == {}
+            assert result.processes >= 1  # ran in worker processes, not the UI process
+            percentiles = _column(tab, "#load-percentiles", 0)
+            assert percentiles == ["p50", "p90", "p99", "p99.9", "max"]
+            assert float(_column(tab, "#load-percentiles", 1)[-1].replace(",", "")) > 0
+            assert sum(value for _, value in tab.query_one("#load-histogram", BarChart).bars) == 400
+            assert "200: 400" in shown(tab.query_one("#load-statuses", Static))
+            assert "400/400 requests" in shown(tab.query_one("#load-summary", Static))
+            assert tab.query_one("#load-export", Button).disabled is False
+
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            assert tab.last_export is not None
+            json_path, csv_path = tab.last_export
+            data = json.loads(json_path.read_text())
+            assert data["completed"] == 400 and data["statuses"] == {"200": 400}
+            rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
+            assert {"section": "summary", "key": "completed", "value": "400"} in rows
+            assert any(row["section"] == "percentile" and row["key"] == "p99.9" for row in rows)
+
+    run(scenario)
+
+
+def test_load_can_be_stopped(http_server: ServerProcess) -> None:
+    async def scenario() -> None:
+        base = f"http://127.0.0.1:{http_server.port}"
+        tab = HttpTab(base_url=base)
+        tab.load_processes = 0
+        app = HttpTabHarness(tab)
+        async with app.run_test(size=(140, 48)) as pilot:
+            tab.query_one("#url", Input).value = base + "/api/sleep?ms=20"
+            tab.query_one("#load-requests", Input).value = ""
+            tab.query_one("#load-duration", Input).value = "30"
+            tab.query_one("#load-concurrency", Input).value = "2"
+            await pilot.press("ctrl+r")
+            await wait_until(pilot, lambda: tab._load_stop is not None, "load started")
+            await pilot.pause(0.5)
+            await pilot.press("ctrl+r")
+            await wait_until(pilot, lambda: tab.last_load is not None, "load stopped")
+            assert tab.last_load is not None and tab.last_load.stopped_early
+            assert tab.last_load.elapsed < 10
+
+    run(scenario)
+
+
+def test_compare_models_without_a_server_manager_says_so() -> None:
+    async def scenario() -> None:
+        tab = HttpTab(base_url="http://127.0.0.1:9")
+        app = HttpTabHarness(tab)
+        async with app.run_test(size=(140, 48)) as pilot:
+            tab.query_one("#http-sections").active = "http-compare"
+            await pilot.pause()
+            await pilot.click("#compare-run")
+            await pilot.pause()
+            assert any("server manager" in note for note in notifications(app))
+
+    run(scenario)
+
+
+def test_compare_models_restarts_the_server_and_draws_bars() -> None:
+    manager = RestartingManager()
+
+    async def scenario() -> None:
+        tab = HttpTab()
+        tab.load_processes = 0
+        app = HttpTabHarness(tab, manager)
+        async with app.run_test(size=(140, 48)) as pilot:
+            tab.query_one("#http-sections").active = "http-compare"
+            models = tab.query_one("#compare-models", SelectionList)
+            models.deselect_all()
+            models.select("threads")
+            models.select("epoll")
+            tab.query_one("#compare-preset", Select).value = "sleep"
+            tab.query_one("#compare-seconds", Input).value = "0.6"
+            tab.query_one("#compare-concurrency", Input).value = "4"
+            await pilot.pause()
+            await pilot.click("#compare-run")
+            await wait_until(
+                pilot,
+                lambda: len(tab.compare_results) == 2 and tab._compare_stop is None,
+                "comparison",
+                timeout=45,
+            )
+            assert manager.models_started == ["threads", "epoll"]
+            for result in tab.compare_results:
+                assert result.snapshot is not None, result.error
+                assert result.snapshot.statuses.get(200, 0) > 0
+                assert result.snapshot.url.endswith("/api/sleep?ms=50")
+                assert result.p99_ms >= 50  # the server really slept
+            rps = tab.query_one("#compare-rps", BarChart).bars
+            p99 = tab.query_one("#compare-p99", BarChart).bars
+            assert [label for label, _ in rps] == ["threads", "epoll"]
+            assert all(value > 0 for _, value in rps + p99)
+            assert "Compared 2 model(s)" in shown(tab.query_one("#compare-status", Static))
+
+    try:
+        run(scenario)
+    finally:
+        manager.close()
+
+
+def test_snapshot_of_the_tab(snap_compare: Any) -> None:
+    tab = HttpTab(base_url="http://127.0.0.1:8080")
+    assert snap_compare(HttpTabHarness(tab), terminal_size=(120, 36))
