@@ -172,7 +172,7 @@ def format_mlsx_line(
     if "unique" in facts:
         values["unique"] = f"{info.st_dev:x}g{info.st_ino:x}"
     if "unix.mode" in facts:
-        values["unix.mode"] = oct(stat.S_IMODE(info.st_mode))
+        values["unix.mode"] = f"{stat.S_IMODE(info.st_mode):04o}"
     return "".join(f"{key}={value};" for key, value in values.items()) + " " + name
 
 
