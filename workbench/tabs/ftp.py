@@ -284,12 +284,12 @@ transfer leaves no half-written file behind.
             yield Label("Password")
             yield Input(placeholder="(anonymous)", password=True, id="ftp-password")
             yield Button("Connect", id="ftp-connect", variant="primary")
-        yield Label("", id="ftp-status")
+        yield Label("", id="ftp-status", markup=False)
         with Horizontal(id="ftp-panes"):
             yield FtpFilePane("Local", id="ftp-local")
             yield FtpFilePane("Remote", id="ftp-remote")
         with Horizontal(id="ftp-transfer"):
-            yield Label("No transfer running", id="ftp-transfer-label")
+            yield Label("No transfer running", id="ftp-transfer-label", markup=False)
             yield ProgressBar(total=100, show_eta=False, id="ftp-progress")
 
     @property

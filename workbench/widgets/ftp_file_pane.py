@@ -91,13 +91,13 @@ class FtpFilePane(Vertical, can_focus=False):
         self._by_key: dict[str, RemoteEntry] = {}
 
     def compose(self) -> ComposeResult:
-        yield Label(self.heading, classes="ftp-pane-title")
+        yield Label(self.heading, classes="ftp-pane-title", markup=False)
         table: DataTable[str | Text] = DataTable(cursor_type="row", zebra_stripes=True)
         table.add_column("Name", key="name")
         table.add_column("Size", key="size")
         table.add_column("Modified", key="modified")
         yield table
-        yield Label("", classes="ftp-pane-status")
+        yield Label("", classes="ftp-pane-status", markup=False)
 
     @property
     def table(self) -> DataTable[str | Text]:

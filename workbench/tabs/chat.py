@@ -1,0 +1,273 @@
+"""The Chat tab: 2-4 members of the UDP group chat side by side (course exercise 2.2.5 群聊聊天室).
+
+Each participant pane owns its own :class:`~workbench.clients.chat.ChatClient`
+(its own socket, name and heartbeat), so a class sees one room from several
+seats: a message typed on the left appears on the right, joins and leaves reach
+everyone, and with the server's ``--drop`` knob each seat counts its own lost
+datagrams.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widget import Widget
+from textual.widgets import Button, Input, Label, Select
+
+from workbench.widgets.chat_participant import ChatParticipantPane, ChatServerAddress
+
+MIN_PARTICIPANTS = 1
+MAX_PARTICIPANTS = 4
+#: Names offered to new panes, so a demo is one Enter per seat.
+SUGGESTED_NAMES = ("alice", "bob", "carol", "dave")
+
+NO_SERVER_TEXT = "No server — enter host and port"
+
+
+def endpoint_address(endpoint: Any) -> tuple[str, int] | None:
+    """Normalise what a server manager hands out: (host, port), "host:port", or an object with both."""
+    if endpoint is None:
+        return None
+    if isinstance(endpoint, str):
+        host, _, port = endpoint.rpartition(":")
+        return (host or "127.0.0.1", int(port)) if port.isdigit() else None
+    if isinstance(endpoint, tuple | list) and len(endpoint) >= 2:
+        return str(endpoint[0]), int(endpoint[1])
+    host, port = getattr(endpoint, "host", None), getattr(endpoint, "port", None)
+    if host is not None and port:
+        return str(host), int(port)
+    return None
+
+
+class ChatTab(Widget):
+    """A connection bar over participant panes; each pane is one member of the room."""
+
+    HELP = """\
+# Chat — the group chat room (群聊聊天室, course 2.2.5)
+
+Each pane is **one member** with its own UDP socket: type a name, press
+**Enter** to join, then type messages. Open up to four members side by side
+(**Ctrl+N**) and watch one room from every seat.
+
+What to look for:
+
+- **Unique names**: a second member asking for a name already in the room
+  (case does not matter) is refused — the error says so and the typed name stays
+  in the box to edit.
+- **Join and leave notices** (→ / ←) reach everyone else; a member that stops
+  sending heartbeats (PING) is dropped as *timed out*.
+- **Messages** go to the server once and the server sends one datagram to each
+  other member (fan-out); your own lines are shown locally.
+- **Admin announcements** (admin ▸) come from the server side: the Servers tab's
+  announcement box, or the server's standard input.
+- **Lost datagrams**: UDP does not retransmit. Every room datagram carries a
+  sequence number, so a gap is a loss; start the chat server with `--drop 0.1`
+  and each pane counts what it missed.
+
+| Key | Action |
+|---|---|
+| Enter | join (in the name box) / send (in the message box) |
+| Ctrl+N | add a participant (up to four) |
+| Ctrl+R | remove the focused participant |
+| Ctrl+L | leave the room (in a pane) |
+"""
+
+    DEFAULT_CSS = """
+    ChatTab {
+        height: 1fr;
+        layout: vertical;
+    }
+    ChatTab #chat-connection {
+        height: auto;
+        padding: 0 1;
+    }
+    ChatTab #chat-connection Label {
+        padding: 1 1 0 1;
+        color: $text-muted;
+    }
+    ChatTab #chat-host {
+        width: 1fr;
+    }
+    ChatTab #chat-port {
+        width: 12;
+    }
+    ChatTab #chat-transport {
+        width: 14;
+    }
+    ChatTab #chat-connection Button {
+        margin-left: 1;
+    }
+    ChatTab #chat-status {
+        width: 1fr;
+        padding: 0 2;
+        color: $text-muted;
+    }
+    ChatTab #chat-status.-error {
+        color: $text-error;
+    }
+    ChatTab #chat-participants {
+        height: 1fr;
+    }
+    """
+
+    BINDINGS = [
+        Binding("ctrl+n", "add_participant", "Add participant"),
+        Binding("ctrl+r", "remove_participant", "Remove participant"),
+    ]
+
+    def __init__(
+        self,
+        endpoint: Any = None,
+        *,
+        participants: int = 2,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._endpoint_override = endpoint
+        self._initial_participants = max(MIN_PARTICIPANTS, min(MAX_PARTICIPANTS, participants))
+        self._next_pane_number = 0
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="chat-connection"):
+            yield Label("Host")
+            yield Input(placeholder="127.0.0.1", id="chat-host")
+            yield Label("Port")
+            yield Input(placeholder="port", id="chat-port", type="integer")
+            yield Select(
+                [("UDP", "udp"), ("TCP", "tcp")],
+                value="udp",
+                allow_blank=False,
+                id="chat-transport",
+            )
+            yield Button("+ Participant", id="chat-add")
+        yield Label("", id="chat-status", markup=False)
+        with Horizontal(id="chat-participants"):
+            for _ in range(self._initial_participants):
+                yield self._new_pane()
+
+    def _new_pane(self) -> ChatParticipantPane:
+        number = self._next_pane_number
+        self._next_pane_number += 1
+        suggested = (
+            SUGGESTED_NAMES[number] if number < len(SUGGESTED_NAMES) else f"member{number + 1}"
+        )
+        return ChatParticipantPane(self.server_address, suggested, id=f"chat-participant-{number}")
+
+    @property
+    def panes(self) -> list[ChatParticipantPane]:
+        return list(self.query(ChatParticipantPane))
+
+    def on_mount(self) -> None:
+        self._apply_endpoint()
+
+    def on_show(self) -> None:
+        # The app may start its servers after the tabs mount: look again when shown.
+        self._apply_endpoint()
+
+    # -- where the server is ---------------------------------------------------
+
+    def _server_endpoint(self) -> tuple[str, int] | None:
+        if self._endpoint_override is not None:
+            return endpoint_address(self._endpoint_override)
+        manager = getattr(self.app, "server_manager", None)
+        if manager is None:
+            return None
+        try:
+            return endpoint_address(manager.endpoint("chat"))
+        except Exception:
+            # A server manager mid-restart must not break the tab; the fields stay editable.
+            return None
+
+    def _apply_endpoint(self) -> None:
+        host_input = self.query_one("#chat-host", Input)
+        port_input = self.query_one("#chat-port", Input)
+        if not host_input.value and not port_input.value:
+            address = self._server_endpoint()
+            if address is not None:
+                host_input.value, port_input.value = address[0], str(address[1])
+        self._update_status()
+
+    def server_address(self) -> ChatServerAddress | None:
+        """The address typed in the connection bar, or None (with the reason shown) when incomplete."""
+        host = self.query_one("#chat-host", Input).value.strip() or "127.0.0.1"
+        port_text = self.query_one("#chat-port", Input).value.strip()
+        if not port_text:
+            self._set_status(NO_SERVER_TEXT, error=True)
+            return None
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            self._set_status(
+                f"Port must be a number from 1 to 65535, not {port_text!r}", error=True
+            )
+            return None
+        transport = self.query_one("#chat-transport", Select).value
+        return ChatServerAddress(host, int(port_text), str(transport))
+
+    @on(Input.Changed, "#chat-connection Input")
+    def _address_edited(self, event: Input.Changed) -> None:
+        self._update_status()
+
+    @on(Select.Changed, "#chat-transport")
+    def _transport_changed(self, event: Select.Changed) -> None:
+        self._update_status()
+
+    @on(Input.Submitted, "#chat-connection Input")
+    def _address_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        # Enter in the address bar: go and pick a name in the first free seat.
+        for pane in self.panes:
+            if not pane.joined:
+                pane.name_input.focus()
+                return
+
+    def _update_status(self) -> None:
+        port_text = self.query_one("#chat-port", Input).value.strip()
+        if not port_text:
+            self._set_status(NO_SERVER_TEXT, error=False)
+            return
+        host = self.query_one("#chat-host", Input).value.strip() or "127.0.0.1"
+        transport = self.query_one("#chat-transport", Select).value
+        self._set_status(
+            f"Room at {transport} {host}:{port_text} — type a name in a pane and press Enter to join"
+        )
+
+    def _set_status(self, text: str, *, error: bool = False) -> None:
+        status = self.query_one("#chat-status", Label)
+        status.update(text)
+        status.set_class(error, "-error")
+
+    # -- participants ---------------------------------------------------------
+
+    @on(Button.Pressed, "#chat-add")
+    def _add_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_add_participant()
+
+    def action_add_participant(self) -> None:
+        if len(self.panes) >= MAX_PARTICIPANTS:
+            self.notify(f"At most {MAX_PARTICIPANTS} participants side by side", severity="warning")
+            return
+        pane = self._new_pane()
+        self.query_one("#chat-participants", Horizontal).mount(pane)
+        pane.call_after_refresh(lambda: pane.name_input.focus())
+
+    def action_remove_participant(self) -> None:
+        panes = self.panes
+        if len(panes) <= MIN_PARTICIPANTS:
+            self.notify("The last participant stays", severity="warning")
+            return
+        focused = self.screen.focused
+        target = panes[-1]
+        for pane in panes:
+            if focused is not None and pane in focused.ancestors:
+                target = pane
+                break
+        # Unmounting the pane closes its client (QUIT) in the background.
+        target.remove()
+        neighbour = [pane for pane in panes if pane is not target][-1]
+        (neighbour.message_input if neighbour.joined else neighbour.name_input).focus()

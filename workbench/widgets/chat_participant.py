@@ -1,0 +1,467 @@
+"""One chat participant of the Chat tab: its own ChatClient, name, log, member list and loss counter.
+
+Several panes side by side show a room from several members' seats at once.
+The client's events are drained by a timer a few times a second and applied as
+one batch (one log refresh), never one widget update per datagram; login,
+sending and leaving run in thread workers so the UI never waits on the network.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, Input, Label, Static
+
+from workbench.clients.chat import (
+    Admin,
+    ChatClient,
+    ChatError,
+    ChatErrorEvent,
+    ChatEvent,
+    Joined,
+    Left,
+    LostCount,
+    Members,
+    NameTaken,
+)
+from workbench.clients.chat import Message as ChatMessage
+from workbench.widgets.chat_log import ChatLine, ChatLog
+
+#: How often the pane drains its client's event queue (Hz): live to the eye, cheap for the UI.
+DRAIN_RATE_HZ = 4
+#: Events applied per drain at most; the rest wait for the next tick so a flood cannot stall the UI.
+MAX_EVENTS_PER_DRAIN = 2000
+
+#: ERR codes that refuse something this member just said: its text goes back into the box.
+_REFUSED_TEXT_CODES = {"too-long", "bad-utf8", "bad-text", "empty", "rate-limited"}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatServerAddress:
+    """Where the participants connect: filled in by the Chat tab's connection bar."""
+
+    host: str
+    port: int
+    transport: str = "udp"
+
+
+def _close_in_background(client: ChatClient) -> None:
+    # close() says QUIT and joins the client's threads: never on the UI thread.
+    threading.Thread(target=client.close, name="chat-close", daemon=True).start()
+
+
+class ChatParticipantPane(Vertical):
+    """A member's seat: name and Join/Leave on top, the log beside the members, the message box below."""
+
+    DEFAULT_CSS = """
+    ChatParticipantPane {
+        width: 1fr;
+        height: 1fr;
+        border: round $primary 40%;
+        border-title-color: $text;
+        border-title-style: bold;
+    }
+    ChatParticipantPane:focus-within {
+        border: round $primary;
+    }
+    ChatParticipantPane.-joined {
+        border-title-color: $text-success;
+    }
+    ChatParticipantPane .chat-header {
+        height: auto;
+    }
+    ChatParticipantPane .chat-name {
+        width: 1fr;
+    }
+    ChatParticipantPane .chat-join {
+        min-width: 9;
+        width: auto;
+    }
+    ChatParticipantPane .chat-body {
+        height: 1fr;
+    }
+    ChatParticipantPane .chat-members {
+        width: 16;
+        height: 1fr;
+        padding: 0 1;
+        border-left: vkey $primary 30%;
+        color: $text;
+    }
+    ChatParticipantPane .chat-status {
+        width: 1fr;
+        height: auto;
+        padding: 0 1;
+        color: $text-muted;
+    }
+    ChatParticipantPane .chat-status.-error {
+        color: $text-error;
+        text-style: bold;
+    }
+    ChatParticipantPane .chat-status.-joined {
+        color: $text-success;
+    }
+    """
+
+    BINDINGS = [Binding("ctrl+l", "leave", "Leave room")]
+
+    # -- worker results (handled by the pane itself) ----------------------
+
+    class LoginSucceeded(Message, bubble=False):
+        def __init__(self, client: ChatClient, name: str) -> None:
+            super().__init__()
+            self.client = client
+            self.name = name
+
+    class LoginFailed(Message, bubble=False):
+        def __init__(
+            self, client: ChatClient | None, name: str, error: str, name_taken: bool
+        ) -> None:
+            super().__init__()
+            self.client = client
+            self.name = name
+            self.error = error
+            self.name_taken = name_taken
+
+    class Sent(Message, bubble=False):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class SendFailed(Message, bubble=False):
+        def __init__(self, text: str, error: str) -> None:
+            super().__init__()
+            self.text = text
+            self.error = error
+
+    class LeftRoom(Message, bubble=False):
+        pass
+
+    # -- construction ------------------------------------------------------
+
+    def __init__(
+        self,
+        server: Callable[[], ChatServerAddress | None],
+        suggested_name: str = "",
+        *,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self._server = server
+        self.suggested_name = suggested_name
+        self.client: ChatClient | None = None
+        self.joined_name: str | None = None
+        self.members: list[str] = []
+        self.lost = 0
+        self.received = 0
+        self._busy = False
+        self._last_sent = ""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="chat-header"):
+            yield Input(
+                self.suggested_name,
+                placeholder="your name",
+                max_length=20,
+                classes="chat-name",
+            )
+            yield Button("Join", classes="chat-join", variant="success")
+        with Horizontal(classes="chat-body"):
+            yield ChatLog(classes="chat-log")
+            yield Static("", classes="chat-members", markup=False)
+        yield Label(
+            "Not in the room: type a name and press Enter", classes="chat-status", markup=False
+        )
+        yield Input(
+            placeholder="Join first, then type a message", classes="chat-message", disabled=True
+        )
+
+    def on_mount(self) -> None:
+        self.border_title = "(not joined)"
+        self.set_interval(1 / DRAIN_RATE_HZ, self.drain_events)
+
+    def on_unmount(self) -> None:
+        if self.client is not None:
+            _close_in_background(self.client)
+            self.client = None
+
+    @property
+    def log_widget(self) -> ChatLog:
+        return self.query_one(ChatLog)
+
+    @property
+    def name_input(self) -> Input:
+        return self.query_one(".chat-name", Input)
+
+    @property
+    def message_input(self) -> Input:
+        return self.query_one(".chat-message", Input)
+
+    @property
+    def joined(self) -> bool:
+        return self.joined_name is not None
+
+    # -- joining and leaving ---------------------------------------------
+
+    @on(Input.Submitted, ".chat-name")
+    def _name_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.join()
+
+    @on(Button.Pressed, ".chat-join")
+    def _join_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if self.joined:
+            self.action_leave()
+        else:
+            self.join()
+
+    def join(self) -> None:
+        """Log in with the typed name (the text stays in the box whatever happens)."""
+        if self.joined or self._busy:
+            return
+        name = self.name_input.value.strip()
+        if not name:
+            self._set_status("Type a name first", error=True)
+            self.name_input.focus()
+            return
+        server = self._server()
+        if server is None:
+            self._set_status("No server — enter host and port above", error=True)
+            return
+        if self.client is not None and (
+            (self.client.host, self.client.port, self.client.transport)
+            != (server.host, server.port, server.transport)
+        ):
+            # The address changed since the last attempt: start over with a fresh socket.
+            _close_in_background(self.client)
+            self.client = None
+        self._busy = True
+        self.query_one(".chat-join", Button).disabled = True
+        self._set_status(f"Joining as {name} ({server.transport} {server.host}:{server.port})…")
+        self._login_worker(self.client, server, name)
+
+    @work(thread=True, group="chat-login", exit_on_error=False)
+    def _login_worker(
+        self, client: ChatClient | None, server: ChatServerAddress, name: str
+    ) -> None:
+        if client is None:
+            client = ChatClient(server.host, server.port, server.transport)
+        try:
+            client.connect()
+            client.login(name)
+        except NameTaken as error:
+            self.post_message(self.LoginFailed(client, name, str(error), name_taken=True))
+        except ChatError as error:
+            # A dead link is no use for a retry; a refused name keeps its socket.
+            keep = client if error.code != "link" else None
+            if keep is None:
+                client.close()
+            self.post_message(self.LoginFailed(keep, name, str(error), name_taken=False))
+        except Exception as error:  # a worker must never take the app down
+            client.close()
+            self.post_message(
+                self.LoginFailed(None, name, f"cannot join: {error}", name_taken=False)
+            )
+        else:
+            self.post_message(self.LoginSucceeded(client, client.name or name))
+
+    def on_chat_participant_pane_login_succeeded(
+        self, message: ChatParticipantPane.LoginSucceeded
+    ) -> None:
+        self._busy = False
+        self.client = message.client
+        self.joined_name = message.name
+        self.lost = self.received = 0
+        self.add_class("-joined")
+        self.border_title = f"● {message.name}"
+        button = self.query_one(".chat-join", Button)
+        button.label, button.variant, button.disabled = "Leave", "error", False
+        self.name_input.disabled = True
+        box = self.message_input
+        box.disabled = False
+        box.placeholder = "Type a message, Enter sends"
+        box.focus()
+        self.log_widget.add_lines([ChatLine("info", f"You joined the room as {message.name}")])
+        self._refresh_status()
+
+    def on_chat_participant_pane_login_failed(
+        self, message: ChatParticipantPane.LoginFailed
+    ) -> None:
+        self._busy = False
+        self.client = message.client
+        self.query_one(".chat-join", Button).disabled = False
+        reason = message.error
+        if message.name_taken:
+            reason = f"{reason} (your text is still in the box: edit it and press Enter)"
+        self._set_status(reason, error=True)
+        self.log_widget.add_lines([ChatLine("error", message.error)])
+        self.notify(
+            message.error,
+            title="Name taken" if message.name_taken else "Cannot join",
+            severity="error",
+        )
+        name_box = self.name_input
+        name_box.focus()
+
+    def action_leave(self) -> None:
+        if not self.joined or self.client is None or self._busy:
+            return
+        self._busy = True
+        self._leave_worker(self.client)
+
+    @work(thread=True, group="chat-leave", exit_on_error=False)
+    def _leave_worker(self, client: ChatClient) -> None:
+        try:
+            client.leave()
+        except Exception:
+            pass  # leave() is best effort: we are out of the room either way
+        self.post_message(self.LeftRoom())
+
+    def on_chat_participant_pane_left_room(self, message: ChatParticipantPane.LeftRoom) -> None:
+        self._busy = False
+        # Events still queued belong to the session that ended: show them before the notice.
+        self.drain_events()
+        self._mark_out_of_room("You left the room")
+        self.name_input.focus()
+
+    def _mark_out_of_room(self, notice: str, *, error: bool = False) -> None:
+        self.joined_name = None
+        self.members = []
+        self.remove_class("-joined")
+        self.border_title = "(not joined)"
+        button = self.query_one(".chat-join", Button)
+        button.label, button.variant, button.disabled = "Join", "success", False
+        self.name_input.disabled = False
+        box = self.message_input
+        box.disabled = True
+        box.placeholder = "Join first, then type a message"
+        self.log_widget.add_lines([ChatLine("error" if error else "info", notice)])
+        self.query_one(".chat-members", Static).update("")
+        self._set_status(f"{notice}: press Enter in the name box to join again", error=error)
+
+    # -- sending -------------------------------------------------------------
+
+    @on(Input.Submitted, ".chat-message")
+    def _message_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value
+        if not text.strip() or self.client is None or not self.joined:
+            return
+        self._send_worker(self.client, text)
+
+    @work(thread=True, group="chat-send", exit_on_error=False)
+    def _send_worker(self, client: ChatClient, text: str) -> None:
+        try:
+            client.say(text)
+        except ChatError as error:
+            self.post_message(self.SendFailed(text, str(error)))
+        except Exception as error:
+            self.post_message(self.SendFailed(text, f"cannot send: {error}"))
+        else:
+            self.post_message(self.Sent(text))
+
+    def on_chat_participant_pane_sent(self, message: ChatParticipantPane.Sent) -> None:
+        box = self.message_input
+        # Only clear what was sent: the user may have typed on while the send ran.
+        if box.value == message.text:
+            box.value = ""
+        self._last_sent = message.text
+        self.log_widget.add_lines([ChatLine("own", message.text, self.joined_name or "you")])
+
+    def on_chat_participant_pane_send_failed(self, message: ChatParticipantPane.SendFailed) -> None:
+        self._set_status(message.error, error=True)
+        self.log_widget.add_lines([ChatLine("error", message.error)])
+        self.notify(message.error, title="Not sent", severity="error")
+
+    # -- events from the server, in batches ---------------------------------
+
+    def drain_events(self) -> None:
+        """Apply everything the client received since the last tick as one batch."""
+        client = self.client
+        if client is None:
+            return
+        events = client.drain(MAX_EVENTS_PER_DRAIN)
+        if events:
+            self.apply_events(events)
+
+    def apply_events(self, events: list[ChatEvent]) -> None:
+        """Turn a batch of events into log lines, one member-list update and one status update."""
+        lines: list[ChatLine] = []
+        members_changed = False
+        dropped_reason: str | None = None
+        for event in events:
+            if isinstance(event, ChatMessage):
+                lines.append(ChatLine("message", event.text, event.name))
+            elif isinstance(event, Joined):
+                lines.append(ChatLine("joined", f"{event.name} joined"))
+                if event.name not in self.members:
+                    self.members.append(event.name)
+                    members_changed = True
+            elif isinstance(event, Left):
+                reason = f" ({event.reason})" if event.reason and event.reason != "quit" else ""
+                lines.append(ChatLine("left", f"{event.name} left{reason}"))
+                if event.name in self.members:
+                    self.members.remove(event.name)
+                    members_changed = True
+            elif isinstance(event, Admin):
+                lines.append(ChatLine("admin", event.text))
+            elif isinstance(event, Members):
+                self.members = list(event.names)
+                members_changed = True
+            elif isinstance(event, LostCount):
+                self.lost = event.lost
+                self.received = event.received
+            elif isinstance(event, ChatErrorEvent):
+                lines.append(ChatLine("error", event.text))
+                self._set_status(event.text, error=True)
+                if (
+                    event.code in _REFUSED_TEXT_CODES
+                    and self._last_sent
+                    and not self.message_input.value
+                ):
+                    # The server refused what we said: give the text back rather than lose it.
+                    self.message_input.value = self._last_sent
+                if event.code in ("link", "timed-out", "not-logged-in") and self.joined:
+                    dropped_reason = event.text
+        if lines:
+            self.log_widget.add_lines(lines)
+        if members_changed:
+            self._show_members()
+        if dropped_reason is not None and self.client is not None and not self.client.logged_in:
+            self._mark_out_of_room(f"Out of the room: {dropped_reason}", error=True)
+            return
+        self._refresh_status(keep_error=any(isinstance(event, ChatErrorEvent) for event in events))
+
+    def _show_members(self) -> None:
+        me = (self.joined_name or "").lower()
+        names = sorted(self.members, key=str.lower)
+        lines = [f"{name} (you)" if name.lower() == me else name for name in names]
+        self.query_one(".chat-members", Static).update(
+            f"Members ({len(names)})\n" + "\n".join(lines)
+        )
+
+    def _refresh_status(self, keep_error: bool = False) -> None:
+        if keep_error or not self.joined:
+            return
+        client = self.client
+        lost = client.lost if client is not None else self.lost
+        received = client.received if client is not None else self.received
+        transport = client.transport if client is not None else "udp"
+        self._set_status(
+            f"In the room as {self.joined_name} · {len(self.members)} members · "
+            f"lost {lost} of {lost + received} {'datagrams' if transport == 'udp' else 'lines'}",
+            joined=True,
+        )
+
+    def _set_status(self, text: str, *, error: bool = False, joined: bool = False) -> None:
+        status = self.query_one(".chat-status", Label)
+        status.update(text)
+        status.set_class(error, "-error")
+        status.set_class(joined, "-joined")
