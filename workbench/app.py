@@ -10,13 +10,14 @@ from pathlib import Path
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from workbench.help import HelpScreen, build_help
 from workbench.messages import ServerCrashed, ServerNotice, ServersUpdated
-from workbench.server_manager import DEFAULT_MODEL, DEFAULT_PROTOCOLS, ServerManager
+from workbench.server_manager import DEFAULT_MODELS, DEFAULT_PROTOCOLS, ServerManager
 from workbench.tabs.servers import ServersTab
 from workbench.themes import WORKBENCH_THEMES, resolve_theme_name
 
@@ -56,6 +57,9 @@ class WorkbenchApp(App[None]):
     """Network Workbench: chat, FTP and HTTP clients plus the live Servers panel."""
 
     CSS_PATH = "workbench.tcss"
+    #: Focus goes into the active tab's content (see on_mount), not the tab bar,
+    #: so the footer shows the tab's own bindings from the start.
+    AUTO_FOCUS = None
     TITLE = "Network Workbench"
     SUB_TITLE = "concurrent network programming"
 
@@ -107,6 +111,7 @@ class WorkbenchApp(App[None]):
             )
             self.theme = resolve_theme_name(None)
         self.server_manager.open(self.post_message)
+        self.call_after_refresh(self._focus_pane, self.query_one(f"#{self.initial_tab}", TabPane))
         if self.start_servers:
             self.start_default_servers()
 
@@ -114,7 +119,7 @@ class WorkbenchApp(App[None]):
     def start_default_servers(self) -> None:
         """Start chat, FTP and HTTP on free ports, each under its chosen model."""
         for protocol in DEFAULT_PROTOCOLS:
-            model = self.models.get(protocol, DEFAULT_MODEL)
+            model = self.models.get(protocol, DEFAULT_MODELS[protocol])
             try:
                 self.server_manager.start(protocol, model)
             except Exception as error:
@@ -124,6 +129,16 @@ class WorkbenchApp(App[None]):
                     )
                 )
 
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """Focus into the new tab so the footer shows that tab's bindings."""
+        self.call_after_refresh(self._focus_pane, event.pane)
+
+    def _focus_pane(self, pane: TabPane) -> None:
+        for widget in pane.query("*"):
+            if widget.focusable:
+                widget.focus()
+                return
+
     def on_unmount(self) -> None:
         # Quitting stops every server: blocks a few seconds at most, servers stop in parallel.
         self.server_manager.close()
@@ -131,7 +146,10 @@ class WorkbenchApp(App[None]):
     # -- messages from the ServerManager and workers ---------------------------------------
 
     def on_servers_updated(self, message: ServersUpdated) -> None:
-        self.servers_tab.show_update(message)
+        try:
+            self.servers_tab.show_update(message)
+        except NoMatches:  # a last batch racing the shutdown: nothing left to show it in
+            pass
 
     def on_server_crashed(self, message: ServerCrashed) -> None:
         self.notify(

@@ -40,6 +40,9 @@ MAX_PENDING_EVENTS = 2000
 DEFAULT_PROTOCOLS = ("chat", "ftp", "http")
 #: Model used when none is asked for: the course's IO multiplexing model.
 DEFAULT_MODEL = "epoll"
+#: Model each default server starts under. FTP's handler is blocking (its data
+#: connections), so it needs a model giving each connection its own thread.
+DEFAULT_MODELS = {"chat": "epoll", "ftp": "threads", "http": "epoll"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,12 @@ from textual.widgets import DataTable, Input, Label, Sparkline
 from workbench.messages import ServerNotice, ServersUpdated
 from workbench.server_manager import ServerRow
 from workbench.widgets.event_log import EventLog
-from workbench.widgets.format import format_byte_rate, format_bytes, format_rate, format_uptime
+from workbench.widgets.format import (
+    format_byte_rate,
+    format_bytes_compact,
+    format_rate,
+    format_uptime,
+)
 from workbench.widgets.process_tree import ProcessTreeView
 from workbench.widgets.server_form import ServerFormScreen, ServerSettings
 
@@ -37,7 +42,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("uptime", "Up"),
     ("threads", "Thr"),
     ("children", "Kids"),
-    ("connections", "Conn act/tot"),
+    ("connections", "Conn"),
     ("rps", "Req/s"),
     ("in", "In/s"),
     ("out", "Out/s"),
@@ -51,7 +56,8 @@ The **Servers** panel starts the servers in child processes and shows, live, wha
 concurrency model does: processes appearing and vanishing under `processes`, the thread
 count climbing under `threads`, one process holding thousands of connections under `epoll`.
 
-* The **table** has one row per server, refreshed twice a second from the servers' own
+* The **table** has one row per server (`*` marks the instance the other tabs use;
+  *Conn* is active/total connections), refreshed twice a second from the servers' own
   reports (connections, requests, bytes) and from what the OS sees of their process tree
   (threads, child processes, CPU %, RSS). Move with ↑/↓ to select a server.
 * Below it, for the selected server: **sparklines** of requests/s and active connections,
@@ -66,6 +72,10 @@ count climbing under `threads`, one process holding thousands of connections und
 * **a** jumps to the announcement box: the text is sent to every chat room member as the
   admin (管理员消息).
 """
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
 
 
 class ServersTab(Vertical):
@@ -155,7 +165,7 @@ class ServersTab(Vertical):
         else:
             for (key, _), old, new in zip(COLUMNS, previous, cells, strict=True):
                 if old != new:
-                    table.update_cell(row.server_id, key, new)
+                    table.update_cell(row.server_id, key, new, update_width=True)
         self._cells[row.server_id] = cells
 
     def _cells_for(self, row: ServerRow) -> tuple[Any, ...]:
@@ -178,7 +188,7 @@ class ServersTab(Vertical):
             format_byte_rate(row.bytes_out_per_second),
             Text(str(row.errors), style=self._state_style("crashed") if row.errors else ""),
             f"{row.cpu_percent:.0f}" if running else "-",
-            format_bytes(row.rss_bytes) if running and row.rss_bytes else "-",
+            format_bytes_compact(row.rss_bytes) if running and row.rss_bytes else "-",
         )
 
     def _state_style(self, state: str) -> str:
@@ -223,12 +233,13 @@ class ServersTab(Vertical):
             f"Active connections  now {row.active}  peak {peak_active:.0f}"
         )
         processes = sum(1 for node in row.process_tree if node.status != "zombie")
-        zombie_word = "zombie" if row.zombies == 1 else "zombies"
         self.query_one("#tree-label", Label).update(
-            f"Process tree of {row.server_id}  {processes} process"
-            f"{'es' if processes != 1 else ''}, {row.threads} threads, {row.zombies} {zombie_word}"
+            f"Process tree  {_count(processes, 'process', 'processes')} · "
+            f"{_count(row.threads, 'thread', 'threads')} · {_count(row.zombies, 'zombie', 'zombies')}"
         )
-        self.query_one(ProcessTreeView).show(row.process_tree, self._state_style("crashed"))
+        self.query_one(ProcessTreeView).show(
+            row.process_tree, self._state_style("crashed"), root_label=row.server_id
+        )
 
     # -- selection ----------------------------------------------------------------------
 

@@ -18,8 +18,18 @@ def format_rate(per_second: float) -> str:
     return f"{per_second:.1f}" if per_second < 100 else f"{per_second:.0f}"
 
 
+def format_bytes_compact(count: float) -> str:
+    """Table-sized byte count: ``512B``, ``1.5K``, ``23.7M``, ``1.1G``."""
+    value = float(count)
+    for unit in ("B", "K", "M", "G"):
+        if abs(value) < 1024 or unit == "G":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
 def format_byte_rate(per_second: float) -> str:
-    return f"{format_bytes(per_second)}/s"
+    return f"{format_bytes_compact(per_second)}/s"
 
 
 def format_uptime(seconds: float) -> str:

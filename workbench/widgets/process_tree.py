@@ -10,8 +10,13 @@ from textual.widgets import Static
 from workbench.server_manager import ProcessNode
 
 
-def render_process_tree(nodes: Sequence[ProcessNode], zombie_style: str = "bold") -> Text:
-    """Draw the nodes (already in depth-first order) with pstree's box characters."""
+def render_process_tree(
+    nodes: Sequence[ProcessNode], zombie_style: str = "bold", root_label: str = ""
+) -> Text:
+    """Draw the nodes (already in depth-first order) with pstree's box characters.
+
+    ``root_label`` (the server id) prefixes the root: every server process is "python".
+    """
     text = Text(no_wrap=True, overflow="ellipsis")
     if not nodes:
         text.append("(no process)", style="dim")
@@ -25,6 +30,8 @@ def render_process_tree(nodes: Sequence[ProcessNode], zombie_style: str = "bold"
                 for other in _until_shallower(nodes[index + 1 :], node.depth)
             )
             text.append("  " * (node.depth - 1) + ("├─ " if later_siblings else "└─ "), "dim")
+        if index == 0 and root_label:
+            text.append(f"{root_label}: ", style="bold")
         text.append(f"{node.name}({node.pid})")
         details = f" {node.threads} thread{'s' if node.threads != 1 else ''}"
         if node.status == "zombie":
@@ -53,5 +60,7 @@ class ProcessTreeView(Static):
     }
     """
 
-    def show(self, nodes: Sequence[ProcessNode], zombie_style: str = "bold") -> None:
-        self.update(render_process_tree(nodes, zombie_style))
+    def show(
+        self, nodes: Sequence[ProcessNode], zombie_style: str = "bold", root_label: str = ""
+    ) -> None:
+        self.update(render_process_tree(nodes, zombie_style, root_label))
