@@ -2,7 +2,7 @@
 
 No sockets, no threads, no clock of its own: the transports (UDP loop, TCP
 handlers) pass each received message with the sender's address and the current
-time, and send the :class:`Datagram` list that comes back. That keeps the five
+time, and send the ``(address, payload)`` datagrams that come back. That keeps the five
 features of the exercise, the security rules and the limits testable in
 microseconds, and lets one room serve UDP and TCP alike.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from servers.chat import protocol as p
 
@@ -28,11 +28,9 @@ DEFAULT_RATE_LIMIT = 5.0
 DEFAULT_MAX_MEMBERS = 2000
 
 
-class Datagram(NamedTuple):
-    """One message to send: ``payload`` (a full line, ``\\n``-terminated) to ``address``."""
-
-    address: Any
-    payload: bytes
+#: One message to send: ``(address, payload)``, the payload a full ``\\n``-terminated line.
+#: A plain tuple, not a NamedTuple: a fan-out makes one per member, and speed counts there.
+Datagram = tuple[Any, bytes]
 
 
 @dataclass(slots=True)
@@ -131,11 +129,11 @@ class ChatRoom:
         if command == "SAY":
             return self._say(member, argument, now)
         if command == "PING":
-            return [Datagram(address, b"PONG\n")]
+            return [(address, b"PONG\n")]
         if command == "WHO":
             return self._members_for(member)
         # QUIT
-        replies = [Datagram(address, b"OK QUIT\n")]
+        replies: list[Datagram] = [(address, b"OK QUIT\n")]
         return replies + self._remove(member, "quit")
 
     def announce(self, text: str) -> list[Datagram]:
@@ -278,7 +276,10 @@ class ChatRoom:
     # -- sending ---------------------------------------------------------------------
 
     def _broadcast(self, kind: bytes, body: bytes, exclude: Member | None) -> list[Datagram]:
-        """``kind seq body`` to every member but ``exclude``, each with its own seq."""
+        """``kind seq body`` to every member but ``exclude``, each with its own seq.
+
+        The hot path of a fan-out: one tuple and one bytes formatting per member.
+        """
         out: list[Datagram] = []
         append = out.append
         rest = b" " + body + b"\n"
@@ -292,7 +293,7 @@ class ChatRoom:
                 self.dropped += 1
                 member.dropped += 1
                 continue
-            append(Datagram(member.address, b"%s%d%s" % (kind, member.seq, rest)))
+            append((member.address, b"%s%d%s" % (kind, member.seq, rest)))
         return out
 
     def _sequenced(self, member: Member, kind: bytes, body: bytes) -> list[Datagram]:
@@ -301,11 +302,11 @@ class ChatRoom:
             self.dropped += 1
             member.dropped += 1
             return []
-        return [Datagram(member.address, b"%s%d %s\n" % (kind, member.seq, body))]
+        return [(member.address, b"%s%d %s\n" % (kind, member.seq, body))]
 
     def _login_ok(self, member: Member) -> Datagram:
         line = f"OK LOGIN {member.name} {self.timeout:g}\n"
-        return Datagram(member.address, line.encode("utf-8"))
+        return (member.address, line.encode("utf-8"))
 
     def _error(self, address: Any, code: str, reason: str) -> list[Datagram]:
         if self.stats is not None:
@@ -314,7 +315,7 @@ class ChatRoom:
 
     @staticmethod
     def _err_line(address: Any, code: str, reason: str) -> Datagram:
-        return Datagram(address, f"ERR {code} {reason}\n".encode())
+        return (address, f"ERR {code} {reason}\n".encode())
 
     def _event(self, kind: str, detail: str) -> None:
         if self.stats is not None:

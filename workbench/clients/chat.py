@@ -9,7 +9,7 @@ Usage::
     try:
         client.login("alice")         # blocks until OK; NameTaken / ChatError
     except NameTaken as error:
-        print(error)                  # 'the name "Alice" is already in the room: choose another'
+        print(error)                  # the name 'Alice' is already in the room: choose another
     client.say("hello")               # ChatError if not logged in or the text is invalid
     client.request_members()          # server answers with a Members event
     for event in client.drain():      # never blocks; returns what arrived so far
@@ -186,6 +186,8 @@ class ChatClient:
         self.received = 0
         self.events: queue.Queue[ChatEvent] = queue.Queue()
         self._sock: socket.socket | None = None
+        #: Why the TCP connection is gone (the server closed it), or None while it is up.
+        self.link_error: str | None = None
         self._send_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._replies: queue.Queue[p.ServerLine] = queue.Queue()
@@ -202,16 +204,26 @@ class ChatClient:
 
     @property
     def connected(self) -> bool:
-        return self._sock is not None and not self._stop.is_set()
+        return self._sock is not None and self.link_error is None and not self._stop.is_set()
 
     @property
     def logged_in(self) -> bool:
         return self.name is not None
 
     def connect(self) -> None:
-        """Open the socket (TCP: connect; UDP: fix the peer) and start receiving."""
+        """Open the socket (TCP: connect; UDP: fix the peer) and start receiving.
+
+        Calling it again after the server closed a TCP connection reconnects.
+        """
+        if self._stop.is_set():
+            raise ChatError("this client is closed: make a new one", "link")
         if self._sock is not None:
-            return
+            if self.link_error is None:
+                return
+            if self._receiver is not None:
+                self._receiver.join(timeout=2)  # it ended when the link broke
+            self._sock.close()
+            self._sock = None
         kind = socket.SOCK_DGRAM if self.transport == "udp" else socket.SOCK_STREAM
         try:
             family, _, _, _, address = socket.getaddrinfo(self.host, self.port, type=kind)[0]
@@ -232,6 +244,7 @@ class ChatClient:
             ) from None
         self._sock = sock
         self._buffer = b""
+        self.link_error = None
         self._receiver = threading.Thread(
             target=self._receive_loop, name=f"chat-receiver-{self.port}", daemon=True
         )
@@ -239,7 +252,7 @@ class ChatClient:
 
     def login(self, name: str) -> None:
         """Enter the room as ``name``. Raises NameTaken, or ChatError with the server's reason."""
-        if self._sock is None:
+        if self._sock is None or self.link_error is not None:
             self.connect()
         if self.name is not None:
             if p.name_key(name) == p.name_key(self.name):
@@ -342,6 +355,8 @@ class ChatClient:
         sock = self._sock
         if sock is None or self._stop.is_set():
             raise ChatError("not connected", "link")
+        if self.link_error is not None:
+            raise ChatError(self.link_error, "link")
         data = line.encode("utf-8") + b"\n"
         try:
             with self._send_lock:
@@ -422,13 +437,17 @@ class ChatClient:
                 self._link_failed(f"nothing is listening on udp {self.host}:{self.port}")
                 continue
             except OSError as error:
-                self._link_failed(f"connection to {self.host}:{self.port} failed: {error}")
+                self._link_failed(
+                    f"connection to {self.host}:{self.port} failed: {error}", down=True
+                )
                 return
             if self.transport == "udp":
                 self._handle_line(p.strip_line_end(data))
                 continue
             if not data:
-                self._link_failed(f"the server at {self.host}:{self.port} closed the connection")
+                self._link_failed(
+                    f"the server at {self.host}:{self.port} closed the connection", down=True
+                )
                 return
             # TCP is a byte stream (粘包): a recv may hold half a line or several lines.
             self._buffer += data
@@ -436,8 +455,11 @@ class ChatClient:
             for line in lines:
                 self._handle_line(line.rstrip(b"\r"))
 
-    def _link_failed(self, reason: str) -> None:
+    def _link_failed(self, reason: str, down: bool = False) -> None:
+        """The server is unreachable (UDP: maybe for now) or, with ``down``, the connection is over."""
         self.name = None
+        if down:
+            self.link_error = reason
         with self._state_lock:
             awaiting = self._awaiting_reply
         if awaiting:

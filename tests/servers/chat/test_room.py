@@ -17,7 +17,7 @@ ALICE, BOB, CAROL, STRANGER = (
 
 
 def lines_for(datagrams: list[Datagram], address) -> list[str]:
-    return [d.payload.decode() for d in datagrams if d.address == address]
+    return [payload.decode() for to, payload in datagrams if to == address]
 
 
 def only_line(datagrams: list[Datagram], address) -> str:
@@ -114,7 +114,7 @@ def test_unicode_names_are_welcome(room: ChatRoom) -> None:
 def test_login_retry_from_same_address_is_idempotent(room: ChatRoom) -> None:
     enter(room, ("alice", ALICE), ("bob", BOB))
     out = room.receive(b"LOGIN bob", BOB, 1.0)
-    assert out == [Datagram(BOB, b"OK LOGIN bob 30\n")]  # no second JOIN for alice
+    assert out == [(BOB, b"OK LOGIN bob 30\n")]  # no second JOIN for alice
     out = room.receive(b"LOGIN robert", BOB, 1.0)
     assert only_line(out, BOB).startswith("ERR already-logged-in ")
 
@@ -126,9 +126,7 @@ def test_login_retry_from_same_address_is_idempotent(room: ChatRoom) -> None:
 def test_strangers_get_err_and_nobody_hears_them(room: ChatRoom, datagram: bytes) -> None:
     enter(room, ("alice", ALICE))
     out = room.receive(datagram, STRANGER, 1.0)
-    assert out == [
-        Datagram(STRANGER, b"ERR not-logged-in send LOGIN <name> first to enter the room\n")
-    ]
+    assert out == [(STRANGER, b"ERR not-logged-in send LOGIN <name> first to enter the room\n")]
 
 
 @pytest.mark.parametrize(
@@ -218,7 +216,7 @@ def test_silent_member_times_out_and_others_hear_it() -> None:
     assert only_line(out, ALICE) == "LEAVE 3 bob timeout\n"
     assert room.names() == ["alice"]
     assert room.next_deadline() == 16.0
-    assert room.receive(b"SAY still here?", BOB, 11.0)[0].payload.startswith(b"ERR not-logged-in")
+    assert room.receive(b"SAY still here?", BOB, 11.0)[0][1].startswith(b"ERR not-logged-in")
 
 
 def test_any_message_counts_as_alive() -> None:
@@ -232,7 +230,7 @@ def test_any_message_counts_as_alive() -> None:
 
 def test_ping_gets_pong_without_a_sequence_number(room: ChatRoom) -> None:
     enter(room, ("alice", ALICE))
-    assert room.receive(b"PING\n", ALICE, 1.0) == [Datagram(ALICE, b"PONG\n")]
+    assert room.receive(b"PING\n", ALICE, 1.0) == [(ALICE, b"PONG\n")]
 
 
 def test_who_lists_members_in_order_of_arrival(room: ChatRoom) -> None:
@@ -278,8 +276,8 @@ def test_replies_are_never_dropped() -> None:
     room = ChatRoom(drop_rate=0.9, seed=1)
     for index in range(50):
         out = room.receive(f"LOGIN m{index}".encode(), ("10.0.0.1", index), 0.0)
-        assert out[0].payload.startswith(b"OK LOGIN")
-    assert room.receive(b"PING", ("10.0.0.1", 3), 0.0) == [Datagram(("10.0.0.1", 3), b"PONG\n")]
+        assert out[0][1].startswith(b"OK LOGIN")
+    assert room.receive(b"PING", ("10.0.0.1", 3), 0.0) == [(("10.0.0.1", 3), b"PONG\n")]
 
 
 def test_invalid_knobs_are_refused() -> None:
@@ -295,8 +293,8 @@ def test_two_hundred_members_each_hear_one_message() -> None:
     for index, address in enumerate(addresses):
         room.receive(f"LOGIN m{index}".encode(), address, 0.0)
     out = room.receive(b"SAY hello 200", addresses[0], 1.0)
-    assert sorted(d.address for d in out) == sorted(addresses[1:])
-    assert all(d.payload.endswith(b" m0 hello 200\n") for d in out)
+    assert sorted(to for to, _ in out) == sorted(addresses[1:])
+    assert all(payload.endswith(b" m0 hello 200\n") for _, payload in out)
 
 
 def test_stats_count_members_messages_and_errors() -> None:

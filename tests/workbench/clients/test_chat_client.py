@@ -315,3 +315,28 @@ def test_tcp_transport_through_the_real_server(clients) -> None:
         bob.close()
         assert wait_for(alice, lambda e: e.kind == "left")[-1] == Left("bob", "quit", 5)
         assert alice.lost == 0
+
+
+@pytest.mark.timeout(30)
+def test_tcp_server_going_away_is_an_error_event_and_say_fails_clearly(clients) -> None:
+    with running_server("chat", "epoll", options={"transport": "tcp"}) as server:
+        alice = clients(server.port, "tcp")
+        alice.login("alice")
+        port = server.port
+        server.stop()
+        error = wait_for(alice, lambda e: isinstance(e, ChatErrorEvent))[-1]
+    assert error == ChatErrorEvent("link", f"the server at 127.0.0.1:{port} closed the connection")
+    assert not alice.connected and not alice.logged_in
+    with pytest.raises(ChatError, match="log in first"):
+        alice.say("anyone?")
+    with pytest.raises(ChatError, match="cannot connect to tcp"):
+        alice.login("alice")  # tries to reconnect, and says why it cannot
+
+
+def test_udp_server_going_away_is_noticed_by_the_heartbeat(clients) -> None:
+    with udp_room() as (port, _):
+        alice = clients(port, ping_interval=0.05)
+        alice.login("alice")
+    error = wait_for(alice, lambda e: isinstance(e, ChatErrorEvent))[-1]
+    assert error == ChatErrorEvent("link", f"nothing is listening on udp 127.0.0.1:{port}")
+    assert not alice.logged_in
