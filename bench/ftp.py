@@ -204,7 +204,8 @@ def main() -> int:
                     f"ours --model {model}",
                     [
                         sys.executable, "-m", "servers", "ftp", "--model", model,
-                        "--root", root, "--max-connections", "1024", "--login-delay", "0",
+                        "--root", root, "--max-connections", "1024", "--max-per-address", "0",
+                        "--login-delay", "0",
                     ],
                 )
             )  # fmt: skip

@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-per-address",
         type=int,
-        default=0,
+        default=128,
         help="control connections from one address (0 = no limit; 421 beyond)",
     )
     group.add_argument(

@@ -16,6 +16,7 @@ import errno
 import os
 import random
 import select
+import signal
 import socket
 import stat
 import tempfile
@@ -89,7 +90,11 @@ class FTPContext:
             self.limiter.release(slot)
 
     def after_fork(self) -> None:
+        """In a forked worker or per-connection child, before it serves anyone."""
         self.limiter.after_fork()
+        # The model leaves SIGTERM at its default (instant death) in children; unwind
+        # instead, so an upload cut short by a server stop deletes its temporary file.
+        signal.signal(signal.SIGTERM, _unwind_on_sigterm)
 
 
 class ControlConnection:
@@ -490,6 +495,10 @@ class ControlConnection:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _unwind_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def decode_command_line(raw: bytes) -> str:

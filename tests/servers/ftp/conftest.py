@@ -51,6 +51,7 @@ def start_ftp():
             stats_queue,
         )
         started.append(server)
+        start.last_server = server  # for tests that stop or inspect the server themselves
         return server.start(timeout=20)
 
     yield start

@@ -125,6 +125,33 @@ def test_killed_client_mid_upload_leaves_the_old_file_intact(
         ftp_helpers.close(ftp)
 
 
+@pytest.mark.parametrize("model", ["iterative", "threads", "processes", "pool"])
+def test_server_stopped_mid_upload_leaves_no_partial_file(model, start_ftp, library, ftp_helpers):
+    target = library / "texts" / "sonnet-18.txt"
+    old = target.read_bytes()
+    port = start_ftp(model, library)
+    ftp = ftp_helpers.connect(port)
+    try:
+        ftp.voidcmd("TYPE I")
+        conn = ftp.transfercmd("STOR texts/sonnet-18.txt")
+        conn.sendall(b"N" * 500_000)
+
+        def upload_in_progress() -> bool:
+            sizes = [
+                os.path.getsize(library / "texts" / name)
+                for name in ftp_helpers.part_files(library / "texts")
+            ]
+            return any(size >= 500_000 for size in sizes)
+
+        assert ftp_helpers.wait_until(upload_in_progress)
+        start_ftp.last_server.stop()
+        conn.close()
+    finally:
+        ftp.close()
+    assert ftp_helpers.part_files(library / "texts") == []
+    assert target.read_bytes() == old
+
+
 def test_failed_logins_are_delayed_and_the_third_closes(
     start_ftp, library, users_file, ftp_helpers
 ):
