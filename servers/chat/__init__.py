@@ -129,6 +129,7 @@ def build_application(options: argparse.Namespace, stats: ServerStats) -> Applic
         drop_rate=drop,
         seed=getattr(options, "drop_seed", None),
         stats=stats,
+        count_connections=transport == "udp",
     )
     if transport == "udp":
         from servers.chat.udp import DatagramChatServer

@@ -73,6 +73,7 @@ class ChatRoom:
         drop_rate: float = 0.0,
         seed: int | None = None,
         stats: ServerStats | None = None,
+        count_connections: bool = True,
     ) -> None:
         if not 0.0 <= drop_rate < 1.0:
             raise ValueError(f"drop rate must be in [0, 1), got {drop_rate}")
@@ -86,6 +87,9 @@ class ChatRoom:
         self.drop_rate = drop_rate
         self._random = random.Random(seed)
         self.stats = stats
+        #: UDP has no connections, so members are what the live panel counts as
+        #: active; over TCP the model already counts the connections.
+        self.count_connections = count_connections
         #: address -> Member, oldest activity first (so expiry looks at the front only).
         self.members: OrderedDict[Any, Member] = OrderedDict()
         #: casefolded name -> Member
@@ -131,6 +135,9 @@ class ChatRoom:
         if command == "PING":
             return [(address, b"PONG\n")]
         if command == "WHO":
+            # Rate-limited like SAY: a 3-byte WHO can cost a 40 KB answer in a full room.
+            if not self._take_token(member, now):
+                return self._rate_limited(member)
             return self._members_for(member)
         # QUIT
         replies: list[Datagram] = [(address, b"OK QUIT\n")]
@@ -219,7 +226,7 @@ class ChatRoom:
         member = Member(name, address, now, tokens=self.burst, tokens_at=now)
         self.members[address] = member
         self.by_name[key] = member
-        if self.stats is not None:
+        if self.stats is not None and self.count_connections:
             self.stats.connection_opened(address)
         self._event("join", name)
         out = [self._login_ok(member)]
@@ -234,23 +241,31 @@ class ChatRoom:
             if len(text.encode("utf-8")) > p.MAX_TEXT_BYTES:
                 code = p.ERR_TOO_LONG
             return self._error(member.address, code, problem)
-        if self.rate_limit > 0:
-            member.tokens = min(
-                self.burst, member.tokens + (now - member.tokens_at) * self.rate_limit
-            )
-            member.tokens_at = now
-            if member.tokens < 1.0:
-                return self._error(
-                    member.address,
-                    p.ERR_RATE_LIMITED,
-                    f"slow down: at most {self.rate_limit:g} messages per second",
-                )
-            member.tokens -= 1.0
+        if not self._take_token(member, now):
+            return self._rate_limited(member)
         member.said += 1
         if self.stats is not None:
             self.stats.count_request(f"{member.name}: {text[:60]}")
         body = member.name.encode("utf-8") + b" " + text.encode("utf-8")
         return self._broadcast(b"MSG ", body, exclude=member)
+
+    def _take_token(self, member: Member, now: float) -> bool:
+        """Token bucket: ``rate_limit`` tokens a second, at most ``burst`` saved up."""
+        if self.rate_limit <= 0:
+            return True
+        member.tokens = min(self.burst, member.tokens + (now - member.tokens_at) * self.rate_limit)
+        member.tokens_at = now
+        if member.tokens < 1.0:
+            return False
+        member.tokens -= 1.0
+        return True
+
+    def _rate_limited(self, member: Member) -> list[Datagram]:
+        return self._error(
+            member.address,
+            p.ERR_RATE_LIMITED,
+            f"slow down: at most {self.rate_limit:g} messages per second",
+        )
 
     def _members_for(self, member: Member) -> list[Datagram]:
         body = " ".join(self.names()).encode("utf-8")
@@ -267,7 +282,7 @@ class ChatRoom:
     def _remove(self, member: Member, reason: str) -> list[Datagram]:
         del self.members[member.address]
         del self.by_name[p.name_key(member.name)]
-        if self.stats is not None:
+        if self.stats is not None and self.count_connections:
             self.stats.connection_closed(member.address)
         self._event("leave", f"{member.name} ({reason})")
         body = member.name.encode("utf-8") + b" " + reason.encode("ascii")

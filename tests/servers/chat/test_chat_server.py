@@ -359,10 +359,16 @@ def test_losses_reach_the_lost_count_event(clients) -> None:
         assert losses[-1].lost >= 5
 
 
-def test_stats_report_members_and_messages(clients) -> None:
+@pytest.mark.parametrize(
+    ("transport", "model", "shown"), [("udp", "threads", "datagram"), ("tcp", "epoll", "epoll")]
+)
+def test_stats_report_members_and_messages(clients, transport: str, model: str, shown: str) -> None:
+    """UDP: members are the active "connections"; TCP: the model counts connections, once."""
     stats = new_stats_queue()
-    with running_server("chat", "threads", stats_queue=stats) as server:
-        alice, bob = clients(server.port), clients(server.port)
+    with running_server(
+        "chat", model, options={"transport": transport}, stats_queue=stats
+    ) as server:
+        alice, bob = clients(server.port, transport), clients(server.port, transport)
         alice.login("alice")
         bob.login("bob")
         bob.say("counted")
@@ -374,7 +380,7 @@ def test_stats_report_members_and_messages(clients) -> None:
                 snapshot = stats.get(timeout=1)
                 if snapshot.get("requests") and snapshot.get("active") == 2:
                     break
-        assert snapshot["model"] == "datagram"
+        assert snapshot["model"] == shown
         assert (snapshot["active"], snapshot["accepted"], snapshot["requests"]) == (2, 2, 1)
         assert snapshot["bytes_in"] > 0 and snapshot["bytes_out"] > 0
     assert server.state == "stopped"

@@ -325,3 +325,19 @@ def test_parse_server_lines_round_trip() -> None:
         p.parse_server_line("MSG x bob hi")
     with pytest.raises(p.ProtocolError):
         p.parse_server_line("HELLO")
+
+
+def test_who_is_rate_limited_like_say() -> None:
+    room = ChatRoom(rate_limit=1)
+    enter(room, ("alice", ALICE))
+    answers = [only_line(room.receive(b"WHO", ALICE, 5.0), ALICE) for _ in range(3)]
+    assert [answer.split()[0] for answer in answers] == ["MEMBERS", "MEMBERS", "ERR"]
+    assert answers[2].startswith("ERR rate-limited ")
+
+
+def test_tcp_rooms_leave_connection_counting_to_the_model() -> None:
+    stats = ServerStats()
+    room = ChatRoom(stats=stats, count_connections=False)
+    enter(room, ("alice", ALICE))
+    room.receive(b"QUIT", ALICE, 1.0)
+    assert (stats.accepted, stats.active) == (0, 0)
