@@ -198,7 +198,6 @@ class ChatClient:
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._receiver: threading.Thread | None = None
         self._heartbeat: threading.Thread | None = None
-        self._last_pong = 0.0
 
     # -- life cycle ----------------------------------------------------------------
 
@@ -475,8 +474,7 @@ class ChatClient:
             return
         kind = line.kind
         if kind == "PONG":
-            self._last_pong = time.monotonic()
-            return
+            return  # the heartbeat's answer: being answered is all it is for
         if kind.startswith("OK "):
             self._replies.put(line)
             return
