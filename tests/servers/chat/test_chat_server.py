@@ -271,25 +271,31 @@ def test_two_hundred_members_in_one_room(raw_udp) -> None:
 
 
 def check_two_hundred_members(members: list[RawUdp]) -> None:
-    for index, member in enumerate(members):
-        member.send(f"LOGIN m{index:03d}".encode())
     selector = selectors.DefaultSelector()
     for member in members:
         selector.register(member.sock, selectors.EVENT_READ, member)
-    first = members[0]
-    # Drain the join storm until the last member's own MEMBERS line arrives.
-    deadline = time.monotonic() + 10
+
+    def drain(quiet: float) -> None:
+        """Read every socket until nothing arrives for ``quiet`` seconds."""
+        while ready := selector.select(timeout=quiet):
+            for key, _ in ready:
+                key.data.sock.recv(65536)
+
+    # One at a time, like people walking in: a burst of 200 LOGINs could overflow
+    # the server's UDP receive buffer, and UDP would lose some (the lesson of 1.2.4).
     last_members_line = ""
-    while not last_members_line and time.monotonic() < deadline:
-        for key, _ in selector.select(timeout=1):
-            line = key.data.sock.recv(65536).decode()
-            if key.data is members[-1] and line.startswith("MEMBERS"):
-                last_members_line = line
+    for index, member in enumerate(members):
+        for _attempt in range(3):
+            member.send(f"LOGIN m{index:03d}".encode())
+            with contextlib.suppress(TimeoutError):
+                assert member.recv(timeout=1.0).startswith(f"OK LOGIN m{index:03d} ")
+                last_members_line = member.recv(timeout=1.0)
+                break
+        if index % 20 == 19:
+            drain(0)  # the JOIN lines piling up in the earlier members' sockets
+    first = members[0]
     assert last_members_line.split()[2:] == [f"m{i:03d}" for i in range(200)]
-    # Give the tail of the storm a moment, then empty every socket.
-    while selector.select(timeout=0.2):
-        for key, _ in selector.select(timeout=0):
-            key.data.sock.recv(65536)
+    drain(0.2)
     first.send(b"SAY hello two hundred")
     heard: dict[RawUdp, str] = {}
     deadline = time.monotonic() + 10
@@ -308,14 +314,15 @@ def check_two_hundred_members(members: list[RawUdp]) -> None:
 
 
 def test_silent_member_times_out(raw_udp, clients) -> None:
-    with running_server("chat", "threads", options={"timeout": 0.4}) as server:
+    # 1 s, not less: alice's heartbeat thread must keep her in even on a loaded machine.
+    with running_server("chat", "threads", options={"timeout": 1.0}) as server:
         alice = clients(server.port)
         alice.login("alice")
         silent = raw_udp(server.port)
-        assert silent.ask(b"LOGIN silent").startswith("OK LOGIN silent 0.4")
+        assert silent.ask(b"LOGIN silent").startswith("OK LOGIN silent 1")
         assert wait_for(alice, lambda e: isinstance(e, Left))[-1] == Left("silent", "timeout", 3)
         lines = [silent.recv(), silent.recv()]  # MEMBERS, then the farewell
-        assert lines[-1].startswith("ERR timed-out you were silent for 0.4 s")
+        assert lines[-1].startswith("ERR timed-out you were silent for 1 s")
         assert silent.ask(b"SAY anyone?").startswith("ERR not-logged-in")
         assert alice.logged_in  # heartbeats kept alice in
 
