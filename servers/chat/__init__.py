@@ -21,8 +21,6 @@ NAME = "chat"
 #: Default transport; ``--transport tcp`` switches to the stream models.
 TRANSPORT = "udp"
 TRANSPORTS = ("udp", "tcp")
-#: Stream models whose connections live in several processes (no shared room).
-MULTIPROCESS_MODELS = ("processes", "pool", "prefork")
 
 
 def _drop_rate(text: str) -> float:
@@ -116,18 +114,26 @@ def build_application(options: argparse.Namespace, stats: ServerStats) -> Applic
     transport = getattr(options, "transport", None) or TRANSPORT
     if transport not in TRANSPORTS:
         raise ValueError(f"unknown chat transport {transport!r} (choose udp or tcp)")
-    drop = float(getattr(options, "drop", 0.0) or 0.0)
+    # The launcher sets options without argparse (from the workbench's form): check again.
+    drop = _number(options, "drop", 0.0)
     if drop and transport == "tcp":
         raise ValueError(
             "--drop only applies to --transport udp: TCP retransmits lost segments, "
             "so a TCP chat never loses a message"
         )
+    rate_limit = _number(options, "rate_limit", DEFAULT_RATE_LIMIT)
+    if rate_limit < 0:
+        raise ValueError(f"--rate-limit cannot be negative, got {rate_limit:g}")
+    max_members = int(_number(options, "max_members", DEFAULT_MAX_MEMBERS))
+    if max_members < 1:
+        raise ValueError(f"--max-members must be at least 1, got {max_members}")
+    seed = getattr(options, "drop_seed", None)
     room = ChatRoom(
-        timeout=float(getattr(options, "timeout", None) or DEFAULT_TIMEOUT),
-        rate_limit=float(getattr(options, "rate_limit", DEFAULT_RATE_LIMIT)),
-        max_members=int(getattr(options, "max_members", None) or DEFAULT_MAX_MEMBERS),
+        timeout=_number(options, "timeout", DEFAULT_TIMEOUT),
+        rate_limit=rate_limit,
+        max_members=max_members,
         drop_rate=drop,
-        seed=getattr(options, "drop_seed", None),
+        seed=None if seed is None else int(_number(options, "drop_seed", 0)),
         stats=stats,
         count_connections=transport == "udp",
     )
@@ -139,6 +145,7 @@ def build_application(options: argparse.Namespace, stats: ServerStats) -> Applic
         app = Application(name=NAME, stats=stats, serve_datagrams=server.serve)
     else:
         from servers.chat.tcp import MULTIPROCESS_REASON, ChatHub
+        from servers.registry import MULTIPROCESS_MODELS
 
         hub = ChatHub(room, stats)
         announce = hub.announce
@@ -147,13 +154,25 @@ def build_application(options: argparse.Namespace, stats: ServerStats) -> Applic
             stats=stats,
             new_handler=hub.new_handler,
             unsupported_models={
-                model: MULTIPROCESS_REASON.format(model=model) for model in MULTIPROCESS_MODELS
+                model: MULTIPROCESS_REASON.format(model=model)
+                for model in sorted(MULTIPROCESS_MODELS)
             },
         )
     # The CLI turns each standard-input line into the same announce message
     # (servers/__main__.py), so the terminal and the workbench share this path.
     app.control = _control_handler(announce, stats)
     return app
+
+
+def _number(options: argparse.Namespace, name: str, default: float) -> float:
+    value = getattr(options, name, None)
+    if value is None or value == "":
+        return float(default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        flag = "--" + name.replace("_", "-")
+        raise ValueError(f"{flag} needs a number, not {value!r}") from None
 
 
 def _control_handler(announce, stats: ServerStats):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import selectors
 import socket
 import subprocess
@@ -466,3 +467,22 @@ def test_cli_bad_options_exit_with_a_clear_message(arguments: list[str], message
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"drop": "lots"}, "--drop needs a number, not 'lots'"),
+        ({"drop": 1.5}, "drop rate must be in [0, 1)"),
+        ({"timeout": 0}, "timeout must be positive"),
+        ({"rate_limit": -1}, "--rate-limit cannot be negative"),
+        ({"max_members": 0}, "--max-members must be at least 1"),
+        ({"transport": "sctp"}, "unknown chat transport 'sctp'"),
+    ],
+)
+def test_options_from_the_launcher_are_checked_too(overrides: dict, message: str) -> None:
+    """The workbench passes options without argparse: build_application checks them itself."""
+    from servers.runner import ConfigError, options_for, prepare
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        prepare("chat", "threads", options_for("chat", overrides))
