@@ -14,7 +14,8 @@ from servers.ftp.filesystem import (
     format_mlsx_line,
     mlsx_permissions,
 )
-from servers.ftp.server import LocalToNetworkText, NetworkToLocalText, decode_command_line
+from servers.ftp.server import decode_command_line
+from servers.ftp.transfer import LocalToNetworkText, NetworkToLocalText
 
 pytestmark = pytest.mark.timeout(10)
 
