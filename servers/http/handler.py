@@ -93,9 +93,8 @@ class HttpService:
         """A forked worker starts with an empty cache of its own."""
         self.site.clear()
 
-    def count(self, method: str, target: str, status: int) -> None:
+    def count(self, method: str, target: str, status: int, second: int) -> None:
         """Count one answered request; name it in the event log while the budget lasts."""
-        second = int(time.time())
         if second != self._event_second:
             self._event_second = second
             self._events_left = REQUEST_EVENTS_PER_SECOND
@@ -203,17 +202,23 @@ class HttpHandler(BaseSansIOHandler):
         """Answer every complete request buffered, in order, into one output list."""
         output: list[Output] = []
         parser = self._parser
+        second = int(time.time())
         while not self.should_close:
             event = parser.next_event()
             if event is None:
                 break
             if type(event) is Request:
                 self._answered = True
-                self._respond(event, output)
+                self._respond(event, output, second)
                 if self._sleep_until is not None:
                     return output
-                if not parser.idle:
-                    self._request_started = now
+                if parser.idle:
+                    # The usual end of a batch: the idle timer runs from now.
+                    expiry = now + self._config.keepalive_timeout
+                    if expiry < self._timer:
+                        self._timer = expiry
+                    return output
+                self._request_started = now
             elif event is EXPECT_CONTINUE:
                 output.append(CONTINUE)
             else:
@@ -223,7 +228,7 @@ class HttpHandler(BaseSansIOHandler):
         self._rearm()
         return output
 
-    def _respond(self, request: Request, output: list[Output]) -> None:
+    def _respond(self, request: Request, output: list[Output], second: int) -> None:
         method = request.method
         target = request.target
         if request.keep_alive:
@@ -232,7 +237,7 @@ class HttpHandler(BaseSansIOHandler):
             connection = CLOSE
         # The hot path: a file answered within the last second, no conditions or ranges.
         if method == "GET" or method == "HEAD":
-            entry = self._site.fresh(target)
+            entry = self._site.fresh(target, second)
             if entry is not None:
                 headers = request.headers
                 if (
@@ -244,7 +249,7 @@ class HttpHandler(BaseSansIOHandler):
                         output.extend(entry.get_outputs[connection])
                     else:
                         output.append(entry.head_outputs[connection])
-                    self._service.count(method, target, 200)
+                    self._service.count(method, target, 200, second)
                     if connection == CLOSE:
                         self.should_close = True
                     return
@@ -266,7 +271,7 @@ class HttpHandler(BaseSansIOHandler):
                 )
             )
         if status:
-            self._service.count(method, target, status)
+            self._service.count(method, target, status, second)
         if connection == CLOSE and self._sleep_until is None:
             self.should_close = True
 
@@ -397,7 +402,7 @@ class HttpHandler(BaseSansIOHandler):
         answer = {"slept_ms": round((now - started) * 1000, 3), "pid": os.getpid()}
         output: list[Output] = []
         self._json(output, 200, answer, connection, request.method)
-        self._service.count(request.method, request.target, 200)
+        self._service.count(request.method, request.target, 200, int(time.time()))
         if connection == CLOSE:
             self.should_close = True
         self._last_activity = now

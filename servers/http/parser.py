@@ -36,7 +36,12 @@ _FIELD_CONTENT = r"[^\x00\s]+(?:[ \t]+[^\x00\s]+)*"
 _REQUEST_LINE = re.compile(rf"({_TOKEN}) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])", re.ASCII)
 _HEADER_FIELD_PATTERN = rf"({_TOKEN}):[ \t]*((?:{_FIELD_CONTENT})?)[ \t]*\r\n"
 _HEADER_FIELD = re.compile(_HEADER_FIELD_PATTERN, re.ASCII)
-_HEADER_BLOCK = re.compile(rf"(?:{_HEADER_FIELD_PATTERN})*", re.ASCII)
+_HEADER_LINE = rf"{_TOKEN}:[ \t]*(?:{_FIELD_CONTENT})?[ \t]*\r\n"
+_HEADER_BLOCK = re.compile(rf"(?:{_HEADER_LINE})*", re.ASCII)
+# The whole head in one match: request line, then the header block as group 5.
+_HEAD = re.compile(
+    rf"({_TOKEN}) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])\r\n((?:{_HEADER_LINE})*)", re.ASCII
+)
 _CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*")
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,18}", re.ASCII)
 _LF_BLANK_LINE = re.compile(rb"\n\r?\n")
@@ -111,6 +116,8 @@ class RequestParser:
         self.max_request_line = max_request_line
         self.max_header_bytes = max_header_bytes
         self.max_header_fields = max_header_fields
+        # Heads shorter than both limits cannot break either: skip measuring them.
+        self._sizes_checked_above = min(max_request_line, max_header_bytes)
         self._buffer = b""
         self._pos = 0
         #: Request whose head is parsed and whose body is still arriving.
@@ -158,31 +165,33 @@ class RequestParser:
         try:
             if self._pending is not None:
                 return self._continue_body()
-            return self._next_head()
+            buffer = self._buffer
+            pos = self._pos
+            end = buffer.find(b"\r\n\r\n", pos)
+            if end < 0:
+                return self._next_head_slowly()
+            try:
+                # The head with its last line's CRLF: one regular expression checks it all.
+                request = self._parse_head(buffer[pos : end + 2].decode("latin-1"))
+            except HttpError:
+                # The CRLF-only fast path fails on blank lines before the request
+                # line and on bare-LF line ends; both are accepted, more slowly.
+                if buffer.startswith((b"\r\n", b"\n"), pos) or b"\n" in buffer[pos:end].replace(
+                    b"\r\n", b""
+                ):
+                    return self._next_head_slowly()
+                raise
+            headers = request.headers
+            if "content-length" not in headers and "transfer-encoding" not in headers:
+                self._pos = end + 4
+                return request
+            return self._start_body(request, end + 4)
         except HttpError as error:
             self.error = error
             self._buffer = b""
             self._pos = 0
             self._pending = None
             return error
-
-    def _next_head(self) -> Event | None:
-        buffer = self._buffer
-        pos = self._pos
-        end = buffer.find(b"\r\n\r\n", pos)
-        if end < 0:
-            return self._next_head_slowly()
-        try:
-            request = self._parse_head(buffer[pos:end].decode("latin-1"))
-        except HttpError:
-            # The CRLF-only fast path fails on blank lines before the request
-            # line and on bare-LF line ends; both are accepted, more slowly.
-            if buffer.startswith((b"\r\n", b"\n"), pos) or b"\n" in buffer[pos:end].replace(
-                b"\r\n", b""
-            ):
-                return self._next_head_slowly()
-            raise
-        return self._start_body(request, end + 4)
 
     def _next_head_slowly(self) -> Event | None:
         """Leading blank lines, bare-LF line ends, or an incomplete head."""
@@ -204,10 +213,10 @@ class RequestParser:
             lines = [line[:-1] if line.endswith(b"\r") else line for line in raw_head.split(b"\n")]
             if any(b"\r" in line for line in lines):
                 raise HttpError(400, "stray carriage return in the request head")
-            head = "\r\n".join(line.decode("latin-1") for line in lines)
+            head = "".join(line.decode("latin-1") + "\r\n" for line in lines)
             return self._start_body(self._parse_head(head), blank.end())
         if crlf_end >= 0:
-            head = buffer[pos:crlf_end].decode("latin-1")
+            head = buffer[pos : crlf_end + 2].decode("latin-1")
             return self._start_body(self._parse_head(head), crlf_end + 4)
         self._check_incomplete_head(buffer, pos)
         return None
@@ -232,32 +241,31 @@ class RequestParser:
             raise HttpError(431, f"header section larger than {self.max_header_bytes} bytes")
 
     def _parse_head(self, head: str) -> Request:
-        line_end = head.find("\r\n")
-        if line_end < 0:
-            request_line, block = head, ""
-        else:
-            request_line, block = head[:line_end], head[line_end + 2 :] + "\r\n"
-        if len(request_line) > self.max_request_line:
-            raise HttpError(414, f"request line longer than {self.max_request_line} bytes")
-        match = _REQUEST_LINE.fullmatch(request_line)
+        """Request line and header fields; ``head`` ends with its last line's CRLF."""
+        match = _HEAD.fullmatch(head)
         if match is None:
-            raise HttpError(400, f"malformed request line: {request_line[:80]!r}")
-        method, target, major, minor = match.groups()
+            raise self._diagnose(head)
+        method, target, major, minor, block = match.groups()
+        if len(head) > self._sizes_checked_above:
+            block_start = match.start(5)
+            if block_start - 2 > self.max_request_line:
+                raise HttpError(414, f"request line longer than {self.max_request_line} bytes")
+            if len(head) - block_start > self.max_header_bytes + 2:
+                raise HttpError(431, f"header section larger than {self.max_header_bytes} bytes")
         if major != "1":
             raise HttpError(505, f"HTTP/{major}.{minor} is not supported; use HTTP/1.1")
         # RFC 9110 2.5: a 1.x request with a higher minor is answered as 1.1.
         version = "HTTP/1.0" if minor == "0" else "HTTP/1.1"
         headers: dict[str, str] = {}
         if block:
-            if len(block) > self.max_header_bytes + 2:
-                raise HttpError(431, f"header section larger than {self.max_header_bytes} bytes")
-            if _HEADER_BLOCK.fullmatch(block) is None:
-                raise HttpError(400, _describe_bad_header(block))
-            fields = _HEADER_FIELD.findall(block)
-            if len(fields) > self.max_header_fields:
+            # The regular expression has validated every line, so plain splitting is safe.
+            lines = block[:-2].split("\r\n")
+            if len(lines) > self.max_header_fields:
                 raise HttpError(431, f"more than {self.max_header_fields} header fields")
-            for name, value in fields:
+            for line in lines:
+                name, _, value = line.partition(":")
                 name = name.lower()
+                value = value.strip(" \t")
                 if name in headers:
                     value = _merge_repeated(name, headers[name], value)
                 headers[name] = value
@@ -269,6 +277,19 @@ class RequestParser:
         else:
             keep_alive = connection is not None and "keep-alive" in _tokens(connection)
         return Request(method, target, version, headers, b"", keep_alive)
+
+    def _diagnose(self, head: str) -> HttpError:
+        """The most precise refusal for a head that failed validation (the slow path)."""
+        line_end = head.find("\r\n")
+        request_line = head[:line_end]
+        if len(request_line) > self.max_request_line:
+            return HttpError(414, f"request line longer than {self.max_request_line} bytes")
+        if _REQUEST_LINE.fullmatch(request_line) is None:
+            return HttpError(400, f"malformed request line: {request_line[:80]!r}")
+        block = head[line_end + 2 :]
+        if len(block) > self.max_header_bytes + 2:
+            return HttpError(431, f"header section larger than {self.max_header_bytes} bytes")
+        return HttpError(400, _describe_bad_header(block))
 
     # -- bodies -------------------------------------------------------------------
 

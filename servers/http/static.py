@@ -176,10 +176,10 @@ class StaticSite:
         self._cache = {}
         self._cached_bytes = 0
 
-    def fresh(self, target: str) -> CachedFile | None:
-        """The cached file for ``target`` if it was validated this second (the hot path)."""
+    def fresh(self, target: str, second: int) -> CachedFile | None:
+        """The cached file for ``target`` if it was validated in ``second`` (the hot path)."""
         entry = self._cache.get(target)
-        if entry is not None and entry.checked == int(time.time()):
+        if entry is not None and entry.checked == second:
             return entry
         return None
 

@@ -116,7 +116,7 @@ def test_the_second_get_is_the_cached_response(service) -> None:
     first = handler.feed(get("/hello.txt"))
     second = handler.feed(get("/hello.txt"))
     assert flatten(first) == flatten(second)
-    assert second[0] is service.site.fresh("/hello.txt").get_outputs[0][0]
+    assert second[0] is service.site.fresh("/hello.txt", int(time.time())).get_outputs[0][0]
 
 
 def test_pipelined_requests_are_answered_in_order_in_one_output(service) -> None:
