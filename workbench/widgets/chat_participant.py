@@ -162,6 +162,9 @@ class ChatParticipantPane(Vertical):
         self.received = 0
         self._busy = False
         self._last_sent = ""
+        #: Text handed to a send worker whose Sent has not come back yet.
+        self._sending: str | None = None
+        self._refused_while_sending = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="chat-header"):
@@ -354,6 +357,8 @@ class ChatParticipantPane(Vertical):
         text = event.value
         if not text.strip() or self.client is None or not self.joined:
             return
+        self._sending = text
+        self._refused_while_sending = False
         self._send_worker(self.client, text)
 
     @work(thread=True, group="chat-send", exit_on_error=False)
@@ -369,13 +374,18 @@ class ChatParticipantPane(Vertical):
 
     def on_chat_participant_pane_sent(self, message: ChatParticipantPane.Sent) -> None:
         box = self.message_input
-        # Only clear what was sent: the user may have typed on while the send ran.
+        refused = self._refused_while_sending
+        self._sending, self._refused_while_sending = None, False
+        self._last_sent = message.text
+        # Only clear what was sent (the user may have typed on), and keep it if the server refused it.
+        if refused:
+            return  # the error line is already in the log; the text stays in the box
         if box.value == message.text:
             box.value = ""
-        self._last_sent = message.text
         self.log_widget.add_lines([ChatLine("own", message.text, self.joined_name or "you")])
 
     def on_chat_participant_pane_send_failed(self, message: ChatParticipantPane.SendFailed) -> None:
+        self._sending = None
         self._set_status(message.error, error=True)
         self.log_widget.add_lines([ChatLine("error", message.error)])
         self.notify(message.error, title="Not sent", severity="error")
@@ -438,6 +448,13 @@ class ChatParticipantPane(Vertical):
             self._mark_out_of_room(f"Out of the room: {dropped_reason}", error=True)
             return
         self._refresh_status(keep_error=any(isinstance(event, ChatErrorEvent) for event in events))
+
+    def _give_back_refused_text(self) -> None:
+        """The server refused what we said: put the text back in the box rather than lose it."""
+        if self._sending is not None:
+            self._refused_while_sending = True  # the refusal beat our own Sent message
+        elif self._last_sent and not self.message_input.value:
+            self.message_input.value = self._last_sent
 
     def _show_members(self) -> None:
         me = (self.joined_name or "").lower()

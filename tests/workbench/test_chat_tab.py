@@ -1,0 +1,373 @@
+"""Pilot tests of the Chat tab with several participants on our real UDP chat server, plus its snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.pilot import Pilot
+from textual.widgets import Footer, Input, Label
+
+from servers.launcher import ServerProcess, running_server
+from workbench.clients.chat import ChatClient
+from workbench.tabs.chat import NO_SERVER_TEXT, ChatTab
+from workbench.widgets.chat_log import ChatLine
+from workbench.widgets.chat_participant import ChatParticipantPane
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class ChatTabHarness(App[None]):
+    """The tab alone in an app, with a stand-in for the app's server manager."""
+
+    def __init__(self, tab: ChatTab, server_manager: Any = None) -> None:
+        super().__init__()
+        self.tab = tab
+        self.server_manager = server_manager
+
+    def compose(self) -> ComposeResult:
+        yield self.tab
+        yield Footer()
+
+
+class FakeServerManager:
+    def __init__(self, endpoints: dict[str, Any]) -> None:
+        self.endpoints = endpoints
+
+    def endpoint(self, name: str) -> Any:
+        return self.endpoints.get(name)
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(scenario())
+
+
+async def wait_until(
+    pilot: Pilot[Any], condition: Callable[[], bool], what: str, timeout: float = 10
+) -> None:
+    """Let the app run until ``condition`` holds (the panes drain their clients on a timer)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(
+                f"timed out waiting for: {what}; notices: {[n.message for n in pilot.app._notifications]}"
+            )
+        await pilot.pause(0.02)
+
+
+def log_of(pane: ChatParticipantPane) -> list[ChatLine]:
+    return list(pane.log_widget.history)
+
+
+def has_line(pane: ChatParticipantPane, kind: str, text: str, name: str = "") -> bool:
+    return any(
+        line.kind == kind and line.text == text and line.name == name for line in log_of(pane)
+    )
+
+
+def status_of(pane: ChatParticipantPane) -> str:
+    return str(pane.query_one(".chat-status", Label).render())
+
+
+async def join(pilot: Pilot[Any], pane: ChatParticipantPane, name: str) -> None:
+    pane.name_input.value = name
+    pane.name_input.focus()
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: pane.joined_name == name, f"{name} joins")
+
+
+async def say(pilot: Pilot[Any], pane: ChatParticipantPane, text: str) -> None:
+    pane.message_input.focus()
+    pane.message_input.value = text
+    await pilot.press("enter")
+
+
+@pytest.fixture
+def chat_server() -> Iterator[ServerProcess]:
+    with running_server("chat", "threads") as proc:
+        yield proc
+
+
+def test_two_members_join_talk_and_leave(chat_server: ServerProcess) -> None:
+    async def scenario() -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", chat_server.port))
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            alice, bob = tab.panes
+            await join(pilot, alice, "alice")
+            await join(pilot, bob, "bob")
+            await wait_until(
+                pilot, lambda: has_line(alice, "joined", "bob joined"), "alice sees bob join"
+            )
+            await wait_until(
+                pilot, lambda: sorted(alice.members) == ["alice", "bob"], "alice's member list"
+            )
+            await wait_until(
+                pilot, lambda: sorted(bob.members) == ["alice", "bob"], "bob's member list"
+            )
+            assert "bob (you)" in str(bob.query_one(".chat-members").render())
+
+            await say(pilot, bob, "hello alice, 你好")
+            await wait_until(
+                pilot,
+                lambda: has_line(alice, "message", "hello alice, 你好", "bob"),
+                "alice gets the message",
+            )
+            assert has_line(bob, "own", "hello alice, 你好", "bob")  # shown locally, not echoed
+            assert bob.message_input.value == ""
+
+            bob.message_input.focus()
+            await pilot.press("ctrl+l")
+            await wait_until(
+                pilot, lambda: has_line(alice, "left", "bob left"), "alice sees bob leave"
+            )
+            await wait_until(
+                pilot, lambda: alice.members == ["alice"], "bob gone from alice's list"
+            )
+            assert not bob.joined
+            assert bob.message_input.disabled
+            assert "lost 0 of" in status_of(alice)
+
+    run(scenario)
+
+
+def test_duplicate_name_is_refused_and_the_name_kept(chat_server: ServerProcess) -> None:
+    async def scenario() -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", chat_server.port))
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            alice, impostor = tab.panes
+            await join(pilot, alice, "alice")
+            impostor.name_input.value = "ALICE"
+            impostor.name_input.focus()
+            await pilot.press("enter")
+            await wait_until(
+                pilot, lambda: "already in the room" in status_of(impostor), "refusal shown"
+            )
+            assert not impostor.joined
+            assert impostor.name_input.value == "ALICE"  # the typed text is not lost
+            assert any(
+                line.kind == "error" and "already in the room" in line.text
+                for line in log_of(impostor)
+            )
+            assert any(note.title == "Name taken" for note in app._notifications)
+            # Editing the name and pressing Enter again works.
+            impostor.name_input.value = "alice2"
+            await pilot.press("enter")
+            await wait_until(
+                pilot, lambda: impostor.joined_name == "alice2", "second attempt joins"
+            )
+
+    run(scenario)
+
+
+def test_admin_announcement_reaches_every_pane(chat_server: ServerProcess) -> None:
+    async def scenario() -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", chat_server.port))
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            alice, bob = tab.panes
+            await join(pilot, alice, "alice")
+            await join(pilot, bob, "bob")
+            chat_server.send_control({"type": "announce", "text": "exam on Friday"})
+            for pane in (alice, bob):
+                await wait_until(
+                    pilot, lambda p=pane: has_line(p, "admin", "exam on Friday"), "announcement"
+                )
+
+    run(scenario)
+
+
+def test_too_long_message_keeps_the_text(chat_server: ServerProcess) -> None:
+    async def scenario() -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", chat_server.port))
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            alice = tab.panes[0]
+            await join(pilot, alice, "alice")
+            essay = "x" * 1500
+            await say(pilot, alice, essay)
+            await wait_until(
+                pilot, lambda: "at most 1000 bytes" in status_of(alice), "refusal shown"
+            )
+            assert alice.message_input.value == essay
+            assert not any(line.kind == "own" for line in log_of(alice))
+
+    run(scenario)
+
+
+def test_server_refusal_gives_the_text_back() -> None:
+    """A rate-limited message is refused by the server after it left the box: the text comes back."""
+
+    async def scenario(proc: ServerProcess) -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", proc.port))
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            alice = tab.panes[0]
+            await join(pilot, alice, "alice")
+            await say(pilot, alice, "first")
+            await wait_until(pilot, lambda: has_line(alice, "own", "first", "alice"), "first sent")
+            await say(pilot, alice, "second, too soon")
+            await wait_until(pilot, lambda: "slow down" in status_of(alice), "rate limit shown")
+            await wait_until(
+                pilot, lambda: alice.message_input.value == "second, too soon", "text restored"
+            )
+
+    # One message per 5 s, a bucket of one: the second message is always refused.
+    with running_server("chat", "threads", options={"rate_limit": 0.2}) as proc:
+        run(lambda: scenario(proc))
+
+
+def test_events_are_applied_in_batches() -> None:
+    """A burst of datagrams reaches the log in a few drains, not one UI update per datagram."""
+
+    async def scenario(proc: ServerProcess) -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            pane = tab.panes[0]
+            await join(pilot, pane, "listener")
+            batches: list[int] = []
+            original = pane.apply_events
+
+            def counting(events: list[Any]) -> None:
+                batches.append(len(events))
+                original(events)
+
+            pane.apply_events = counting  # type: ignore[method-assign]
+            burst = 100
+            with ChatClient("127.0.0.1", proc.port) as talker:
+                talker.login("talker")
+                for number in range(burst):
+                    talker.say(f"line {number}")
+                await wait_until(
+                    pilot,
+                    lambda: sum(line.kind == "message" for line in log_of(pane)) == burst,
+                    "every message shown",
+                )
+            assert len(batches) <= 10, batches
+            assert max(batches) > 1
+
+    with running_server("chat", "threads", options={"rate_limit": 0}) as proc:
+        run(lambda: scenario(proc))
+
+
+def test_add_and_remove_participants(chat_server: ServerProcess) -> None:
+    async def scenario() -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", chat_server.port))
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(160, 36)) as pilot:
+            assert len(tab.panes) == 2
+            await pilot.press("ctrl+n")
+            await pilot.press("ctrl+n")
+            await pilot.pause()
+            assert [pane.name_input.value for pane in tab.panes] == [
+                "alice",
+                "bob",
+                "carol",
+                "dave",
+            ]
+            await pilot.press("ctrl+n")
+            await pilot.pause()
+            assert len(tab.panes) == 4  # four at most
+            carol = tab.panes[2]
+            await join(pilot, carol, "carol")
+            await join(pilot, tab.panes[0], "alice")
+            await wait_until(
+                pilot, lambda: has_line(carol, "joined", "alice joined"), "carol sees alice"
+            )
+            # Removing a joined participant makes it leave the room.
+            tab.panes[0].message_input.focus()
+            await pilot.press("ctrl+r")
+            await wait_until(
+                pilot, lambda: has_line(carol, "left", "alice left"), "carol sees alice leave"
+            )
+            assert len(tab.panes) == 3
+
+    run(scenario)
+
+
+def test_no_server_state() -> None:
+    async def scenario() -> None:
+        tab = ChatTab()
+        app = ChatTabHarness(tab, server_manager=FakeServerManager({}))
+        async with app.run_test(size=(140, 36)) as pilot:
+            await pilot.pause()
+            assert NO_SERVER_TEXT in str(tab.query_one("#chat-status", Label).render())
+            pane = tab.panes[0]
+            pane.name_input.focus()
+            await pilot.press("enter")
+            await pilot.pause()
+            assert not pane.joined
+            assert "No server" in status_of(pane)
+
+    run(scenario)
+
+
+def test_endpoint_comes_from_the_server_manager(chat_server: ServerProcess) -> None:
+    async def scenario() -> None:
+        tab = ChatTab()
+        manager = FakeServerManager({"chat": ("127.0.0.1", chat_server.port)})
+        app = ChatTabHarness(tab, server_manager=manager)
+        async with app.run_test(size=(140, 36)) as pilot:
+            await pilot.pause()
+            assert tab.query_one("#chat-port", Input).value == str(chat_server.port)
+            await join(pilot, tab.panes[0], "alice")
+
+    run(scenario)
+
+
+def test_nothing_listening_is_a_clear_error() -> None:
+    async def scenario() -> None:
+        import socket
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            free_port = probe.getsockname()[1]
+        tab = ChatTab(endpoint=("127.0.0.1", free_port), participants=1)
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            pane = tab.panes[0]
+            pane.name_input.focus()
+            await pilot.press("enter")
+            await wait_until(
+                pilot, lambda: any(n.title == "Cannot join" for n in app._notifications), "error"
+            )
+            assert not pane.joined
+            assert pane.name_input.value == "alice"
+
+    run(scenario)
+
+
+def test_snapshot_two_members_talking(snap_compare: Any, chat_server: ServerProcess) -> None:
+    app = ChatTabHarness(ChatTab(endpoint=("127.0.0.1", chat_server.port)))
+
+    async def conversation(pilot: Pilot[Any]) -> None:
+        alice, bob = app.tab.panes
+        await join(pilot, alice, "alice")
+        await join(pilot, bob, "bob")
+        await wait_until(pilot, lambda: has_line(alice, "joined", "bob joined"), "join seen")
+        await say(pilot, alice, "hi bob, ready for the demo?")
+        await wait_until(
+            pilot, lambda: has_line(bob, "message", "hi bob, ready for the demo?", "alice"), "msg"
+        )
+        chat_server.send_control({"type": "announce", "text": "the server restarts at noon"})
+        for pane in (alice, bob):
+            await wait_until(
+                pilot, lambda p=pane: has_line(p, "admin", "the server restarts at noon"), "admin"
+            )
+            await wait_until(pilot, lambda p=pane: len(p.members) == 2, "members")
+        await say(pilot, bob, "yes!")
+        await wait_until(pilot, lambda: has_line(alice, "message", "yes!", "bob"), "reply")
+        # The port is random per run: show a fixed one (the members are already in the room).
+        app.tab.query_one("#chat-port", Input).value = "9000"
+        bob.message_input.focus()
+        for box in app.query(Input):
+            box.cursor_blink = False  # a blinking cursor would make the picture depend on timing
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(130, 32), run_before=conversation)
