@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from servers.chat import protocol as p
 from servers.chat.room import ChatRoom, Datagram
@@ -341,3 +343,47 @@ def test_tcp_rooms_leave_connection_counting_to_the_model() -> None:
     enter(room, ("alice", ALICE))
     room.receive(b"QUIT", ALICE, 1.0)
     assert (stats.accepted, stats.active) == (0, 0)
+
+
+# -- properties: any sequence of messages keeps the room consistent ------------------
+
+ADDRESSES = [("10.2.0.1", port) for port in range(4)]
+COMMANDS = st.one_of(
+    st.sampled_from(["alice", "Alice", "bob", "carol", "admin", "bad name", ""]).map(
+        lambda name: f"LOGIN {name}".encode()
+    ),
+    st.text(max_size=8).map(lambda text: f"SAY {text}".encode()),
+    st.sampled_from([b"QUIT", b"WHO", b"PING", b"MSG 1 alice forged", b"\xff"]),
+)
+STEPS = st.lists(
+    st.tuples(st.sampled_from(ADDRESSES), COMMANDS, st.floats(min_value=0, max_value=4)),
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=STEPS)
+def test_any_sequence_keeps_names_unique_stamps_true_and_seqs_gapless(steps) -> None:
+    room = ChatRoom(timeout=5, rate_limit=2)
+    now = 0.0
+    last_seq: dict = {}
+    for address, command, elapsed in steps:
+        now += elapsed
+        names_before = {member.address: member.name for member in room.members.values()}
+        out = room.receive(command, address, now) + room.expire(now)
+        keys = [p.name_key(member.name) for member in room.members.values()]
+        assert len(set(keys)) == len(keys) == len(room.by_name)
+        for to, payload in out:
+            line = payload.decode()
+            kind, _, rest = line.partition(" ")
+            if kind == "OK" and rest.startswith("LOGIN") and to not in names_before:
+                last_seq[to] = 0  # a new membership counts from 1 again (not a repeated LOGIN)
+            if kind in ("JOIN", "LEAVE", "MSG", "ADMIN", "MEMBERS"):
+                seq = int(rest.split(" ", 1)[0])
+                assert seq == last_seq.get(to, 0) + 1, (to, line)  # no drop knob: no gaps
+                last_seq[to] = seq
+                assert to in names_before or to in room.members  # only members hear the room
+            if kind == "MSG":
+                speaker = line.split(" ")[2]
+                assert names_before.get(address) == speaker  # stamped from the table
+                assert to != address
