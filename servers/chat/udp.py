@@ -44,7 +44,8 @@ class DatagramChatServer:
         self.serving.set()
         try:
             while not self._stopping.is_set():
-                deadline = room.next_deadline()
+                with lock:
+                    deadline = room.next_deadline()
                 wait = POLL_INTERVAL
                 if deadline is not None:
                     wait = min(wait, max(0.0, deadline - monotonic()))
@@ -57,7 +58,7 @@ class DatagramChatServer:
                 except OSError as error:
                     if self._stopping.is_set():
                         break
-                    # Linux reports an ICMP "port unreachable" from an earlier sendto here.
+                    # A transient socket error must not end the room: count it, go on.
                     stats.count_error(f"recvfrom: {error}")
                     continue
                 now = monotonic()
