@@ -16,7 +16,16 @@ from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
-from textual.widgets import Button, DataTable, Footer, Input, Select, SelectionList, Static
+from textual.widgets import (
+    Button,
+    DataTable,
+    Footer,
+    Input,
+    Select,
+    SelectionList,
+    Sparkline,
+    Static,
+)
 
 from servers.launcher import ServerProcess, ServerSpec, running_server
 from workbench.clients.http import METHODS
@@ -286,6 +295,7 @@ def test_short_load_run_fills_the_figures_and_exports(
             assert float(_column(tab, "#load-percentiles", 1)[-1].replace(",", "")) > 0
             assert sum(value for _, value in tab.query_one("#load-histogram", BarChart).bars) == 400
             assert "200: 400" in shown(tab.query_one("#load-statuses", Static))
+            assert tab.query_one(Sparkline).data  # the requests/s series
             assert "400/400 requests" in shown(tab.query_one("#load-summary", Static))
             assert tab.query_one("#load-export", Button).disabled is False
 

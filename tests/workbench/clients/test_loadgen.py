@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import socket
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -46,6 +48,16 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
             self.seen_methods[self.command] += 1
             if body:
                 self.seen_bodies.append(body)
+        if self.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+            return
+        if self.path == "/until-close":
+            self.close_connection = True
+            self.wfile.write(b"HTTP/1.0 200 OK\r\n\r\nbody until close")
+            return
         status = 404 if self.path == "/missing" else 200
         payload = b"x" * 1024
         self.send_response(status)
@@ -241,6 +253,21 @@ def test_post_body_reaches_the_server(local_server: str) -> None:
 def test_head_requests_do_not_wait_for_a_body(local_server: str) -> None:
     result = run_load(LoadConfig(local_server + "/", method="HEAD", requests=20, processes=0))
     assert result.statuses == {200: 20} and result.failed == 0
+
+
+@pytest.mark.parametrize("path", ["/chunked", "/until-close"])
+def test_responses_without_content_length(local_server: str, path: str) -> None:
+    result = run_load(LoadConfig(local_server + path, requests=30, concurrency=3, processes=0))
+    assert result.statuses == {200: 30} and result.errors == {}
+
+
+def test_clients_package_never_imports_textual_or_rich() -> None:
+    code = (
+        "import sys, workbench.clients.loadgen, workbench.clients.http;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_duration_run_stops_on_time(local_server: str) -> None:
