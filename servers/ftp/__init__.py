@@ -99,7 +99,7 @@ def parse_port_range(text: str | None) -> tuple[int, int] | None:
 
 
 def build_application(options: argparse.Namespace, stats: Any):
-    """The FTP Application: a blocking handler for the per-connection models."""
+    """The FTP Application: blocking handler for per-connection models, sans-IO for event loops."""
     from servers.contracts import Application
     from servers.ftp.limits import ConnectionLimiter
     from servers.ftp.server import FTPContext
@@ -133,13 +133,14 @@ def build_application(options: argparse.Namespace, stats: Any):
         limiter=ConnectionLimiter(options.max_connections, options.max_per_address),
         passive_ports=parse_port_range(options.passive_ports),
     )
-    event_loop_reason = "FTP has a blocking handler only (data connections); use a blocking model"
+    from servers.ftp.evented import FTPEventHandler
+
     return Application(
         name=NAME,
         stats=stats,
+        # The per-connection models run the blocking server; the event-loop
+        # models multiplex control connections through the sans-IO handler.
         handle_blocking=context.handle_connection,
+        new_handler=lambda peer: FTPEventHandler(context, peer),
         after_fork=context.after_fork,
-        unsupported_models={
-            model: event_loop_reason for model in ("select", "poll", "epoll", "asyncio", "prefork")
-        },
     )

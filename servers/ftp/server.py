@@ -129,6 +129,9 @@ class ControlConnection:
         """The next command line, or None when the client is gone or timed out (421 sent)."""
         while True:
             line = self._take_line()
+            if line is not None and len(line) > self.settings.max_line_length:
+                self.perform(self.session.line_too_long())
+                continue
             if line is not None:
                 return line
             if len(self.buffer) > self.settings.max_line_length:

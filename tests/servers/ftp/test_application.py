@@ -66,12 +66,6 @@ def test_bad_users_file_is_a_config_error(tmp_path):
         prepare("ftp", "threads", options)
 
 
-@pytest.mark.parametrize("model", ["epoll", "asyncio", "prefork"])
-def test_event_loop_models_are_refused_with_a_reason(tmp_path, model):
-    with pytest.raises(ConfigError, match="blocking"):
-        prepare("ftp", model, options_for("ftp", {"root": str(tmp_path)}))
-
-
 def test_passive_ports_come_from_the_given_range(start_ftp, library, ftp_helpers):
     port = start_ftp("threads", library, passive_ports="50100-50120")
     ftp = ftp_helpers.connect(port)

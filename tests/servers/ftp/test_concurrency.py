@@ -31,7 +31,7 @@ def upload_and_download(port: int, index: int, start: threading.Barrier, ftp_hel
     return hashlib.sha256(received.getvalue()).digest() == hashlib.sha256(payload).digest()
 
 
-@pytest.mark.parametrize("model", ["threads", "processes", "pool"])
+@pytest.mark.parametrize("model", ["threads", "processes", "pool", "epoll"])
 def test_fifty_clients_up_and_down_with_stats(
     model, start_ftp, library, stats_queue, helpers, ftp_helpers
 ):

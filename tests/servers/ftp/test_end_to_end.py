@@ -12,7 +12,18 @@ import pytest
 
 pytestmark = pytest.mark.timeout(60)
 
-MODELS = ["iterative", "threads", "processes", "pool"]
+#: Every concurrency model: blocking server under the first four, sans-IO handler under the rest.
+MODELS = [
+    "iterative",
+    "threads",
+    "processes",
+    "pool",
+    "select",
+    "poll",
+    "epoll",
+    "asyncio",
+    "prefork",
+]
 
 
 def read_all(conn: socket.socket) -> bytes:
@@ -146,7 +157,7 @@ def test_every_command_with_ftplib(model, start_ftp, library, users_file, ftp_he
         ftp.close()
 
 
-@pytest.mark.parametrize("model", ["threads", "processes"])
+@pytest.mark.parametrize("model", ["threads", "epoll"])
 def test_abor_stops_a_download_and_the_session_goes_on(model, start_ftp, library, ftp_helpers):
     big = os.urandom(1 << 20) * 48  # more than the loopback socket buffers hold
     (library / "big.bin").write_bytes(big)
@@ -168,10 +179,11 @@ def test_abor_stops_a_download_and_the_session_goes_on(model, start_ftp, library
         ftp_helpers.close(ftp)
 
 
-def test_abor_during_upload_keeps_the_old_file(start_ftp, library, ftp_helpers):
+@pytest.mark.parametrize("model", ["threads", "asyncio"])
+def test_abor_during_upload_keeps_the_old_file(model, start_ftp, library, ftp_helpers):
     target = library / "uploads" / "README.txt"
     old = target.read_bytes()
-    port = start_ftp("threads", library)
+    port = start_ftp(model, library)
     ftp = ftp_helpers.connect(port)
     try:
         ftp.voidcmd("TYPE I")

@@ -85,7 +85,7 @@ def test_bounce_is_refused_and_foreign_data_connections_dropped(start_ftp, libra
         ftp_helpers.close(ftp)
 
 
-@pytest.mark.parametrize("model", ["threads", "processes"])
+@pytest.mark.parametrize("model", ["threads", "epoll"])
 def test_killed_client_mid_upload_leaves_the_old_file_intact(
     model, start_ftp, library, ftp_helpers
 ):
@@ -125,7 +125,7 @@ def test_killed_client_mid_upload_leaves_the_old_file_intact(
         ftp_helpers.close(ftp)
 
 
-@pytest.mark.parametrize("model", ["iterative", "threads", "processes", "pool"])
+@pytest.mark.parametrize("model", ["threads", "processes", "epoll", "prefork"])
 def test_server_stopped_mid_upload_leaves_no_partial_file(model, start_ftp, library, ftp_helpers):
     target = library / "texts" / "sonnet-18.txt"
     old = target.read_bytes()
@@ -196,8 +196,9 @@ def test_read_only_server_and_read_only_account(start_ftp, library, users_file, 
     assert not (library / "uploads" / "new.txt").exists()
 
 
-def test_connection_limits_answer_421(start_ftp, library, ftp_helpers):
-    port = start_ftp("threads", library, max_connections=3, max_per_address=2)
+@pytest.mark.parametrize("model", ["threads", "epoll"])
+def test_connection_limits_answer_421(model, start_ftp, library, ftp_helpers):
+    port = start_ftp(model, library, max_connections=3, max_per_address=2)
 
     def open_from(address: str) -> ftplib.FTP:
         ftp = ftplib.FTP(timeout=10)
@@ -224,10 +225,15 @@ def test_connection_limits_answer_421(start_ftp, library, ftp_helpers):
         ftp_helpers.close(ftp)
 
 
-def test_idle_and_data_timeouts(start_ftp, library, ftp_helpers):
-    port = start_ftp("threads", library, idle_timeout=0.8, data_timeout=0.3)
+@pytest.mark.parametrize("model", ["threads", "epoll"])
+def test_overlong_lines_and_timeouts(model, start_ftp, library, ftp_helpers):
+    port = start_ftp(model, library, idle_timeout=0.8, data_timeout=0.3)
     ftp = ftp_helpers.connect(port)
     try:
+        ftp.sock.sendall(b"NOOP " + b"x" * 10_000 + b"\r\n")
+        with pytest.raises(ftplib.error_perm, match="^500.*too long"):
+            ftp.voidresp()
+        assert ftp.voidcmd("NOOP").startswith("200")  # the session survives
         ftp.sendcmd("PASV")
         assert ftp.sendcmd("RETR README.txt").startswith("150")
         with pytest.raises(ftplib.error_temp, match="^425"):
@@ -238,15 +244,3 @@ def test_idle_and_data_timeouts(start_ftp, library, ftp_helpers):
         assert time.monotonic() - started >= 0.5
     finally:
         ftp.close()
-
-
-def test_overlong_command_line_is_refused_and_the_session_survives(start_ftp, library, ftp_helpers):
-    port = start_ftp("threads", library)
-    ftp = ftp_helpers.connect(port)
-    try:
-        ftp.sock.sendall(b"NOOP " + b"x" * 10_000 + b"\r\n")
-        with pytest.raises(ftplib.error_perm, match="^500.*too long"):
-            ftp.voidresp()
-        assert ftp.voidcmd("NOOP").startswith("200")
-    finally:
-        ftp_helpers.close(ftp)
