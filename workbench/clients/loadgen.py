@@ -358,6 +358,21 @@ class LoadStats:
             end = time.monotonic() if now is None else now
         return max(0.0, end - self.started_at)
 
+    def _rate_series(self, elapsed: float) -> tuple[float, ...]:
+        """Requests/s per RATE_STEP slot, without the fake dip of a slot still filling."""
+        counts = self._rate_counts
+        if not counts:
+            return ()
+        if self.finished_at is None:
+            counts = counts[:-1]  # the current slot is still filling
+            return tuple(count / RATE_STEP for count in counts)
+        last_length = elapsed - (len(counts) - 1) * RATE_STEP
+        if len(counts) > 1 and last_length < RATE_STEP / 2:
+            # A sliver at the end (mostly the last batches arriving): not a rate.
+            return tuple(count / RATE_STEP for count in counts[:-1])
+        last_rate = counts[-1] / min(max(last_length, 1e-3), RATE_STEP)
+        return tuple(count / RATE_STEP for count in counts[:-1]) + (last_rate,)
+
     def snapshot(self, now: float | None = None) -> LoadSnapshot:
         elapsed = self.elapsed(now)
         total = self.succeeded
@@ -368,9 +383,7 @@ class LoadStats:
         }
         percentiles["max"] = (max(counts) if counts else 0) / to_ms
         mean = sum(value * count for value, count in counts.items()) / total if total else 0.0
-        series = self._rate_counts
-        if self.finished_at is None and series:
-            series = series[:-1]  # the current slot is still filling; do not show a fake dip
+        rates = self._rate_series(elapsed)
         return LoadSnapshot(
             url=self.config.url,
             method=self.config.method,
@@ -385,7 +398,7 @@ class LoadStats:
             failed=self.failed,
             bytes_received=self.bytes_received,
             requests_per_second=self.completed / elapsed if elapsed > 0 else 0.0,
-            rate_series=tuple(count / RATE_STEP for count in series),
+            rate_series=rates,
             percentiles_ms=percentiles,
             mean_ms=mean / to_ms,
             min_ms=(min(counts) if counts else 0) / to_ms,
@@ -1119,11 +1132,17 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         print("workbench bench: interrupted", file=sys.stderr)
         return 130
     if options.json:
-        print(snapshot.to_json())
+        text = snapshot.to_json() + "\n"
     elif options.csv:
-        print(snapshot.to_csv(), end="")
+        text = snapshot.to_csv()
     else:
-        print(snapshot.summary_text())
+        text = snapshot.summary_text() + "\n"
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `workbench bench ... | head`: the reader left; that is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0 if snapshot.succeeded or not snapshot.completed else 1
 
 

@@ -148,6 +148,23 @@ def test_snapshot_figures_from_recorded_batches() -> None:
     assert snapshot.finished and snapshot.progress == 1.0
 
 
+def test_rate_series_has_no_fake_dip_at_the_end() -> None:
+    stats = LoadStats(LoadConfig("http://h/", duration=1.0), processes=1)
+    stats.start(now=0.0)
+    stats.record_batch([100] * 10, {200: 10}, {}, 0, now=0.1)
+    stats.record_batch([100] * 10, {200: 10}, {}, 0, now=0.6)
+    assert stats.snapshot(now=0.7).rate_series == (20.0,)  # slot 1 still filling
+    stats.record_batch([100] * 3, {200: 3}, {}, 0, now=1.02)
+    stats.finish(now=1.05)
+    assert stats.snapshot().rate_series == (20.0, 20.0)  # the 50 ms sliver is dropped
+
+    short = LoadStats(LoadConfig("http://h/", requests=5), processes=1)
+    short.start(now=0.0)
+    short.record_batch([100] * 5, {200: 5}, {}, 0, now=0.05)
+    short.finish(now=0.1)
+    assert short.snapshot().rate_series == pytest.approx((50.0,))
+
+
 def test_histogram_bins_cover_every_sample_in_order() -> None:
     counts = Counter({100: 5, 150: 3, 1000: 2, 50_000: 1})
     bins = histogram_bins(counts, bins=10)
