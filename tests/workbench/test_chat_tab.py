@@ -309,14 +309,27 @@ def test_no_server_state() -> None:
 
 
 def test_endpoint_comes_from_the_server_manager(chat_server: ServerProcess) -> None:
+    """The app starts its servers after the tabs mount, and may move them: the address follows."""
+
     async def scenario() -> None:
         tab = ChatTab()
-        manager = FakeServerManager({"chat": ("127.0.0.1", chat_server.port)})
+        manager = FakeServerManager({})
         app = ChatTabHarness(tab, server_manager=manager)
         async with app.run_test(size=(140, 36)) as pilot:
             await pilot.pause()
-            assert tab.query_one("#chat-port", Input).value == str(chat_server.port)
+            port_box = tab.query_one("#chat-port", Input)
+            assert port_box.value == ""
+            manager.endpoints["chat"] = ("127.0.0.1", 9)
+            await wait_until(pilot, lambda: port_box.value == "9", "address filled in")
+            manager.endpoints["chat"] = ("127.0.0.1", chat_server.port)
+            await wait_until(
+                pilot, lambda: port_box.value == str(chat_server.port), "address follows"
+            )
             await join(pilot, tab.panes[0], "alice")
+            port_box.value = "7"  # typed by the user: the manager no longer overrides it
+            manager.endpoints["chat"] = ("127.0.0.1", 8)
+            await pilot.pause(1.5)
+            assert port_box.value == "7"
 
     run(scenario)
 

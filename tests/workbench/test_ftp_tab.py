@@ -277,7 +277,7 @@ def test_error_reply_is_notified_with_its_code(
             assert not (local / "readme.txt").exists()
             assert not list(local.glob(".*.part"))
             # The browser still works after the error.
-            await pilot.press("f5")
+            await pilot.press("ctrl+r")
             await wait_until(pilot, lambda: remote_names(tab) == ["books"], "refreshed listing")
 
     run(scenario)
@@ -373,17 +373,39 @@ def test_bad_login_and_no_server_state(pyftpdlib_port: int, dirs: tuple[Path, Pa
 def test_endpoint_comes_from_the_server_manager(
     pyftpdlib_port: int, dirs: tuple[Path, Path]
 ) -> None:
+    """The app starts its servers after the tabs mount: the tab notices and connects by itself."""
     local, _ = dirs
 
     async def scenario() -> None:
         tab = FtpTab(local_dir=local)
-        manager = FakeServerManager({"ftp": ("127.0.0.1", pyftpdlib_port)})
+        manager = FakeServerManager({})
         app = FtpTabHarness(tab, server_manager=manager)
         async with app.run_test(size=(140, 40)) as pilot:
+            await pilot.pause()
+            assert tab.client is None
+            manager.endpoints["ftp"] = ("127.0.0.1", pyftpdlib_port)
             await wait_until(
                 pilot, lambda: "readme.txt" in remote_names(tab), "auto-connected listing"
             )
             assert tab.query_one("#ftp-port", Input).value == str(pyftpdlib_port)
+
+    run(scenario)
+
+
+def test_typed_address_is_not_overwritten(pyftpdlib_port: int, dirs: tuple[Path, Path]) -> None:
+    local, _ = dirs
+
+    async def scenario() -> None:
+        tab = FtpTab(local_dir=local)
+        manager = FakeServerManager({})
+        app = FtpTabHarness(tab, server_manager=manager)
+        async with app.run_test(size=(140, 40)) as pilot:
+            tab.query_one("#ftp-host", Input).value = "localhost"
+            tab.query_one("#ftp-port", Input).value = "2121"
+            manager.endpoints["ftp"] = ("127.0.0.1", pyftpdlib_port)
+            await pilot.pause(1.5)  # more than one poll of the server manager
+            assert tab.query_one("#ftp-port", Input).value == "2121"
+            assert tab.client is None
 
     run(scenario)
 

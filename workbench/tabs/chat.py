@@ -25,6 +25,9 @@ MAX_PARTICIPANTS = 4
 #: Names offered to new panes, so a demo is one Enter per seat.
 SUGGESTED_NAMES = ("alice", "bob", "carol", "dave")
 
+#: How often the tab asks the app's server manager where the chat server is (a dict lookup).
+ENDPOINT_POLL_SECONDS = 1.0
+
 NO_SERVER_TEXT = "No server — enter host and port"
 
 
@@ -132,6 +135,8 @@ What to look for:
         self._endpoint_override = endpoint
         self._initial_participants = max(MIN_PARTICIPANTS, min(MAX_PARTICIPANTS, participants))
         self._next_pane_number = 0
+        #: The address last filled in from the server manager (to follow a restart, not override typing).
+        self._auto_endpoint: tuple[str, int] | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-connection"):
@@ -164,7 +169,10 @@ What to look for:
         return list(self.query(ChatParticipantPane))
 
     def on_mount(self) -> None:
+        self._update_status()
         self._apply_endpoint()
+        # The app starts its servers after the tabs mount, and may restart them on other ports.
+        self.set_interval(ENDPOINT_POLL_SECONDS, self._apply_endpoint)
 
     def on_show(self) -> None:
         # The app may start its servers after the tabs mount: look again when shown.
@@ -185,13 +193,24 @@ What to look for:
             return None
 
     def _apply_endpoint(self) -> None:
-        host_input = self.query_one("#chat-host", Input)
-        port_input = self.query_one("#chat-port", Input)
-        if not host_input.value and not port_input.value:
-            address = self._server_endpoint()
-            if address is not None:
+        """Fill the address from the app's chat server; follow it if it restarts on another port.
+
+        Only fields still holding what this method put there are changed: an
+        address the user typed is never overwritten.
+        """
+        address = self._server_endpoint()
+        if address is not None and address != self._auto_endpoint:
+            host_input = self.query_one("#chat-host", Input)
+            port_input = self.query_one("#chat-port", Input)
+            fields = (host_input.value.strip(), port_input.value.strip())
+            filled_by_us = self._auto_endpoint is not None and fields == (
+                self._auto_endpoint[0],
+                str(self._auto_endpoint[1]),
+            )
+            if fields == ("", "") or filled_by_us:
+                self._auto_endpoint = address
+                # Input.Changed then refreshes the status line.
                 host_input.value, port_input.value = address[0], str(address[1])
-        self._update_status()
 
     def server_address(self) -> ChatServerAddress | None:
         """The address typed in the connection bar, or None (with the reason shown) when incomplete."""

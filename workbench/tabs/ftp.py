@@ -35,6 +35,9 @@ ConnectionParams = tuple[str, int, str, str]
 #: Progress messages per second during a transfer: enough to look live, few enough to stay cheap.
 PROGRESS_RATE_HZ = 10
 
+#: How often the tab asks the app's server manager where the FTP server is (a dict lookup).
+ENDPOINT_POLL_SECONDS = 1.0
+
 NO_SERVER_TEXT = "No server — enter host and port, then Connect"
 
 
@@ -112,7 +115,7 @@ how each concurrency model (threads, processes, pool…) serves them.
 | `r` | rename |
 | `Delete` | delete (asks first; a folder goes with its contents) |
 | `x` | cancel the running transfer |
-| `F5` | refresh both panes |
+| `Ctrl+R` | refresh both panes |
 
 Existing files are never overwritten without asking, and a cancelled or failed
 transfer leaves no half-written file behind.
@@ -175,7 +178,7 @@ transfer leaves no half-written file behind.
         Binding("r", "rename", "Rename"),
         Binding("delete", "delete", "Delete"),
         Binding("x", "cancel_transfer", "Cancel transfer"),
-        Binding("f5", "refresh", "Refresh"),
+        Binding("ctrl+r", "refresh", "Refresh"),
     ]
 
     # -- messages from the workers --------------------------------------
@@ -272,6 +275,8 @@ transfer leaves no half-written file behind.
         self._transfer_cancel: threading.Event | None = None
         self._transfer_direction: Direction = "download"
         self._transfer_name = ""
+        #: The address last filled in from the server manager (to follow a restart, not override typing).
+        self._auto_endpoint: tuple[str, int] | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="ftp-connection"):
@@ -309,6 +314,8 @@ transfer leaves no half-written file behind.
         self.remote_pane.show_placeholder(NO_SERVER_TEXT)
         self._set_status(NO_SERVER_TEXT)
         self._apply_endpoint()
+        # The app starts its servers after the tabs mount, and may restart them on other ports.
+        self.set_interval(ENDPOINT_POLL_SECONDS, self._apply_endpoint)
 
     def on_show(self) -> None:
         # The app may start its servers after the tabs mount: look again when shown.
@@ -337,16 +344,29 @@ transfer leaves no half-written file behind.
             return None
 
     def _apply_endpoint(self) -> None:
-        if self.client is not None or self._connecting:
+        """Fill the fields from the app's FTP server and connect; follow it if it restarts elsewhere.
+
+        Only fields still holding what this method put there are changed: an
+        address the user typed is never overwritten.
+        """
+        address = self._server_endpoint()
+        if address is None or address == self._auto_endpoint or self._connecting:
             return
         host_input = self.query_one("#ftp-host", Input)
-        if host_input.value:
+        port_input = self.query_one("#ftp-port", Input)
+        fields = (host_input.value.strip(), port_input.value.strip())
+        filled_by_us = self._auto_endpoint is not None and fields == (
+            self._auto_endpoint[0],
+            str(self._auto_endpoint[1]),
+        )
+        if fields != ("", "") and not filled_by_us:
             return
-        address = self._server_endpoint()
-        if address is None:
-            return
-        host_input.value = address[0]
-        self.query_one("#ftp-port", Input).value = str(address[1])
+        self._auto_endpoint = address
+        host_input.value, port_input.value = address[0], str(address[1])
+        if self.client is not None:
+            if (self.client.host, self.client.port) == address:
+                return
+            self._disconnect(f"The workbench's FTP server moved to port {address[1]}")
         self.action_connect()
 
     def _connection_params(self) -> ConnectionParams | None:
