@@ -91,6 +91,9 @@ class RestartingManager:
             return None
         return ("127.0.0.1", self.process.port)
 
+    def row(self, server_id: str) -> Any:
+        return self.process.spec if self.process is not None else None
+
     def close(self) -> None:
         if self.process is not None:
             self.process.stop()
@@ -352,6 +355,7 @@ def test_compare_models_restarts_the_server_and_draws_bars() -> None:
     manager = RestartingManager()
 
     async def scenario() -> None:
+        manager.restart("http", model="poll")
         tab = HttpTab()
         tab.load_processes = 0
         app = HttpTabHarness(tab, manager)
@@ -372,7 +376,8 @@ def test_compare_models_restarts_the_server_and_draws_bars() -> None:
                 "comparison",
                 timeout=45,
             )
-            assert manager.models_started == ["threads", "epoll"]
+            # ...and afterwards the server is back on the model it had.
+            assert manager.models_started == ["poll", "threads", "epoll", "poll"]
             for result in tab.compare_results:
                 assert result.snapshot is not None, result.error
                 assert result.snapshot.statuses.get(200, 0) > 0

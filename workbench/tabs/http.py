@@ -118,7 +118,7 @@ runs the same load against it, then draws req/s and p99 side by side. Presets:
 - *`/api/work?ms=20`*: CPU-bound. The GIL lets only one thread compute at a time,
   so threads do no better than one loop; processes (pool, prefork) use every core.
 
-The HTTP server is left running under the last model compared.
+Afterwards the HTTP server is put back on the model it had before.
 """
 
 
@@ -207,6 +207,16 @@ def render_body(response: HttpResponse, dark: bool = True) -> RenderableType:
         word_wrap=True,
         background_color="default",
     )
+
+
+def _current_model(manager: Any) -> str | None:
+    """The embedded HTTP server's model, if the manager can tell."""
+    try:
+        server_id = manager.default_server_id("http")
+        row = manager.row(server_id) if server_id else None
+    except Exception:
+        return None
+    return getattr(row, "model", None)
 
 
 class HttpTab(Widget):
@@ -826,6 +836,7 @@ class HttpTab(Widget):
                 )
             )
 
+        original_model = _current_model(manager)
         try:
             results = compare_models(
                 models,
@@ -843,8 +854,15 @@ class HttpTab(Widget):
             )
         except Exception as error:  # never a traceback in the UI
             self.post_message(self.CompareFinished([], f"{type(error).__name__}: {error}"))
-        else:
-            self.post_message(self.CompareFinished(results))
+            return
+        restore_error = None
+        if original_model is not None and _current_model(manager) != original_model:
+            self.post_message(self.CompareProgress(f"putting the server back on {original_model}…"))
+            try:
+                manager.restart(manager.default_server_id("http") or "http", model=original_model)
+            except Exception as error:
+                restore_error = f"could not put the server back on {original_model}: {error}"
+        self.post_message(self.CompareFinished(results, restore_error))
 
     def on_http_tab_compare_progress(self, message: CompareProgress) -> None:
         self.query_one("#compare-status", Static).update(message.text)
@@ -877,7 +895,7 @@ class HttpTab(Widget):
     def on_http_tab_compare_finished(self, message: CompareFinished) -> None:
         self._compare_stop = None
         self._set_compare_running(False)
-        if message.error:
+        if message.error and not message.results:
             self.query_one("#compare-status", Static).update(f"Comparison failed: {message.error}")
             self.notify(message.error, title="Compare models", severity="error")
             return
@@ -886,5 +904,8 @@ class HttpTab(Widget):
         text = f"Compared {len(done)} model(s)."
         if failed:
             text += " Could not run: " + "; ".join(f"{r.model} ({r.error})" for r in failed)
+        if message.error:
+            text += " " + message.error
+            self.notify(message.error, title="Compare models", severity="error")
         self.query_one("#compare-status", Static).update(text)
         self._refresh_default_url()
