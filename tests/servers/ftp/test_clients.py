@@ -8,6 +8,9 @@ import subprocess
 
 import pytest
 
+from servers.ftp import BUNDLED_LIBRARY
+from servers.launcher import running_server
+
 pytestmark = [
     pytest.mark.timeout(60),
     pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed"),
@@ -22,9 +25,18 @@ def curl(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture
-def ftp_port(start_ftp, library):
-    return start_ftp("threads", library)
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    """One library for the curl tests, which share one server (they use distinct names)."""
+    root = tmp_path_factory.mktemp("curl") / "library"
+    shutil.copytree(BUNDLED_LIBRARY, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def ftp_port(library):
+    with running_server("ftp", "threads", options={"root": str(library)}) as server:
+        yield server.port
 
 
 def test_curl_lists_downloads_and_uploads(ftp_port, library, tmp_path):
@@ -84,7 +96,9 @@ def test_curl_active_mode_uses_eprt(ftp_port, library, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("lftp") is None, reason="lftp is not installed")
-def test_lftp_lists_gets_puts_and_mirrors(start_ftp, library, users_file, tmp_path, ftp_helpers):
+def test_lftp_lists_gets_puts_and_mirrors(start_ftp, tmp_path, users_file, ftp_helpers):
+    library = tmp_path / "lftp-library"
+    shutil.copytree(BUNDLED_LIBRARY, library)
     port = start_ftp("threads", library, users=str(users_file))
     upload = tmp_path / "up.bin"
     upload.write_bytes(os.urandom(800_000))

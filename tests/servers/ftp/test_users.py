@@ -21,6 +21,12 @@ from servers.ftp.users import (
 pytestmark = pytest.mark.timeout(30)
 
 
+@pytest.fixture(autouse=True)
+def quick_pbkdf2(monkeypatch):
+    """Hashes here test the format, not the cost: fewer PBKDF2 rounds keep the suite fast."""
+    monkeypatch.setattr(users, "_PBKDF2_ITERATIONS", 1000)
+
+
 @pytest.mark.parametrize("scheme", ["scrypt", "pbkdf2_sha256"])
 def test_hash_is_salted_and_verifies(scheme):
     first = hash_password("open sesame", scheme)

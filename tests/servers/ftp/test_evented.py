@@ -1,0 +1,115 @@
+"""The event-loop FTP handler driven by hand, without a loop: timers, line framing, ABOR, limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from servers.contracts import Peer, monotonic
+from servers.ftp.evented import FTPEventHandler
+from servers.ftp.limits import ConnectionLimiter
+from servers.ftp.server import FTPContext
+from servers.ftp.session import FTPSettings
+from servers.ftp.users import Authorizer
+from servers.stats import ServerStats
+
+pytestmark = pytest.mark.timeout(10)
+
+
+@pytest.fixture
+def make_handler(tmp_path):
+    handlers: list[FTPEventHandler] = []
+
+    def make(*, anonymous=True, limiter=None, **settings) -> FTPEventHandler:
+        context = FTPContext(
+            root=str(tmp_path),
+            authorizer=Authorizer({}, allow_anonymous=anonymous),
+            settings=FTPSettings(**{"login_delay": 0.2, "idle_timeout": 5.0, **settings}),
+            stats=ServerStats(),
+            limiter=limiter or ConnectionLimiter(8),
+        )
+        handler = FTPEventHandler(context, Peer(("127.0.0.1", 40000), lambda items: None))
+        handlers.append(handler)
+        return handler
+
+    yield make
+    for handler in handlers:
+        handler.close()
+
+
+def replies(output) -> list[str]:
+    text = b"".join(output).decode()
+    return [line for line in text.split("\r\n") if line and line[:3].isdigit() and line[3] == " "]
+
+
+def test_greeting_and_pipelined_commands_answer_in_order(make_handler):
+    handler = make_handler()
+    assert replies(handler.start())[0].startswith("220")
+    output = handler.feed(b"USER anonymous\r\nPASS x\r\nPWD\r\nSYST\r\n")
+    assert [reply[:3] for reply in replies(output)] == ["331", "230", "257", "215"]
+
+
+def test_commands_split_across_feeds(make_handler):
+    handler = make_handler()
+    handler.start()
+    assert handler.feed(b"NO") == []
+    assert replies(handler.feed(b"OP\r")) == []
+    assert replies(handler.feed(b"\n")) == ["200 NOOP ok."]
+
+
+def test_failed_login_waits_on_a_timer_and_holds_later_commands(make_handler):
+    handler = make_handler(anonymous=False)
+    handler.start()
+    before = monotonic()
+    output = handler.feed(b"USER someone\r\nPASS wrong\r\nNOOP\r\n")
+    assert [reply[:3] for reply in replies(output)] == ["331"]
+    deadline = handler.deadline()
+    assert before + 0.19 <= deadline <= monotonic() + 0.2
+    assert handler.tick(deadline - 0.1) == []
+    assert [reply[:3] for reply in replies(handler.tick(deadline))] == ["530", "200"]
+
+
+def test_third_failure_closes_after_the_delay(make_handler):
+    handler = make_handler(anonymous=False, login_delay=0.01)
+    handler.start()
+    for attempt in range(3):
+        handler.feed(b"USER x\r\nPASS y\r\n")
+        output = handler.tick(handler.deadline())
+        assert replies(output)[0].startswith("530")
+        assert handler.should_close == (attempt == 2)
+
+
+def test_abor_whose_urgent_lf_never_arrives(make_handler):
+    handler = make_handler()
+    handler.start()
+    handler.feed(b"USER anonymous\r\nPASS x\r\n")
+    assert replies(handler.feed(b"\xff\xf4\xff\xf2ABOR\r")) == ["225 No transfer to abort."]
+    # If the LF does come after all, it is not taken for an empty command.
+    assert replies(handler.feed(b"\nNOOP\r\n")) == ["200 NOOP ok."]
+
+
+def test_overlong_line_is_refused_once_and_skipped(make_handler):
+    handler = make_handler(max_line_length=100)
+    handler.start()
+    assert replies(handler.feed(b"X" * 150)) == ["500 Command line too long."]
+    assert replies(handler.feed(b"still the same line\r\nNOOP\r\n")) == ["200 NOOP ok."]
+    assert replies(handler.feed(b"NOOP " + b"y" * 200 + b"\r\n")) == ["500 Command line too long."]
+
+
+def test_idle_timeout_fires_from_the_timer(make_handler):
+    handler = make_handler(idle_timeout=0.5)
+    handler.start()
+    deadline = handler.deadline()
+    assert handler.tick(deadline - 0.2) == []
+    output = handler.tick(deadline)
+    assert replies(output)[0].startswith("421") and handler.should_close
+
+
+def test_connection_limit_refuses_with_421_and_frees_on_close(make_handler):
+    limiter = ConnectionLimiter(1)
+    first = make_handler(limiter=limiter)
+    assert replies(first.start())[0].startswith("220")
+    second = make_handler(limiter=limiter)
+    assert replies(second.start())[0].startswith("421") and second.should_close
+    first.close()
+    third = make_handler(limiter=limiter)
+    assert replies(third.start())[0].startswith("220")
