@@ -25,7 +25,12 @@ def describe_rate(snapshot: LoadSnapshot) -> str:
         f"{state}: {snapshot.completed:,}{planned} requests  "
         f"{snapshot.requests_per_second:,.0f} req/s  "
         f"{snapshot.succeeded:,} ok  {snapshot.failed:,} failed  "
-        f"{snapshot.bytes_received / 1e6:,.2f} MB  {snapshot.elapsed:.2f} s"
+        f"{snapshot.bytes_received / 1e6:,.2f} MB  {snapshot.elapsed:.2f} s  "
+        + (
+            f"{snapshot.processes} worker process{'es' if snapshot.processes != 1 else ''}"
+            if snapshot.processes
+            else "in-process"
+        )
     )
 
 
