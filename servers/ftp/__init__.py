@@ -109,7 +109,8 @@ def build_application(options: argparse.Namespace, stats: Any):
     root = options.root or default_root()
     if not os.path.isdir(root):
         raise ValueError(f"--root {root} is not a folder")
-    if os.path.realpath(root) == os.path.realpath(BUNDLED_LIBRARY):
+    real_root, bundled = os.path.realpath(root), os.path.realpath(BUNDLED_LIBRARY)
+    if real_root == bundled or real_root.startswith(bundled + os.sep):
         raise ValueError("refusing to serve the package's own sample library; pass a copy")
     for name in ("idle_timeout", "data_timeout"):
         if getattr(options, name) <= 0:

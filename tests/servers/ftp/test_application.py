@@ -44,6 +44,7 @@ def test_default_root_is_a_private_copy_of_the_bundled_library(tmp_path, monkeyp
     ("args", "message"),
     [
         (["--root", ftp_protocol.BUNDLED_LIBRARY], "package's own sample library"),
+        (["--root", ftp_protocol.BUNDLED_LIBRARY + "/texts"], "package's own sample library"),
         (["--root", "/no/such/folder"], "is not a folder"),
         (["--idle-timeout", "0"], "--idle-timeout must be positive"),
         (["--passive-ports", "100-200"], "within 1024-65535"),
