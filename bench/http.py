@@ -275,7 +275,9 @@ def running(command: ServerCommand) -> Iterator[subprocess.Popen]:
             process.stdout.close()
 
 
-def wait_until_accepting(port: int, process: subprocess.Popen, label: str, timeout: float = 15) -> None:
+def wait_until_accepting(
+    port: int, process: subprocess.Popen, label: str, timeout: float = 15
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -293,7 +295,9 @@ _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 _SIZES = {"B": 1 / 1024 / 1024, "KB": 1 / 1024, "MB": 1.0, "GB": 1024.0}
 
 
-def run_wrk(wrk: str, port: int, path: str, seconds: float, connections: int, threads: int = 1) -> Result:
+def run_wrk(
+    wrk: str, port: int, path: str, seconds: float, connections: int, threads: int = 1
+) -> Result:
     argv = [
         wrk,
         f"-t{threads}",
@@ -330,7 +334,9 @@ def parse_wrk(output: str) -> Result:
 # -- the runs ----------------------------------------------------------------------------------
 
 
-def measure_all(directory: Path, wrk: str, seconds: float, rounds: int) -> dict[tuple[str, str], Result]:
+def measure_all(
+    directory: Path, wrk: str, seconds: float, rounds: int
+) -> dict[tuple[str, str], Result]:
     best: dict[tuple[str, str], Result] = {}
     commands = server_commands(directory)
     for round_number in range(1, rounds + 1):
@@ -347,7 +353,10 @@ def measure_all(directory: Path, wrk: str, seconds: float, rounds: int) -> dict[
                             f"{result.requests_per_second:>9,.0f} req/s",
                             flush=True,
                         )
-                        if key not in best or result.requests_per_second > best[key].requests_per_second:
+                        if (
+                            key not in best
+                            or result.requests_per_second > best[key].requests_per_second
+                        ):
                             best[key] = result
             except RuntimeError as error:
                 print(f"  {command.label}: skipped ({error})", flush=True)
@@ -424,7 +433,9 @@ def established_connections(pid: int, port: int) -> int:
 def c10k_check(directory: Path, wrk: str, seconds: float) -> list[str]:
     """wrk with 10,000 connections against epoll and prefork: all held, no socket errors."""
     limit = raise_file_limit(C10K_CONNECTIONS * 2 + 1000)
-    lines = [f"C10K (RLIMIT_NOFILE soft limit {limit}, {C10K_CONNECTIONS:,} keep-alive connections):"]
+    lines = [
+        f"C10K (RLIMIT_NOFILE soft limit {limit}, {C10K_CONNECTIONS:,} keep-alive connections):"
+    ]
     if limit < C10K_CONNECTIONS + 100:
         lines.append(f"  skipped: cannot raise RLIMIT_NOFILE above {limit}")
         return lines
@@ -475,8 +486,12 @@ def c10k_check(directory: Path, wrk: str, seconds: float) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3, help="length of each wrk run")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best is kept")
-    parser.add_argument("--skip-c10k", action="store_true", help="leave out the 10,000-connection check")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="interleaved rounds; the best is kept"
+    )
+    parser.add_argument(
+        "--skip-c10k", action="store_true", help="leave out the 10,000-connection check"
+    )
     options = parser.parse_args()
     wrk = ensure_wrk()
     raise_file_limit(C10K_CONNECTIONS * 2 + 1000)
@@ -488,7 +503,9 @@ def main() -> None:
         for name, size in FILES.values():
             (directory / "www" / name).write_bytes(os.urandom(size))
             (directory / "www" / name).chmod(0o644)
-        cpus = "server on CPU 0, wrk on CPU 1" if (os.cpu_count() or 1) >= 2 else "one CPU: no pinning"
+        cpus = (
+            "server on CPU 0, wrk on CPU 1" if (os.cpu_count() or 1) >= 2 else "one CPU: no pinning"
+        )
         print(
             f"wrk -t1 -c{CONNECTIONS} -d{options.seconds:g}s, keep-alive; {cpus}; "
             f"best of {options.rounds} rounds"

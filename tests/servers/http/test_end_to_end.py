@@ -222,3 +222,45 @@ def test_refusals_over_the_wire(server, raw, status) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(raw)
         assert read_response(sock, bytearray())[0] == status
+
+
+# -- what the API shows about the models -----------------------------------------------------
+
+
+def concurrent_gets(port: int, path: str, count: int) -> float:
+    """Seconds until ``count`` simultaneous GETs of ``path`` have all been answered."""
+    import threading
+
+    barrier = threading.Barrier(count + 1)
+    statuses: list[int] = []
+
+    def client() -> None:
+        with httpx.Client(timeout=30) as http:
+            barrier.wait(timeout=10)
+            statuses.append(http.get(f"http://127.0.0.1:{port}{path}").status_code)
+
+    threads = [threading.Thread(target=client) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    barrier.wait(timeout=10)
+    started = time.monotonic()
+    for thread in threads:
+        thread.join(40)
+    elapsed = time.monotonic() - started
+    assert statuses == [200] * count
+    return elapsed
+
+
+def test_sleep_is_a_timer_under_epoll_and_blocks_the_iterative_server(site) -> None:
+    with running_server("http", "epoll", options={"root": str(site)}) as epoll_server:
+        # Ten waits of 300 ms overlap on one thread: far less than the 3 s in series.
+        assert concurrent_gets(epoll_server.port, "/api/sleep?ms=300", 10) < 2.0
+    with running_server("http", "iterative", options={"root": str(site)}) as iterative:
+        # One client at a time: three waits of 200 ms cannot take less than 600 ms.
+        assert concurrent_gets(iterative.port, "/api/sleep?ms=200", 3) >= 0.6
+
+
+def test_work_is_serialised_by_the_gil_under_threads(site) -> None:
+    with running_server("http", "threads", options={"root": str(site)}) as server:
+        # 150 ms of CPU each, in three threads of one process: one GIL, so >= 450 ms.
+        assert concurrent_gets(server.port, "/api/work?ms=150", 3) >= 0.45

@@ -383,8 +383,9 @@ def test_stats_reports_this_servers_figures(service) -> None:
 def test_work_burns_cpu(service) -> None:
     (response,) = exchange(service, get("/api/work?ms=30"))
     answer = json.loads(response.body)
-    assert answer["wall_ms"] >= 30
-    assert answer["worked_ms"] > 10
+    # CPU time, not wall time: that is what makes the GIL visible under threads.
+    assert answer["worked_ms"] >= 30
+    assert answer["wall_ms"] >= answer["worked_ms"] - 1
 
 
 @pytest.mark.parametrize("query", ["", "?ms=", "?ms=abc", "?ms=-1", "?ms=999999999"])
