@@ -697,6 +697,8 @@ def _drive_load(plan: _WorkerPlan, report: Any, start: Any, stop: Any) -> None:
                     if fast_path_ok and not conn.buffer:
                         try:
                             data = conn.sock.recv(262144)
+                        except BlockingIOError:
+                            continue
                         except OSError as exc:
                             fail(conn, _error_kind(exc.errno or 0))
                             continue
@@ -709,7 +711,10 @@ def _drive_load(plan: _WorkerPlan, report: Any, start: Any, stop: Any) -> None:
                             and data.find(b"close", 0, head_end) < 0
                         ):
                             line_end = data.find(b"\r", at + 18)
-                            if len(data) - head_end - 4 >= int(data[at + 18 : line_end]):
+                            length_text = data[at + 18 : line_end]
+                            if length_text.isdigit() and len(data) - head_end - 4 >= int(
+                                length_text
+                            ):
                                 latencies_append((perf_ns() - conn.started_ns) // 1000)
                                 code = data[9:12]
                                 raw_statuses[code] = raw_statuses.get(code, 0) + 1
@@ -769,6 +774,10 @@ def _drive_load(plan: _WorkerPlan, report: Any, start: Any, stop: Any) -> None:
                 for conn in list(connections.values()):
                     if conn.started_ns < limit:
                         fail(conn, "timeout")
+    except Exception as exc:
+        # A bug here must not print a traceback over the TUI: report it as data.
+        kind = f"internal error: {type(exc).__name__}: {exc}"
+        errors[kind] = errors.get(kind, 0) + 1
     finally:
         for conn in list(connections.values()):
             close_connection(conn)

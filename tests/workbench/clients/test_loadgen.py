@@ -54,6 +54,10 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
             return
+        if self.path == "/bad-length":
+            self.close_connection = True
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\nxx")
+            return
         if self.path == "/until-close":
             self.close_connection = True
             self.wfile.write(b"HTTP/1.0 200 OK\r\n\r\nbody until close")
@@ -276,6 +280,12 @@ def test_head_requests_do_not_wait_for_a_body(local_server: str) -> None:
 def test_responses_without_content_length(local_server: str, path: str) -> None:
     result = run_load(LoadConfig(local_server + path, requests=30, concurrency=3, processes=0))
     assert result.statuses == {200: 30} and result.errors == {}
+
+
+def test_a_malformed_response_is_an_error_kind_not_a_crash(local_server: str) -> None:
+    result = run_load(LoadConfig(local_server + "/bad-length", requests=5, processes=0))
+    assert result.succeeded == 0
+    assert result.errors == {"bad response": 5}
 
 
 def test_clients_package_never_imports_textual_or_rich() -> None:
