@@ -398,7 +398,9 @@ class HttpTab(Widget):
                     allow_blank=False,
                     id="compare-preset",
                 )
-                yield Static(COMPARE_PRESETS["sleep"][1], id="compare-preset-note", markup=False)
+                yield Static(
+                    " — ".join(COMPARE_PRESETS["sleep"]), id="compare-preset-note", markup=False
+                )
                 with Horizontal(classes="form-row"):
                     yield Label("connections")
                     yield Input("20", id="compare-concurrency", type="integer")
