@@ -21,12 +21,17 @@ import tempfile
 import threading
 from collections.abc import Iterator
 
-# pid (0 = free) and the client address as 16 bytes (IPv4 mapped into IPv6).
-_SLOT = struct.Struct("!i16s")
+_PID = struct.Struct("=i")
+_ADDRESS_SIZE = 16  # the client address, IPv4 mapped into IPv6
 
 
 class ConnectionLimiter:
-    """Admit at most ``max_total`` sessions, ``max_per_address`` from one host (0 = no limit)."""
+    """Admit at most ``max_total`` sessions, ``max_per_address`` from one host (0 = no limit).
+
+    The shared table is two arrays: ``max_total`` pids (0 = free slot), then as
+    many 16-byte client addresses. Scans work on whole copies of those arrays,
+    so admitting a client costs microseconds even with hundreds of slots.
+    """
 
     def __init__(self, max_total: int, max_per_address: int = 0) -> None:
         if max_total < 1:
@@ -35,7 +40,9 @@ class ConnectionLimiter:
             raise ValueError("--max-per-address cannot be negative")
         self.max_total = max_total
         self.max_per_address = max_per_address
-        self._table = mmap.mmap(-1, max_total * _SLOT.size)  # MAP_SHARED | MAP_ANONYMOUS
+        self._addresses_at = max_total * _PID.size
+        size = self._addresses_at + max_total * _ADDRESS_SIZE
+        self._table = mmap.mmap(-1, size)  # MAP_SHARED | MAP_ANONYMOUS: survives fork
         # Lives as long as the limiter: every forked child locks the same file.
         self._lock_file = tempfile.TemporaryFile(prefix="ftp-limits-")  # noqa: SIM115
         self._thread_lock = threading.Lock()
@@ -53,10 +60,17 @@ class ConnectionLimiter:
             finally:
                 fcntl.lockf(self._lock_file, fcntl.LOCK_UN)
 
-    def _slots(self) -> Iterator[tuple[int, int, bytes]]:
-        for index in range(self.max_total):
-            pid, address = _SLOT.unpack_from(self._table, index * _SLOT.size)
-            yield index, pid, address
+    def _pids(self) -> list[int]:
+        return memoryview(self._table)[: self._addresses_at].cast("i").tolist()
+
+    def _address(self, slot: int) -> bytes:
+        start = self._addresses_at + slot * _ADDRESS_SIZE
+        return self._table[start : start + _ADDRESS_SIZE]
+
+    def _set(self, slot: int, pid: int, packed: bytes) -> None:
+        _PID.pack_into(self._table, slot * _PID.size, pid)
+        start = self._addresses_at + slot * _ADDRESS_SIZE
+        self._table[start : start + _ADDRESS_SIZE] = packed
 
     def acquire(self, host: str) -> tuple[int | None, str]:
         """Take a slot: ``(slot, "")``, or ``(None, reason)`` when a limit is reached."""
@@ -67,36 +81,36 @@ class ConnectionLimiter:
                 self._sweep_dead()
                 slot, reason = self._try_acquire(packed)
             if slot is not None:
-                _SLOT.pack_into(self._table, slot * _SLOT.size, os.getpid(), packed)
+                self._set(slot, os.getpid(), packed)
             return slot, reason
 
     def _try_acquire(self, packed: bytes) -> tuple[int | None, str]:
-        free = None
-        same_host = 0
-        for index, pid, address in self._slots():
-            if pid == 0:
-                if free is None:
-                    free = index
-            elif address == packed:
-                same_host += 1
-        if self.max_per_address and same_host >= self.max_per_address:
-            return None, f"too many connections from your address (limit {self.max_per_address})"
-        if free is None:
+        pids = self._pids()
+        if self.max_per_address:
+            same_host = sum(
+                1 for slot, pid in enumerate(pids) if pid and self._address(slot) == packed
+            )
+            if same_host >= self.max_per_address:
+                return None, (
+                    f"too many connections from your address (limit {self.max_per_address})"
+                )
+        try:
+            return pids.index(0), ""
+        except ValueError:
             return None, f"too many connections (limit {self.max_total})"
-        return free, ""
 
     def _sweep_dead(self) -> None:
-        for index, pid, _ in self._slots():
+        for slot, pid in enumerate(self._pids()):
             if pid and not _pid_alive(pid):
-                _SLOT.pack_into(self._table, index * _SLOT.size, 0, bytes(16))
+                self._set(slot, 0, bytes(_ADDRESS_SIZE))
 
     def release(self, slot: int) -> None:
         with self._locked():
-            _SLOT.pack_into(self._table, slot * _SLOT.size, 0, bytes(16))
+            self._set(slot, 0, bytes(_ADDRESS_SIZE))
 
     def count(self) -> int:
         with self._locked():
-            return sum(1 for _, pid, _ in self._slots() if pid)
+            return sum(1 for pid in self._pids() if pid)
 
 
 def _pack_host(host: str) -> bytes:
