@@ -14,7 +14,7 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select
 
@@ -84,6 +84,10 @@ What to look for:
         height: 1fr;
         layout: vertical;
     }
+    ChatTab #chat-top {
+        dock: top;
+        height: auto;
+    }
     ChatTab #chat-connection {
         height: auto;
         padding: 0 1;
@@ -139,22 +143,25 @@ What to look for:
         self._auto_endpoint: tuple[str, int] | None = None
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="chat-connection"):
-            yield Label("Host")
-            yield Input(placeholder="127.0.0.1", id="chat-host")
-            yield Label("Port")
-            yield Input(placeholder="port", id="chat-port", type="integer")
-            yield Select(
-                [("UDP", "udp"), ("TCP", "tcp")],
-                value="udp",
-                allow_blank=False,
-                id="chat-transport",
-            )
-            yield Button("+ Participant", id="chat-add")
-        yield Label("", id="chat-status", markup=False)
+        # The panes come first in the DOM so focusing "the first focusable widget" (what the app
+        # does when the tab is shown) lands in the first name box; the bar is docked on top.
         with Horizontal(id="chat-participants"):
             for _ in range(self._initial_participants):
                 yield self._new_pane()
+        with Vertical(id="chat-top"):
+            with Horizontal(id="chat-connection"):
+                yield Label("Host")
+                yield Input(placeholder="127.0.0.1", id="chat-host")
+                yield Label("Port")
+                yield Input(placeholder="port", id="chat-port", type="integer")
+                yield Select(
+                    [("UDP", "udp"), ("TCP", "tcp")],
+                    value="udp",
+                    allow_blank=False,
+                    id="chat-transport",
+                )
+                yield Button("+ Participant", id="chat-add")
+            yield Label("", id="chat-status", markup=False)
 
     def _new_pane(self) -> ChatParticipantPane:
         number = self._next_pane_number

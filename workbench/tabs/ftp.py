@@ -20,7 +20,7 @@ from typing import Any, Literal
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, ProgressBar
@@ -126,6 +126,10 @@ transfer leaves no half-written file behind.
         height: 1fr;
         layout: vertical;
     }
+    FtpTab #ftp-top {
+        dock: top;
+        height: auto;
+    }
     FtpTab #ftp-connection {
         height: auto;
         padding: 0 1;
@@ -138,7 +142,7 @@ transfer leaves no half-written file behind.
         width: 1fr;
     }
     FtpTab #ftp-connection #ftp-port {
-        width: 10;
+        width: 12;
     }
     FtpTab #ftp-connection Button {
         margin-left: 1;
@@ -159,6 +163,7 @@ transfer leaves no half-written file behind.
         height: 1fr;
     }
     FtpTab #ftp-transfer {
+        dock: bottom;
         height: 1;
         padding: 0 2;
     }
@@ -279,20 +284,23 @@ transfer leaves no half-written file behind.
         self._auto_endpoint: tuple[str, int] | None = None
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="ftp-connection"):
-            yield Label("Host")
-            yield Input(placeholder="127.0.0.1", id="ftp-host")
-            yield Label("Port")
-            yield Input(placeholder="21", id="ftp-port", type="integer")
-            yield Label("User")
-            yield Input(placeholder="anonymous", id="ftp-user")
-            yield Label("Password")
-            yield Input(placeholder="(anonymous)", password=True, id="ftp-password")
-            yield Button("Connect", id="ftp-connect", variant="primary")
-        yield Label("", id="ftp-status", markup=False)
+        # The panes come first in the DOM so focusing "the first focusable widget" (what the app
+        # does when the tab is shown) lands in the file list; the bars are docked into place.
         with Horizontal(id="ftp-panes"):
             yield FtpFilePane("Local", id="ftp-local")
             yield FtpFilePane("Remote", id="ftp-remote")
+        with Vertical(id="ftp-top"):
+            with Horizontal(id="ftp-connection"):
+                yield Label("Host")
+                yield Input(placeholder="127.0.0.1", id="ftp-host")
+                yield Label("Port")
+                yield Input(placeholder="21", id="ftp-port", type="integer")
+                yield Label("User")
+                yield Input(placeholder="anonymous", id="ftp-user")
+                yield Label("Password")
+                yield Input(placeholder="(anonymous)", password=True, id="ftp-password")
+                yield Button("Connect", id="ftp-connect", variant="primary")
+            yield Label("", id="ftp-status", markup=False)
         with Horizontal(id="ftp-transfer"):
             yield Label("No transfer running", id="ftp-transfer-label", markup=False)
             yield ProgressBar(total=100, show_eta=False, id="ftp-progress")
@@ -308,6 +316,12 @@ transfer leaves no half-written file behind.
     @property
     def transferring(self) -> bool:
         return self._transfer_cancel is not None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # "Cancel transfer" appears in the footer only while a transfer runs.
+        if action == "cancel_transfer":
+            return self.transferring
+        return True
 
     def on_mount(self) -> None:
         self._local_worker(self.local_path)
@@ -646,6 +660,7 @@ transfer leaves no half-written file behind.
         client = self.client
         cancel = threading.Event()
         self._transfer_cancel = cancel
+        self.refresh_bindings()
         self._transfer_direction = direction
         self._transfer_name = name
         verb = "Downloading" if direction == "download" else "Uploading"
@@ -719,6 +734,7 @@ transfer leaves no half-written file behind.
 
     def on_ftp_tab_transfer_finished(self, message: FtpTab.TransferFinished) -> None:
         self._transfer_cancel = None
+        self.refresh_bindings()
         label = self.query_one("#ftp-transfer-label", Label)
         bar = self.query_one("#ftp-progress", ProgressBar)
         verb = "Downloaded" if message.direction == "download" else "Uploaded"

@@ -194,6 +194,12 @@ class ChatParticipantPane(Vertical):
             _close_in_background(self.client)
             self.client = None
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # "Leave room" appears in the footer only while this member is in the room.
+        if action == "leave":
+            return self.joined
+        return True
+
     @property
     def log_widget(self) -> ChatLog:
         return self.query_one(ChatLog)
@@ -284,6 +290,7 @@ class ChatParticipantPane(Vertical):
         self.lost = self.received = 0
         self.add_class("-joined")
         self.border_title = f"● {message.name}"
+        self.refresh_bindings()
         button = self.query_one(".chat-join", Button)
         button.label, button.variant, button.disabled = "Leave", "error", False
         self.name_input.disabled = True
@@ -339,6 +346,7 @@ class ChatParticipantPane(Vertical):
         self.members = []
         self.remove_class("-joined")
         self.border_title = "(not joined)"
+        self.refresh_bindings()
         button = self.query_one(".chat-join", Button)
         button.label, button.variant, button.disabled = "Join", "success", False
         self.name_input.disabled = False
@@ -473,7 +481,8 @@ class ChatParticipantPane(Vertical):
         transport = client.transport if client is not None else "udp"
         self._set_status(
             f"In the room as {self.joined_name} · {len(self.members)} members · "
-            f"lost {lost} of {lost + received} {'datagrams' if transport == 'udp' else 'lines'}",
+            f"lost {lost} of {lost + received} {'datagram' if transport == 'udp' else 'line'}"
+            f"{'' if lost + received == 1 else 's'}",
             joined=True,
         )
 

@@ -131,7 +131,10 @@ class FtpFilePane(Vertical, can_focus=False):
         if table.row_count:
             table.move_cursor(row=cursor_row)
         files = sum(1 for entry in self.entries if not entry.is_dir)
-        self.set_status(f"{len(self.entries) - files} folders, {files} files")
+        folders = len(self.entries) - files
+        self.set_status(
+            f"{folders} folder{'' if folders == 1 else 's'}, {files} file{'' if files == 1 else 's'}"
+        )
 
     def show_placeholder(self, message: str, *, error: bool = False) -> None:
         """Empty the table and explain why (not connected, no server...)."""
