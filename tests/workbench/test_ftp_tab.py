@@ -6,6 +6,8 @@ import asyncio
 import os
 import threading
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,8 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:write permissions assigned to anonymous user"),
 ]
 
-SNAPSHOT_TIME = 1_700_000_000  # fixed mtimes so the listing renders the same on every machine
+#: Shown as every entry's time in the snapshot: real mtimes render in the machine's time zone.
+SNAPSHOT_TIME = datetime(2024, 3, 1, 9, 30)
 
 
 class FtpTabHarness(App[None]):
@@ -440,8 +443,6 @@ def _snapshot_local_dir(base: Path) -> Path:
     (local / "exercises").mkdir(parents=True)
     (local / "notes.md").write_text("# notes\n" * 40)
     (local / "server.py").write_text("print('hi')\n" * 300)
-    for path in local.rglob("*"):
-        os.utime(path, (SNAPSHOT_TIME, SNAPSHOT_TIME))
     return local
 
 
@@ -452,8 +453,9 @@ def test_snapshot_no_server(snap_compare: Any, tmp_path: Path) -> None:
     async def settle(pilot: Pilot[Any]) -> None:
         tab = app.tab
         await wait_until(pilot, lambda: bool(tab.local_pane.entries), "local listing")
-        # The title shows the absolute path, which differs per machine: show a stable one.
-        tab.local_pane.show_entries("~/classroom", tab.local_pane.entries, can_go_up=True)
+        # The title shows the absolute path and the times the local zone: show stable ones.
+        entries = [replace(entry, modified=SNAPSHOT_TIME) for entry in tab.local_pane.entries]
+        tab.local_pane.show_entries("~/classroom", entries, can_go_up=True)
         tab.local_pane.focus_table()
         await pilot.pause()
 
