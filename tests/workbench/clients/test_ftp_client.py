@@ -14,6 +14,7 @@ from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.servers import FTPServer
 
+from servers.launcher import running_server
 from workbench.clients.ftp import (
     FtpClient,
     FtpError,
@@ -320,3 +321,62 @@ def test_no_ui_imports() -> None:
         )
     }
     assert not imported & {"textual", "rich"}
+
+
+# ---------------------------------------------------------------------------
+# Our own FTP server
+
+
+@pytest.fixture
+def our_server_root(tmp_path: Path) -> Path:
+    root = tmp_path / "served"
+    root.mkdir()
+    (root / "keep.bin").write_bytes(b"original content")
+    return root
+
+
+@pytest.fixture
+def our_port(our_server_root: Path) -> Iterator[int]:
+    with running_server("ftp", "threads", options={"root": str(our_server_root)}) as proc:
+        yield proc.port
+
+
+def test_round_trip_on_our_server(our_port: int, our_server_root: Path, tmp_path: Path) -> None:
+    payload = bytes(range(256)) * 1024
+    source = tmp_path / "up.bin"
+    source.write_bytes(payload)
+    with FtpClient("127.0.0.1", our_port) as ftp:
+        assert ftp.upload(source, "up.bin") == len(payload)
+        entries = {entry.name: entry for entry in ftp.list_dir()}
+        assert entries["up.bin"].size == len(payload)
+        assert ftp.download("up.bin", tmp_path / "down.bin") == len(payload)
+        assert (tmp_path / "down.bin").read_bytes() == payload
+        with pytest.raises(FtpError) as refused:
+            ftp.mkdir("anonymous-may-not")  # our server: anonymous may upload, not create folders
+        assert refused.value.code == "550"
+
+
+def test_cancelled_upload_over_an_existing_file_keeps_it(
+    our_port: int, our_server_root: Path, tmp_path: Path
+) -> None:
+    """The client resets the data connection on cancel, so our server discards the partial upload."""
+    source = tmp_path / "big.bin"
+    source.write_bytes(b"\x03" * (8 * 1024 * 1024))
+    cancel = threading.Event()
+    with FtpClient("127.0.0.1", our_port) as ftp:
+        with pytest.raises(TransferCancelled):
+            ftp.upload(source, "keep.bin", progress=lambda done, total: cancel.set(), cancel=cancel)
+        assert (our_server_root / "keep.bin").read_bytes() == b"original content"
+        assert "keep.bin" in _names(ftp.list_dir())  # still in step
+
+
+def test_clone_opens_a_second_connection_in_the_same_folder(client: FtpClient) -> None:
+    client.cwd("docs")
+    twin = client.clone()
+    try:
+        assert twin.pwd() == "/docs"
+        assert _names(twin.list_dir()) == ["guide.md"]
+        client.cwd("..")
+        assert twin.pwd() == "/docs"  # independent of the original
+    finally:
+        twin.close()
