@@ -51,10 +51,30 @@ def protocol_parser(protocol: str, prog: str | None = None) -> argparse.Argument
 
 
 def options_for(protocol: str, overrides: dict[str, Any] | None = None) -> argparse.Namespace:
-    """Default options of ``protocol`` with ``overrides`` applied (the launcher's way in)."""
-    options = protocol_parser(protocol).parse_args([])
+    """Default options of ``protocol`` with ``overrides`` applied (the launcher's way in).
+
+    Values typed as text (from a form) go through the option's own ``type``
+    and ``choices``, exactly as on the command line; a bad one is a ConfigError.
+    """
+    parser = protocol_parser(protocol)
+    options = parser.parse_args([])
+    actions = {action.dest: action for action in parser._actions}
     for key, value in (overrides or {}).items():
-        setattr(options, key.replace("-", "_"), value)
+        dest = key.replace("-", "_")
+        action = actions.get(dest)
+        if action is None:
+            raise ConfigError(f"{protocol} has no option {key!r}")
+        if isinstance(value, str) and action.type is not None and value != action.default:
+            try:
+                value = action.type(value)
+            except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
+                raise ConfigError(
+                    f"--{dest.replace('_', '-')}: invalid value {value!r} ({error})"
+                ) from None
+        if action.choices is not None and value not in action.choices and value is not None:
+            choices = ", ".join(map(str, action.choices))
+            raise ConfigError(f"--{dest.replace('_', '-')}: {value!r} is not one of {choices}")
+        setattr(options, dest, value)
     return options
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import time
@@ -119,3 +120,30 @@ def test_control_message_to_a_stopped_server_is_refused():
     server = ServerProcess(ServerSpec("echo", "threads"))
     with pytest.raises(LaunchError, match="not running"):
         server.send_control({"type": "announce", "text": "hello"})
+
+
+def test_text_options_are_converted_like_the_command_line(helpers):
+    # A form in the workbench hands over text; the option's own type applies.
+    with running_server(
+        "echo", "epoll", options={"idle_timeout": "0.2", "mode": "lines"}
+    ) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
+            received = b""
+            while chunk := conn.recv(1024):
+                received += chunk
+    assert received == b"bye: idle timeout\n"
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"idle_timeout": "soon"}, "--idle-timeout: invalid value 'soon'"),
+        ({"mode": "words"}, "--mode: 'words' is not one of bytes, lines"),
+        ({"colour": "blue"}, "echo has no option 'colour'"),
+    ],
+)
+def test_bad_options_are_one_line_launch_errors(options, message):
+    server = ServerProcess(ServerSpec("echo", "threads", options=options))
+    with pytest.raises(LaunchError, match=re.escape(message)):
+        server.start()
+    server.stop()

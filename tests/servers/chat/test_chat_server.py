@@ -472,12 +472,12 @@ def test_cli_bad_options_exit_with_a_clear_message(arguments: list[str], message
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"drop": "lots"}, "--drop needs a number, not 'lots'"),
+        ({"drop": "lots"}, "--drop: invalid value 'lots'"),
         ({"drop": 1.5}, "drop rate must be in [0, 1)"),
         ({"timeout": 0}, "timeout must be positive"),
         ({"rate_limit": -1}, "--rate-limit cannot be negative"),
         ({"max_members": 0}, "--max-members must be at least 1"),
-        ({"transport": "sctp"}, "unknown chat transport 'sctp'"),
+        ({"transport": "sctp"}, "--transport: 'sctp' is not one of udp, tcp"),
     ],
 )
 def test_options_from_the_launcher_are_checked_too(overrides: dict, message: str) -> None:
