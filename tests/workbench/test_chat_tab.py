@@ -256,6 +256,33 @@ def test_events_are_applied_in_batches() -> None:
         run(lambda: scenario(proc))
 
 
+def test_lost_datagrams_are_counted() -> None:
+    """With the server's --drop knob on, the pane counts the gaps in the sequence numbers."""
+
+    async def scenario(proc: ServerProcess) -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            pane = tab.panes[0]
+            await join(pilot, pane, "listener")
+            with ChatClient("127.0.0.1", proc.port) as talker:
+                talker.login("talker")
+                for number in range(60):
+                    talker.say(f"line {number}")
+                await wait_until(
+                    pilot, lambda: pane.client is not None and pane.client.lost > 0, "a loss"
+                )
+                await wait_until(
+                    pilot, lambda: f"lost {pane.client.lost} of" in status_of(pane), "shown"
+                )
+            shown = sum(line.kind == "message" for line in log_of(pane))
+            assert 0 < shown < 60
+
+    options = {"drop": 0.3, "drop_seed": 7, "rate_limit": 0}
+    with running_server("chat", "threads", options=options) as proc:
+        run(lambda: scenario(proc))
+
+
 def test_add_and_remove_participants(chat_server: ServerProcess) -> None:
     async def scenario() -> None:
         tab = ChatTab(endpoint=("127.0.0.1", chat_server.port))
@@ -328,7 +355,8 @@ def test_endpoint_comes_from_the_server_manager(chat_server: ServerProcess) -> N
             await join(pilot, tab.panes[0], "alice")
             port_box.value = "7"  # typed by the user: the manager no longer overrides it
             manager.endpoints["chat"] = ("127.0.0.1", 8)
-            await pilot.pause(1.5)
+            tab.follow_server_endpoint()  # what the tab's poll timer does every second
+            await pilot.pause()
             assert port_box.value == "7"
 
     run(scenario)

@@ -406,7 +406,8 @@ def test_typed_address_is_not_overwritten(pyftpdlib_port: int, dirs: tuple[Path,
             tab.query_one("#ftp-host", Input).value = "localhost"
             tab.query_one("#ftp-port", Input).value = "2121"
             manager.endpoints["ftp"] = ("127.0.0.1", pyftpdlib_port)
-            await pilot.pause(1.5)  # more than one poll of the server manager
+            tab.follow_server_endpoint()  # what the tab's poll timer does every second
+            await pilot.pause()
             assert tab.query_one("#ftp-port", Input).value == "2121"
             assert tab.client is None
 

@@ -177,13 +177,13 @@ What to look for:
 
     def on_mount(self) -> None:
         self._update_status()
-        self._apply_endpoint()
+        self.follow_server_endpoint()
         # The app starts its servers after the tabs mount, and may restart them on other ports.
-        self.set_interval(ENDPOINT_POLL_SECONDS, self._apply_endpoint)
+        self.set_interval(ENDPOINT_POLL_SECONDS, self.follow_server_endpoint)
 
     def on_show(self) -> None:
         # The app may start its servers after the tabs mount: look again when shown.
-        self._apply_endpoint()
+        self.follow_server_endpoint()
 
     # -- where the server is ---------------------------------------------------
 
@@ -199,7 +199,7 @@ What to look for:
             # A server manager mid-restart must not break the tab; the fields stay editable.
             return None
 
-    def _apply_endpoint(self) -> None:
+    def follow_server_endpoint(self) -> None:
         """Fill the address from the app's chat server; follow it if it restarts on another port.
 
         Only fields still holding what this method put there are changed: an

@@ -327,13 +327,13 @@ transfer leaves no half-written file behind.
         self._local_worker(self.local_path)
         self.remote_pane.show_placeholder(NO_SERVER_TEXT)
         self._set_status(NO_SERVER_TEXT)
-        self._apply_endpoint()
+        self.follow_server_endpoint()
         # The app starts its servers after the tabs mount, and may restart them on other ports.
-        self.set_interval(ENDPOINT_POLL_SECONDS, self._apply_endpoint)
+        self.set_interval(ENDPOINT_POLL_SECONDS, self.follow_server_endpoint)
 
     def on_show(self) -> None:
         # The app may start its servers after the tabs mount: look again when shown.
-        self._apply_endpoint()
+        self.follow_server_endpoint()
 
     def on_unmount(self) -> None:
         if self._transfer_cancel is not None:
@@ -357,7 +357,7 @@ transfer leaves no half-written file behind.
             # A server manager mid-restart must not break the tab; the fields stay editable.
             return None
 
-    def _apply_endpoint(self) -> None:
+    def follow_server_endpoint(self) -> None:
         """Fill the fields from the app's FTP server and connect; follow it if it restarts elsewhere.
 
         Only fields still holding what this method put there are changed: an
