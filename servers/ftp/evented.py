@@ -32,8 +32,11 @@ from servers.ftp.session import (
 )
 from servers.ftp.transfer import DataChannel, WakeupWatch
 
-#: While a transfer thread runs, how often the loop checks whether it has finished (s).
+#: While a transfer thread runs, how often the loop checks whether it has finished (s):
+#: often at first, since most transfers are short, then less (a long one costs little).
+TRANSFER_POLL_FIRST = 0.002
 TRANSFER_POLL = 0.01
+TRANSFER_POLL_FIRST_FOR = 0.05
 #: How long closing a connection waits for its transfer thread to clean up (s).
 TRANSFER_JOIN = 2.0
 _LINE_TOO_LONG = None  # marker in the pending queue
@@ -69,6 +72,7 @@ class FTPEventHandler(BaseSansIOHandler):
         self.lock = threading.Lock()
         self.transfer_thread: threading.Thread | None = None
         self.transfer_outcome: Outcome | None = None
+        self.transfer_started = 0.0
 
     # -- the sans-IO contract ------------------------------------------------------
 
@@ -92,7 +96,10 @@ class FTPEventHandler(BaseSansIOHandler):
 
     def deadline(self) -> float | None:
         if self.transfer_thread is not None:
-            return monotonic() + TRANSFER_POLL
+            now = monotonic()
+            if now - self.transfer_started < TRANSFER_POLL_FIRST_FOR:
+                return now + TRANSFER_POLL_FIRST
+            return now + TRANSFER_POLL
         if self.held_until is not None:
             return self.held_until
         return self.last_heard + self.settings.idle_timeout
@@ -224,6 +231,7 @@ class FTPEventHandler(BaseSansIOHandler):
     def _start_transfer(self, action: object) -> None:
         self.watch.reset()
         self.transfer_outcome = None
+        self.transfer_started = monotonic()
         self.transfer_thread = threading.Thread(
             target=self._run_transfer, args=(action,), name="ftp-transfer", daemon=True
         )
