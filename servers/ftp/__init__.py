@@ -40,25 +40,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-anonymous", action="store_true", help="refuse anonymous logins (USER anonymous/ftp)"
     )
     group.add_argument(
-        "--idle-timeout", type=float, default=300.0, help="close an idle control connection (s)"
+        "--idle-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="close a silent control connection with 421 (default %(default)s)",
     )
     group.add_argument(
         "--data-timeout",
         type=float,
         default=30.0,
-        help="wait this long for a data connection, or a stalled transfer (s)",
+        metavar="SECONDS",
+        help="wait this long for a data connection or a stalled transfer (default %(default)s)",
     )
     group.add_argument(
-        "--login-delay", type=float, default=1.0, help="pause before answering a failed login (s)"
+        "--login-delay",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="pause before answering a failed login (default %(default)s)",
     )
     group.add_argument(
-        "--max-connections", type=int, default=256, help="control connections at once (421 beyond)"
+        "--max-connections",
+        type=int,
+        default=256,
+        metavar="N",
+        help="control connections at once, 421 beyond (default %(default)s)",
     )
     group.add_argument(
         "--max-per-address",
         type=int,
         default=128,
-        help="control connections from one address (0 = no limit; 421 beyond)",
+        metavar="N",
+        help="control connections from one address, 421 beyond; 0 = no limit (default %(default)s)",
     )
     group.add_argument(
         "--passive-ports",

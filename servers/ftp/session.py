@@ -240,7 +240,6 @@ class FTPSession:
         self.epsv_all = False
         self.transfer_running: str | None = None  # the command line, while a transfer runs
         self.mlst_facts: tuple[str, ...] = DEFAULT_MLST_FACTS
-        self.closed = False
 
     @property
     def authenticated(self) -> bool:
@@ -406,7 +405,6 @@ class FTPSession:
         return self._reply(230, f"User {name} logged in ({access}).")
 
     def ftp_quit(self, argument: str) -> Outcome:
-        self.closed = True
         return self._reply(221, "Goodbye.", close=True)
 
     # -- informational --------------------------------------------------------------
