@@ -6,7 +6,9 @@ import ftplib
 import hashlib
 import io
 import os
+import queue
 import socket
+import time
 
 import pytest
 
@@ -63,9 +65,22 @@ def retrieve(ftp: ftplib.FTP, name: str, rest: int | None = None) -> bytes:
     return buffer.getvalue()
 
 
+def collect_events(stats_queue, wanted, timeout: float = 10.0) -> list[tuple[str, str]]:
+    """(kind, detail) of every event reported until ``wanted(events)`` holds."""
+    events: list[tuple[str, str]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not wanted(events):
+        try:
+            message = stats_queue.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        events += [(kind, detail) for _, kind, detail, _ in message.get("events", [])]
+    return events
+
+
 @pytest.mark.parametrize("model", MODELS)
-def test_every_command_with_ftplib(model, start_ftp, library, users_file, ftp_helpers):
-    port = start_ftp(model, library, users=str(users_file), workers=2)
+def test_every_command_with_ftplib(model, start_ftp, library, users_file, ftp_helpers, stats_queue):
+    port = start_ftp(model, library, users=str(users_file), workers=2, stats_queue=stats_queue)
     payload = os.urandom(300_000)
     ftp = ftp_helpers.connect(port, user="")
     try:
@@ -155,6 +170,17 @@ def test_every_command_with_ftplib(model, start_ftp, library, users_file, ftp_he
         assert ftp.quit().startswith("221")
     finally:
         ftp.close()
+
+    # The live panel sees each command as a request, failures as errors, never a password.
+    def complete(events) -> bool:  # the session's disconnect comes after all its requests
+        return any(kind == "disconnect" for kind, _ in events)
+
+    events = collect_events(stats_queue, complete)
+    assert ("request", "RETR data.bin") in events and ("request", "PASS ****") in events
+    assert any(
+        kind == "error" and detail.startswith("550 DELE data.bin") for kind, detail in events
+    )
+    assert not any(ftp_helpers.ALICE_PASSWORD in detail for _, detail in events)
 
 
 @pytest.mark.parametrize("model", ["threads", "epoll"])
