@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -309,6 +310,35 @@ def test_refused_mkdir_on_our_server_is_notified(
             assert tab.client is not None  # still connected and usable
 
     run(scenario)
+
+
+def test_idle_connection_dropped_by_the_server_is_renewed(dirs: tuple[Path, Path]) -> None:
+    """Our server closes an idle control connection (421); the next action logs in again by itself."""
+    local, remote = dirs
+
+    async def scenario(port: int) -> None:
+        tab = FtpTab(endpoint=("127.0.0.1", port), local_dir=local)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await wait_until(pilot, lambda: "books" in remote_names(tab), "listing")
+            await focus_entry(pilot, tab.remote_pane, "books")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: tab.remote_path == "/books", "in books/")
+            assert tab.client is not None
+            readable, _, _ = select.select([tab.client._ftp.sock], [], [], 10)  # type: ignore[union-attr]
+            assert readable, "the server kept the idle connection"
+            (remote / "books" / "new.txt").write_text("arrived while idle")
+            await pilot.press("ctrl+r")
+            await wait_until(
+                pilot, lambda: "new.txt" in remote_names(tab), "fresh listing after re-login"
+            )
+            assert tab.remote_path == "/books"
+            assert not [note for note in app._notifications if note.severity == "error"]
+
+    with running_server(
+        "ftp", "threads", options={"root": str(remote), "idle_timeout": 0.5}
+    ) as proc:
+        run(lambda: scenario(proc.port))
 
 
 def test_upload_asks_before_overwriting(pyftpdlib_port: int, dirs: tuple[Path, Path]) -> None:

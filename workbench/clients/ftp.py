@@ -211,6 +211,8 @@ class FtpClient:
         self._ftp: ftplib.FTP | None = None
         self._lock = threading.RLock()
         self._mlsd_supported: bool | None = None
+        #: Last directory the server reported, so :meth:`reconnect` can return there.
+        self._last_directory = ""
 
     # -- connection ------------------------------------------------------
 
@@ -276,19 +278,26 @@ class FtpClient:
                 return call(ftp)
             except FtpError:
                 raise
-            except (EOFError, ConnectionError) as error:
-                # The control connection is gone: forget it so the UI offers to reconnect.
-                _close_quietly(ftp)
-                self._ftp = None
-                raise FtpError.from_exception(action, error) from None
             except ftplib.all_errors as error:
+                # A lost control connection is forgotten, so callers see ``connected`` go false.
+                self._forget_if_broken(error)
                 raise FtpError.from_exception(action, error) from None
 
     # -- browsing --------------------------------------------------------
 
     def pwd(self) -> str:
         """The server's current directory."""
-        return str(self._run("PWD", lambda ftp: ftp.pwd()))
+        directory = str(self._run("PWD", lambda ftp: ftp.pwd()))
+        self._last_directory = directory
+        return directory
+
+    def reconnect(self) -> None:
+        """A fresh control connection in the same folder (after the server dropped an idle one)."""
+        with self._lock:
+            directory = self._last_directory
+            self.connect()
+            if directory not in ("", "/"):
+                self.cwd(directory)
 
     def cwd(self, path: str) -> str:
         """Change directory (``..`` goes up) and return the new current directory."""
@@ -556,7 +565,11 @@ class FtpClient:
             pass
 
     def _forget_if_broken(self, error: BaseException, force: bool = False) -> None:
-        if force or isinstance(error, EOFError | ConnectionError | socket.timeout | TimeoutError):
+        """Drop the control connection if ``error`` means it is unusable."""
+        lost = isinstance(error, EOFError | ConnectionError | socket.timeout | TimeoutError)
+        # 421: the server is closing the control connection (idle timeout, shutdown, too many users).
+        closing = isinstance(error, ftplib.error_temp) and str(error).startswith("421")
+        if force or lost or closing:
             ftp, self._ftp = self._ftp, None
             if ftp is not None:
                 _close_quietly(ftp)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -31,6 +31,7 @@ from workbench.widgets.ftp_file_pane import FtpFilePane, format_size
 
 Direction = Literal["download", "upload"]
 ConnectionParams = tuple[str, int, str, str]
+Result = TypeVar("Result")
 
 #: Progress messages per second during a transfer: enough to look live, few enough to stay cheap.
 PROGRESS_RATE_HZ = 10
@@ -78,6 +79,20 @@ def list_local_dir(path: Path) -> list[RemoteEntry]:
                 )
             )
     return sort_entries(entries)
+
+
+def _renewing_idle_connection(
+    client: FtpClient, operation: Callable[[FtpClient], Result]
+) -> Result:
+    """Run ``operation``; if the server had dropped the idle control connection, log in again once."""
+    try:
+        return operation(client)
+    except FtpError:
+        if client.connected:
+            raise
+        # Servers close idle control connections (421): a browser should just carry on.
+        client.reconnect()
+        return operation(client)
 
 
 def _join_remote(directory: str, name: str) -> str:
@@ -563,7 +578,7 @@ transfer leaves no half-written file behind.
     ) -> None:
         failure: FtpTab.OperationFailed | None = None
         try:
-            operation(client)
+            _renewing_idle_connection(client, operation)
         except FtpError as error:
             failure = self.OperationFailed(
                 str(error), error.code, disconnected=not client.connected
@@ -573,8 +588,9 @@ transfer leaves no half-written file behind.
         if client.connected:
             # Relist even after a failure: the error may come from a listing that is out of date.
             try:
-                path = client.pwd()
-                entries = client.list_dir()
+                path, entries = _renewing_idle_connection(
+                    client, lambda ftp: (ftp.pwd(), ftp.list_dir())
+                )
             except FtpError as error:
                 failure = failure or self.OperationFailed(
                     str(error), error.code, disconnected=not client.connected

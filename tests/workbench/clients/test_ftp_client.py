@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import select
 import socket
 import threading
 from collections.abc import Iterator
@@ -380,3 +381,26 @@ def test_clone_opens_a_second_connection_in_the_same_folder(client: FtpClient) -
         assert twin.pwd() == "/docs"  # independent of the original
     finally:
         twin.close()
+
+
+def _wait_until_server_hangs_up(ftp: FtpClient, timeout: float = 10) -> None:
+    """Poll the control socket until the server's goodbye (421 and EOF) is waiting to be read."""
+    sock = ftp._ftp.sock  # type: ignore[union-attr]
+    readable, _, _ = select.select([sock], [], [], timeout)
+    assert readable, "the server never closed the idle connection"
+
+
+def test_idle_timeout_then_reconnect_in_the_same_folder(our_server_root: Path) -> None:
+    (our_server_root / "sub").mkdir()
+    options = {"root": str(our_server_root), "idle_timeout": 0.3}
+    with (
+        running_server("ftp", "threads", options=options) as proc,
+        FtpClient("127.0.0.1", proc.port) as ftp,
+    ):
+        ftp.cwd("sub")
+        _wait_until_server_hangs_up(ftp)
+        with pytest.raises(FtpError) as dropped:
+            ftp.list_dir()
+        assert not ftp.connected, dropped.value
+        ftp.reconnect()
+        assert ftp.pwd() == "/sub"
