@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
-from textual.widgets import Footer, Input, Label
+from textual.widgets import Footer, Input, Label, Select
 
 from servers.launcher import ServerProcess, running_server
 from workbench.clients.chat import ChatClient
@@ -253,6 +253,28 @@ def test_events_are_applied_in_batches() -> None:
             assert max(batches) > 1
 
     with running_server("chat", "threads", options={"rate_limit": 0}) as proc:
+        run(lambda: scenario(proc))
+
+
+def test_the_same_room_over_tcp() -> None:
+    """The transport switch: the same protocol, one line per message over TCP (epoll server)."""
+
+    async def scenario(proc: ServerProcess) -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", proc.port))
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            tab.query_one("#chat-transport", Select).value = "tcp"
+            alice, bob = tab.panes
+            await join(pilot, alice, "alice")
+            await join(pilot, bob, "bob")
+            assert alice.client is not None and alice.client.transport == "tcp"
+            await say(pilot, alice, "over a stream")
+            await wait_until(
+                pilot, lambda: has_line(bob, "message", "over a stream", "alice"), "delivered"
+            )
+            assert " line" in status_of(bob) and "datagram" not in status_of(bob)
+
+    with running_server("chat", "epoll", options={"transport": "tcp"}) as proc:
         run(lambda: scenario(proc))
 
 

@@ -20,7 +20,8 @@ from textual.widgets import Button, Input, Label, Select
 
 from workbench.widgets.chat_participant import ChatParticipantPane, ChatServerAddress
 
-MIN_PARTICIPANTS = 1
+#: Panes side by side: removing stops at two (a room needs someone to talk to), adding at four.
+MIN_PARTICIPANTS = 2
 MAX_PARTICIPANTS = 4
 #: Names offered to new panes, so a demo is one Enter per seat.
 SUGGESTED_NAMES = ("alice", "bob", "carol", "dave")
@@ -137,7 +138,8 @@ What to look for:
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self._endpoint_override = endpoint
-        self._initial_participants = max(MIN_PARTICIPANTS, min(MAX_PARTICIPANTS, participants))
+        # One pane is allowed at start (tests, a single listener); removal keeps MIN_PARTICIPANTS.
+        self._initial_participants = max(1, min(MAX_PARTICIPANTS, participants))
         self._next_pane_number = 0
         #: The address last filled in from the server manager (to follow a restart, not override typing).
         self._auto_endpoint: tuple[str, int] | None = None
@@ -285,7 +287,7 @@ What to look for:
     def action_remove_participant(self) -> None:
         panes = self.panes
         if len(panes) <= MIN_PARTICIPANTS:
-            self.notify("The last participant stays", severity="warning")
+            self.notify(f"At least {MIN_PARTICIPANTS} participants stay", severity="warning")
             return
         focused = self.screen.focused
         target = panes[-1]
