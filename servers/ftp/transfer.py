@@ -74,18 +74,29 @@ class TransferWatch(Protocol):
 
 
 class WakeupWatch:
-    """A TransferWatch signalled from another thread (the event-loop server's loop)."""
+    """A TransferWatch signalled from another thread (the event-loop server's loop).
+
+    Its wake-up socket pair is made at the first transfer, so a session that
+    only logs in and lists costs no extra descriptors (select() counts them).
+    """
 
     def __init__(self) -> None:
-        self._reader, self._writer = socket.socketpair()
-        self._reader.setblocking(False)
-        self._writer.setblocking(False)
+        self._reader: socket.socket | None = None
+        self._writer: socket.socket | None = None
         self._lock = threading.Lock()
         self.aborted = False
         self.gone = False
 
+    def _ensure_pair(self) -> socket.socket:
+        with self._lock:
+            if self._reader is None:
+                self._reader, self._writer = socket.socketpair()
+                self._reader.setblocking(False)
+                self._writer.setblocking(False)
+            return self._reader
+
     def fileno(self) -> int:
-        return self._reader.fileno()
+        return self._ensure_pair().fileno()
 
     def abort(self) -> None:
         with self._lock:
@@ -98,19 +109,24 @@ class WakeupWatch:
         self._wake()
 
     def reset(self) -> None:
-        """Before the next transfer: forget a previous ABOR."""
+        """Before the next transfer: forget a previous ABOR, have the pair ready."""
+        self._ensure_pair()
         with self._lock:
             self.aborted = False
         self._drain()
 
     def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            self._writer.send(b"!")
+        writer = self._writer
+        if writer is not None:
+            with contextlib.suppress(OSError):
+                writer.send(b"!")
 
     def _drain(self) -> None:
-        with contextlib.suppress(OSError):
-            while self._reader.recv(4096):
-                pass
+        reader = self._reader
+        if reader is not None:
+            with contextlib.suppress(OSError):
+                while reader.recv(4096):
+                    pass
 
     def check(self) -> None:
         self._drain()  # flags are set before the wake-up byte: drain first, then read them
@@ -130,8 +146,9 @@ class WakeupWatch:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            ready, _, _ = select.select([self._reader], [], [], remaining)
-            if ready:
+            poller = select.poll()  # not select(): descriptors may exceed FD_SETSIZE here
+            poller.register(self._ensure_pair(), select.POLLIN)
+            if poller.poll(int(remaining * 1000) + 1):
                 with contextlib.suppress(TransferInterrupted):
                     self.check()
                 with self._lock:
@@ -140,8 +157,10 @@ class WakeupWatch:
                         raise TransferInterrupted(TRANSFER_ABORTED, "ABOR")
 
     def close(self) -> None:
-        self._reader.close()
-        self._writer.close()
+        with self._lock:
+            for end in (self._reader, self._writer):
+                if end is not None:
+                    end.close()
 
 
 # Temporary upload files being written in this process: a child stopped by
