@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
@@ -43,6 +43,47 @@ class UnavailableTab(Static):
         )
 
 
+class WorkbenchTabs(TabbedContent):
+    """The app's tabs, where only the user switches: a tab focusing one of its widgets
+    while hidden (reacting to its server moving, say) does not drag the view to it."""
+
+    def __init__(self, *, initial: str, id: str) -> None:
+        super().__init__(initial=initial, id=id)
+        self._last_focus: dict[str, Widget] = {}
+
+    def _pane_of(self, widget: Widget) -> TabPane | None:
+        for node in widget.ancestors:
+            if isinstance(node, TabPane) and node.parent is not None and node.parent.parent is self:
+                return node
+        return None
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        pane = self._pane_of(event.widget)
+        if pane is not None and pane.id == self.active:
+            self._last_focus[pane.id] = event.widget
+
+    def _on_tab_pane_focused(self, event: TabPane.Focused) -> None:
+        if event.tab_pane.id == self.active:
+            return  # let TabbedContent's own handler run: nothing to switch
+        event.stop()
+        event.prevent_default()
+        self.call_after_refresh(self.restore_focus)
+
+    def restore_focus(self) -> None:
+        """Put focus back where it was in the visible tab (or on its first focusable widget)."""
+        pane = self.get_pane(self.active) if self.active else None
+        if pane is None:
+            return
+        last = self._last_focus.get(pane.id or "")
+        if last is not None and last.is_attached and last.focusable:
+            last.focus()
+            return
+        for widget in pane.query("*"):
+            if widget.focusable:
+                widget.focus()
+                return
+
+
 def load_tab(title: str, module_name: str, class_name: str) -> Widget:
     """Import a tab lazily; a broken or missing tab becomes a clear 'not available' notice."""
     try:
@@ -57,9 +98,6 @@ class WorkbenchApp(App[None]):
     """Network Workbench: chat, FTP and HTTP clients plus the live Servers panel."""
 
     CSS_PATH = "workbench.tcss"
-    #: Focus goes into the active tab's content (see on_mount), not the tab bar,
-    #: so the footer shows the tab's own bindings from the start.
-    AUTO_FOCUS = None
     TITLE = "Network Workbench"
     SUB_TITLE = "concurrent network programming"
 
@@ -86,12 +124,14 @@ class WorkbenchApp(App[None]):
         self.models = dict(models or {})
         self.initial_theme = resolve_theme_name(theme_name)
         self.initial_tab = initial_tab
+        #: The tab the user asked for last; focus only ever moves into that one.
+        self._wanted_tab = initial_tab
 
     # -- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with TabbedContent(initial=self.initial_tab, id="tabs"):
+        with WorkbenchTabs(initial=self.initial_tab, id="tabs"):
             for pane_id, title, module_name, class_name, _ in TABS:
                 with TabPane(title, id=pane_id):
                     if pane_id == "servers":
@@ -111,6 +151,7 @@ class WorkbenchApp(App[None]):
             )
             self.theme = resolve_theme_name(None)
         self.server_manager.open(self.post_message)
+        # Into the active tab's content, not the tab bar, so the footer shows its bindings.
         self.call_after_refresh(self._focus_pane, self.query_one(f"#{self.initial_tab}", TabPane))
         if self.start_servers:
             self.start_default_servers()
@@ -131,9 +172,20 @@ class WorkbenchApp(App[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """Focus into the new tab so the footer shows that tab's bindings."""
+        if event.tabbed_content.id != "tabs":
+            return  # a tab's own inner TabbedContent (the HTTP tab has some): not ours
+        if event.pane.id != event.tabbed_content.active:
+            return  # stale: the user has switched again since
+        self._wanted_tab = event.pane.id or ""
         self.call_after_refresh(self._focus_pane, event.pane)
 
     def _focus_pane(self, pane: TabPane) -> None:
+        # Focusing inside a pane makes TabbedContent show that pane: a stale call
+        # (the user switched again meanwhile) would drag them back, so check first.
+        if pane.id != self._wanted_tab:
+            return
+        if self.focused is not None and pane in self.focused.ancestors:
+            return
         for widget in pane.query("*"):
             if widget.focusable:
                 widget.focus()
@@ -169,10 +221,11 @@ class WorkbenchApp(App[None]):
     # -- actions ----------------------------------------------------------------------------
 
     def action_show_tab(self, pane_id: str) -> None:
-        self.query_one(TabbedContent).active = pane_id
+        self._wanted_tab = pane_id
+        self.query_one("#tabs", TabbedContent).active = pane_id
 
     def current_tab_id(self) -> str:
-        return self.query_one(TabbedContent).active or "servers"
+        return self.query_one("#tabs", TabbedContent).active or "servers"
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.help_markdown()))

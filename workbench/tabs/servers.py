@@ -74,10 +74,6 @@ count climbing under `threads`, one process holding thousands of connections und
 """
 
 
-def _count(number: int, one: str, many: str) -> str:
-    return f"{number} {one if number == 1 else many}"
-
-
 class ServersTab(Vertical):
     """Table of servers, and the selected server's sparklines, process tree and event log."""
 
@@ -113,7 +109,7 @@ class ServersTab(Vertical):
                 yield Sparkline([], id="rps-sparkline")
                 yield Label("Active connections", id="active-label", classes="graph-label")
                 yield Sparkline([], id="active-sparkline")
-                yield Label("Process tree", id="tree-label", classes="graph-label")
+                yield Label("Processes", id="tree-label", classes="graph-label")
                 with VerticalScroll(id="tree-scroll"):
                     yield ProcessTreeView(id="process-tree")
             yield EventLog(id="event-log")
@@ -221,7 +217,7 @@ class ServersTab(Vertical):
         if row is None:
             self.query_one("#rps-label", Label).update("Requests/s")
             self.query_one("#active-label", Label).update("Active connections")
-            self.query_one("#tree-label", Label).update("Process tree")
+            self.query_one("#tree-label", Label).update("Processes")
             self.query_one(ProcessTreeView).show(())
             return
         peak_rate = max(rates, default=0.0)
@@ -234,8 +230,7 @@ class ServersTab(Vertical):
         )
         processes = sum(1 for node in row.process_tree if node.status != "zombie")
         self.query_one("#tree-label", Label).update(
-            f"Process tree  {_count(processes, 'process', 'processes')} · "
-            f"{_count(row.threads, 'thread', 'threads')} · {_count(row.zombies, 'zombie', 'zombies')}"
+            f"Processes {processes} · threads {row.threads} · zombies {row.zombies}"
         )
         self.query_one(ProcessTreeView).show(
             row.process_tree, self._state_style("crashed"), root_label=row.server_id
@@ -406,10 +401,12 @@ class ServersTab(Vertical):
         if server_id is None:
             self.app.notify("No chat server: start one with n.", severity="error")
             return
-        event.input.value = ""
+        announce_box = event.input
 
         def job() -> str:
             self.manager.announce(server_id, text)
+            # Cleared only once sent, so a failed announcement is not lost.
+            self.app.call_from_thread(announce_box.clear)
             return f"Announced to {server_id}: {text}"
 
         self._in_background(f"Announcing to {server_id}", job)

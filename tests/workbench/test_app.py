@@ -1,0 +1,271 @@
+"""The workbench app: tabs, default servers, help, themes, command palette, CLI and data folder."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+
+import psutil
+import pytest
+from textual.widgets import TabbedContent
+
+from workbench import __main__ as cli
+from workbench.app import UnavailableTab, WorkbenchApp, load_tab
+from workbench.data import LIBRARY_FOLDER, SITE_FOLDER, ensure_data_dir, server_options
+from workbench.help import MODEL_GUIDES, HelpScreen, build_help
+from workbench.server_manager import ServerManager
+from workbench.themes import WORKBENCH_THEMES, resolve_theme_name
+
+pytestmark = pytest.mark.timeout(60)
+
+SIZE = (140, 42)
+
+
+def run_async(test):
+    """Run an async Pilot test in a fresh event loop (the suite has no asyncio plugin)."""
+
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        asyncio.run(test(*args, **kwargs))
+
+    return wrapper
+
+
+async def wait_until(pilot, condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            notices = [note.message for note in pilot.app._notifications]
+            focused = pilot.app.focused
+            chain = [node.id for node in getattr(focused, "ancestors", [])]
+            raise AssertionError(f"timed out; notices: {notices}; focused: {focused!r} in {chain}")
+        await pilot.pause(0.05)
+
+
+@pytest.fixture
+def manager(tmp_path):
+    server_manager = ServerManager(ensure_data_dir(tmp_path / "data"), publish_interval=0.2)
+    yield server_manager
+    server_manager.close()
+
+
+# -- the app -----------------------------------------------------------------------------
+
+
+@run_async
+async def test_four_tabs_in_order_and_each_is_the_real_tab(manager):
+    app = WorkbenchApp(server_manager=manager, start_servers=False)
+    async with app.run_test(size=SIZE) as pilot:
+        tabs = app.query_one(TabbedContent)
+        assert [pane.id for pane in tabs.query_one("ContentSwitcher").children] == [
+            "chat",
+            "ftp",
+            "http",
+            "servers",
+        ]
+        assert tabs.active == "chat"
+
+        def focus_is_in(pane_id: str) -> bool:
+            return app.focused is not None and app.query_one(f"#{pane_id}") in app.focused.ancestors
+
+        await wait_until(pilot, lambda: focus_is_in("chat"))
+        for pane_id, class_name in (("chat", "ChatTab"), ("ftp", "FtpTab"), ("http", "HttpTab")):
+            pane = app.query_one(f"#{pane_id}")
+            assert type(pane.children[0]).__name__ == class_name
+            assert not pane.query(UnavailableTab)
+        for key, pane_id in (("f5", "servers"), ("f3", "ftp"), ("f4", "http"), ("f2", "chat")):
+            await pilot.press(key)
+            await wait_until(pilot, lambda pane_id=pane_id: tabs.active == pane_id)
+            # Focus lands inside the tab, so the footer shows the tab's own bindings.
+            await wait_until(
+                pilot,
+                lambda pane_id=pane_id: (
+                    app.focused is not None
+                    and app.query_one(f"#{pane_id}") in app.focused.ancestors
+                ),
+            )
+
+
+def test_a_tab_that_fails_to_import_becomes_a_clear_notice():
+    widget = load_tab("Chat", "workbench.tabs.no_such_tab", "ChatTab")
+    assert isinstance(widget, UnavailableTab)
+    assert "not available" in str(widget.render())
+    assert "ModuleNotFoundError" in str(widget.render())
+
+
+@run_async
+async def test_default_servers_start_serve_the_data_folder_and_stop_on_quit(manager):
+    app = WorkbenchApp(server_manager=manager, start_servers=True, models={"http": "threads"})
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(
+            pilot, lambda: all(manager.endpoint(p) for p in ("chat", "ftp", "http")), timeout=40
+        )
+        assert manager.row("http").model == "threads"
+        assert manager.row("ftp").model == "threads"
+        assert manager.row("http").state == "running"
+        host, port = manager.endpoint("http")
+        # The HTTP server serves the data folder's site copied on first run.
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), timeout=10)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 200")
+        pids = [manager.row(p).pid for p in ("chat", "ftp", "http")]
+        await pilot.press("ctrl+q")
+    assert [pid for pid in pids if psutil.pid_exists(pid)] == []
+
+
+@run_async
+async def test_a_default_server_that_cannot_start_is_a_notification(manager):
+    app = WorkbenchApp(server_manager=manager, start_servers=True, models={"ftp": "no-such-model"})
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(
+            pilot, lambda: any("ftp" in note.message for note in app._notifications), timeout=40
+        )
+        await wait_until(pilot, lambda: manager.endpoint("http") is not None, timeout=40)
+        assert manager.endpoint("ftp") is None
+        message = next(note.message for note in app._notifications if "ftp" in note.message)
+        assert "Could not start the ftp server (no-such-model)" in message
+        assert "unknown model" in message
+
+
+@run_async
+async def test_f1_explains_the_tab_and_its_running_model(manager):
+    app = WorkbenchApp(server_manager=manager, start_servers=False, initial_tab="servers")
+    async with app.run_test(size=SIZE) as pilot:
+        app.servers_tab.start_server("echo", "threads")
+        await wait_until(pilot, lambda: app.servers_tab.selected_row is not None)
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        text = app.screen.markdown
+        assert "# Servers tab" in text
+        assert "多线程并发模型" in text
+        assert "Thread per connection" in text
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        # On the FTP tab the help is the FTP tab's own, plus the FTP server's model if running.
+        await pilot.press("f3")
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert "# FTP tab" in app.screen.markdown
+        assert "No server is running for this tab" in app.screen.markdown
+
+
+def test_every_model_has_a_guide_with_its_course_term():
+    from servers.registry import MODELS
+
+    for model in MODELS:
+        guide = MODEL_GUIDES[model]
+        assert guide.course_term and guide.how_it_works and guide.what_to_watch
+    assert "3.1.1" in build_help("Servers", "x", [("http", "processes")])
+
+
+@run_async
+async def test_themes_are_registered_and_selectable(manager):
+    app = WorkbenchApp(server_manager=manager, start_servers=False, theme_name="contrast")
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.theme == "workbench-contrast"
+        for theme in WORKBENCH_THEMES:
+            assert theme.name in app.available_themes
+        app.theme = "workbench-light"
+        await pilot.pause()
+        assert app.current_theme.dark is False
+
+
+def test_theme_aliases():
+    assert resolve_theme_name("light") == "workbench-light"
+    assert resolve_theme_name("High-Contrast") == "workbench-contrast"
+    assert resolve_theme_name(None) == "workbench-dark"
+    assert resolve_theme_name("textual-dark") == "textual-dark"
+
+
+@run_async
+async def test_command_palette_offers_the_main_actions(manager):
+    app = WorkbenchApp(server_manager=manager, start_servers=False, initial_tab="servers")
+    async with app.run_test(size=SIZE) as pilot:
+        app.servers_tab.start_server("echo", "threads")
+        await wait_until(pilot, lambda: manager.endpoint("echo") is not None)
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        for expected in (
+            "Help",
+            "Start a server…",
+            "Stop all servers",
+            "Restart echo",
+            "Change model of echo…",
+            "Go to Servers",
+            "Use the high-contrast theme",
+        ):
+            assert expected in titles
+        await pilot.press("ctrl+p")
+        await pilot.press(*"stop all")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: manager.row("echo").state == "stopped")
+
+
+# -- command line ---------------------------------------------------------------------------
+
+
+def test_model_option_parses_and_rejects_bad_values(capsys):
+    options = cli.build_parser().parse_args(["--model", "http=epoll", "--model", "ftp=pool"])
+    assert dict(options.model) == {"http": "epoll", "ftp": "pool"}
+    for bad in ("http", "http=nope", "gopher=epoll"):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.build_parser().parse_args(["--model", bad])
+        assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "expected PROTOCOL=MODEL" in error
+    assert "unknown model 'nope'" in error
+    assert "unknown protocol 'gopher'" in error
+
+
+def test_bench_subcommand_is_delegated_to_the_load_generator(monkeypatch):
+    seen = []
+
+    def fake_cli_main(argv):
+        seen.append(argv)
+        return 3
+
+    import workbench.clients.loadgen as loadgen
+
+    monkeypatch.setattr(loadgen, "cli_main", fake_cli_main)
+    assert cli.main(["bench", "http://127.0.0.1:1/", "-n", "5"]) == 3
+    assert seen == [["http://127.0.0.1:1/", "-n", "5"]]
+
+
+def test_main_runs_the_app_with_the_options(monkeypatch, tmp_path):
+    calls = []
+    import workbench.app
+
+    monkeypatch.setattr(workbench.app, "run_app", lambda **kwargs: calls.append(kwargs))
+    data = tmp_path / "data"
+    assert cli.main(["--no-servers", "--data", str(data), "--theme", "light"]) == 0
+    (call,) = calls
+    assert call["start_servers"] is False
+    assert call["theme_name"] == "light"
+    assert call["data_dir"] == data.resolve()
+    assert (data / SITE_FOLDER / "index.html").is_file()
+
+
+def test_unusable_data_folder_is_a_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert cli.main(["--no-servers", "--data", str(blocker / "sub")]) == 2
+    assert "cannot prepare the data folder" in capsys.readouterr().err
+
+
+# -- data folder ----------------------------------------------------------------------------
+
+
+def test_data_folder_is_copied_once_and_never_overwritten(tmp_path):
+    data_dir = ensure_data_dir(tmp_path / "wb")
+    index = data_dir / SITE_FOLDER / "index.html"
+    assert index.is_file()
+    assert any((data_dir / LIBRARY_FOLDER).iterdir())
+    index.write_text("edited by the user")
+    ensure_data_dir(tmp_path / "wb")
+    assert index.read_text() == "edited by the user"
+    assert server_options("http", data_dir) == {"root": str(data_dir / SITE_FOLDER)}
+    assert server_options("ftp", data_dir) == {"root": str(data_dir / LIBRARY_FOLDER)}
+    assert server_options("chat", data_dir) == {}
