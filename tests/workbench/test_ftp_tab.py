@@ -22,6 +22,7 @@ from textual.widgets import Footer, Input, Label, ProgressBar
 
 from servers.ftp.users import hash_password
 from servers.launcher import running_server
+from workbench.clients.ftp import RemoteEntry
 from workbench.tabs.ftp import NO_SERVER_TEXT, FtpTab
 from workbench.widgets.ftp_dialogs import FtpConfirmScreen, FtpPromptScreen
 
@@ -339,6 +340,32 @@ def test_idle_connection_dropped_by_the_server_is_renewed(dirs: tuple[Path, Path
         "ftp", "threads", options={"root": str(remote), "idle_timeout": 0.5}
     ) as proc:
         run(lambda: scenario(proc.port))
+
+
+def test_download_refuses_a_name_that_escapes_the_folder(
+    pyftpdlib_port: int, dirs: tuple[Path, Path]
+) -> None:
+    """A hostile server listing "../x" must not choose where the download is written."""
+    local, _ = dirs
+
+    async def scenario() -> None:
+        tab = FtpTab(endpoint=("127.0.0.1", pyftpdlib_port), local_dir=local)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await wait_until(pilot, lambda: "readme.txt" in remote_names(tab), "listing")
+            hostile = [RemoteEntry("../escape.txt", False, 5)]
+            tab.remote_pane.show_entries("/", hostile, can_go_up=False)
+            await focus_entry(pilot, tab.remote_pane, "../escape.txt")
+            await pilot.press("d")
+            await wait_until(
+                pilot,
+                lambda: any("not a plain file name" in n for n in notifications(app)),
+                "refusal",
+            )
+            assert not tab.transferring
+            assert not (local.parent / "escape.txt").exists()
+
+    run(scenario)
 
 
 def test_upload_asks_before_overwriting(pyftpdlib_port: int, dirs: tuple[Path, Path]) -> None:

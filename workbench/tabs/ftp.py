@@ -95,6 +95,17 @@ def _renewing_idle_connection(
         return operation(client)
 
 
+def is_plain_file_name(name: str) -> bool:
+    """True for a name that stays in the folder it is joined to (no separators, not . or ..)."""
+    return (
+        bool(name)
+        and name not in (".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+    )
+
+
 def _join_remote(directory: str, name: str) -> str:
     return f"{directory.rstrip('/')}/{name}" if directory else name
 
@@ -454,14 +465,11 @@ transfer leaves no half-written file behind.
             f"Connected to {client.host}:{client.port} as {client.user}", connected=True
         )
         self._show_remote(message.path, message.entries, None)
+        # Move into the listing only from our own connection bar: focusing a widget of a hidden
+        # tab would make the app switch to it in the middle of whatever the user is doing.
         focused = self.screen.focused
-        if focused is None or focused.id in (
-            "ftp-connect",
-            "ftp-host",
-            "ftp-port",
-            "ftp-user",
-            "ftp-password",
-        ):
+        connection_bar = self.query_one("#ftp-connection")
+        if focused is not None and connection_bar in focused.ancestors:
             self.remote_pane.focus_table()
 
     def on_ftp_tab_connect_failed(self, message: FtpTab.ConnectFailed) -> None:
@@ -548,21 +556,23 @@ transfer leaves no half-written file behind.
     def _local_worker(
         self, path: Path, select: str | None = None, operation: Callable[[], object] | None = None
     ) -> None:
+        failure: FtpTab.OperationFailed | None = None
         try:
             if operation is not None:
                 operation()
         except OSError as error:
-            self.post_message(
-                self.OperationFailed(f"Local: {error.strerror or error}: {error.filename or ''}")
-            )
+            reason = f"Local: {error.strerror or error}: {error.filename or ''}"
+            failure = self.OperationFailed(reason, side="local")
         try:
             entries = list_local_dir(path)
         except OSError as error:
-            self.post_message(
-                self.OperationFailed(f"Local: cannot open {path}: {error.strerror or error}")
-            )
-            return
-        self.post_message(self.LocalListed(path, entries, select))
+            reason = f"Local: cannot open {path}: {error.strerror or error}"
+            failure = failure or self.OperationFailed(reason, side="local")
+        else:
+            self.post_message(self.LocalListed(path, entries, select))
+        # After the listing, so the pane's status line keeps showing the error.
+        if failure is not None:
+            self.post_message(failure)
 
     def _remote_operation(
         self, operation: Callable[[FtpClient], object], select: str | None = None
@@ -633,6 +643,10 @@ transfer leaves no half-written file behind.
         entry = self.remote_pane.selected_entry
         if entry is None or entry.is_dir:
             self.notify("Put the remote pane's cursor on a file to download", severity="warning")
+            return
+        if not is_plain_file_name(entry.name):
+            # A hostile server could list "../../.bashrc": never let it pick where we write.
+            self._notify_error(f"Refusing to download {entry.name!r}: not a plain file name", None)
             return
         target = self.local_path / entry.name
         self._confirm_then(
