@@ -305,6 +305,27 @@ def test_lost_datagrams_are_counted() -> None:
         run(lambda: scenario(proc))
 
 
+def test_server_going_away_is_shown() -> None:
+    """The chat server stops: the next heartbeat fails and the pane says it is out of the room."""
+
+    async def scenario(proc: ServerProcess) -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            pane = tab.panes[0]
+            await join(pilot, pane, "alice")
+            pane.message_input.value = "unsent draft"
+            proc.stop()
+            await wait_until(pilot, lambda: not pane.joined, "pane notices the server is gone")
+            assert "Out of the room" in status_of(pane)
+            assert pane.message_input.value == "unsent draft"  # the draft is kept
+            assert pane.name_input.value == "alice"
+
+    # A short room timeout makes the client ping every half second.
+    with running_server("chat", "threads", options={"timeout": 1.5}) as proc:
+        run(lambda: scenario(proc))
+
+
 def test_add_and_remove_participants(chat_server: ServerProcess) -> None:
     async def scenario() -> None:
         tab = ChatTab(endpoint=("127.0.0.1", chat_server.port))
