@@ -320,6 +320,7 @@ def test_server_going_away_is_shown() -> None:
             assert "Out of the room" in status_of(pane)
             assert pane.message_input.value == "unsent draft"  # the draft is kept
             assert pane.name_input.value == "alice"
+            assert pane.client is None  # the next Join starts on a fresh socket
 
     # A short room timeout makes the client ping every half second.
     with running_server("chat", "threads", options={"timeout": 1.5}) as proc:

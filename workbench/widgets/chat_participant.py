@@ -453,6 +453,9 @@ class ChatParticipantPane(Vertical):
         if members_changed:
             self._show_members()
         if dropped_reason is not None and self.client is not None and not self.client.logged_in:
+            # The link or the membership is gone: a later Join starts on a fresh socket.
+            _close_in_background(self.client)
+            self.client = None
             self._mark_out_of_room(f"Out of the room: {dropped_reason}", error=True)
             return
         self._refresh_status(keep_error=any(isinstance(event, ChatErrorEvent) for event in events))
