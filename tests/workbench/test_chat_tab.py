@@ -456,3 +456,30 @@ def test_snapshot_two_members_talking(snap_compare: Any, chat_server: ServerProc
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(130, 32), run_before=conversation)
+
+
+def test_log_restyles_when_the_theme_changes() -> None:
+    """Line colours come from the theme, so switching theme (e.g. to high contrast) recolours old lines."""
+    from workbench.widgets.chat_log import ChatLog
+
+    class LogApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield ChatLog()
+
+    def first_line_colour(log: ChatLog) -> Any:
+        return next(segment.style.color for segment in log.lines[0] if segment.text.strip())
+
+    async def scenario() -> None:
+        app = LogApp()
+        async with app.run_test(size=(60, 10)) as pilot:
+            app.theme = "textual-dark"
+            log = app.query_one(ChatLog)
+            log.add_lines([ChatLine("joined", "bob joined")])
+            await pilot.pause()
+            before = first_line_colour(log)
+            assert before == log.get_component_rich_style("chat-log--joined").color
+            app.theme = "textual-light"
+            await wait_until(pilot, lambda: first_line_colour(log) != before, "restyled line")
+            assert first_line_colour(log) == log.get_component_rich_style("chat-log--joined").color
+
+    run(scenario)
