@@ -155,12 +155,15 @@ class EventLoopServer:
         except (BlockingIOError, InterruptedError):
             pass
         self._wake_pending = False
+        self._take_pushed()
+        self.flush_dirty()
+
+    def _take_pushed(self) -> None:
         while self._pushed:
             conn, items = self._pushed.popleft()
-            if conn.fd in self.connections and self.connections[conn.fd] is conn:
+            if self.connections.get(conn.fd) is conn:
                 conn.outbox.extend(items)
                 self._dirty.add(conn)
-        self.flush_dirty()
 
     # -- handler output, flushing and closing -----------------------------------------
 
@@ -288,6 +291,8 @@ class EventLoopServer:
     def _make_push(self, conn: LoopConnection):
         def push(items: list[Output]) -> None:
             if threading.get_ident() == self._loop_thread:
+                if self._pushed:  # earlier pushes from other threads go first
+                    self._take_pushed()
                 conn.outbox.extend(items)
                 self._dirty.add(conn)
                 return
