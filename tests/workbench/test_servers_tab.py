@@ -198,7 +198,9 @@ async def test_kill_9_from_outside_shows_crashed_and_can_restart(manager):
         os.kill(row_of(app, "echo").pid, signal.SIGKILL)
         await wait_until(pilot, lambda: row_of(app, "echo").state == "crashed")
         assert row_of(app, "echo").exit_description == "killed by SIGKILL"
-        assert "killed by SIGKILL" in str(app.query_one("#server-table").get_cell("echo", "state"))
+        assert "crashed SIGKILL" in str(app.query_one("#server-table").get_cell("echo", "state"))
+        status = str(app.query_one("#server-status").render())
+        assert "echo crashed: killed by SIGKILL — press r to restart it" in status
         assert any("crashed" in n.message for n in app._notifications)
         await focus_table(pilot)
         await pilot.press("r")

@@ -13,11 +13,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Label, Sparkline
 
+from workbench.help import MODEL_GUIDES
 from workbench.messages import ServerNotice, ServersUpdated
 from workbench.server_manager import ServerRow
 from workbench.widgets.event_log import EventLog
 from workbench.widgets.format import (
-    format_byte_rate,
     format_bytes_compact,
     format_rate,
     format_uptime,
@@ -31,10 +31,10 @@ if TYPE_CHECKING:
 #: Samples kept for the sparklines: one per batch (0.5 s), so a minute.
 HISTORY_LENGTH = 120
 
-#: (column key, header) in display order.
+#: (column key, header) in display order. No protocol column: a server's id always
+#: starts with its protocol (http, http-2), and the status line spells it out.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("name", "Name"),
-    ("protocol", "Proto"),
     ("model", "Model"),
     ("address", "Address"),
     ("pid", "PID"),
@@ -44,8 +44,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("children", "Kids"),
     ("connections", "Conn"),
     ("rps", "Req/s"),
-    ("in", "In/s"),
-    ("out", "Out/s"),
+    ("in", "In B/s"),
+    ("out", "Out B/s"),
     ("errors", "Err"),
     ("cpu", "CPU%"),
     ("rss", "RSS"),
@@ -72,6 +72,36 @@ count climbing under `threads`, one process holding thousands of connections und
 * **a** jumps to the announcement box: the text is sent to every chat room member as the
   admin (管理员消息).
 """
+
+
+NO_SERVER_TEXT = "No server yet — press n to start one."
+
+
+def describe_server(row: ServerRow) -> str:
+    """One line under the table: what the selected server is, or why it is down."""
+    guide = MODEL_GUIDES.get(row.model)
+    model = f"{row.model} ({guide.course_term})" if guide else row.model
+    if row.state == "running":
+        return f"{row.server_id}: {row.protocol} under {model} on {row.address}, pid {row.pid}"
+    if row.state == "crashed":
+        return f"{row.server_id} crashed: {row.exit_description} — press r to restart it"
+    if row.state == "failed":
+        return f"{row.server_id} failed to start: {row.exit_description} — press m to change it"
+    if row.state == "stopped":
+        return f"{row.server_id} is stopped — r starts it again, Delete removes it"
+    return f"{row.server_id} is {row.state}…"
+
+
+def _short_exit(description: str) -> str:
+    """Table-sized exit reason: ``killed by SIGKILL`` -> ``SIGKILL``, ``exit code 1`` -> ``exit 1``.
+
+    The full text is in the crash notification and the help line under the table.
+    """
+    if description.startswith("killed by "):
+        return description.removeprefix("killed by ")
+    if description.startswith("exit code "):
+        return "exit " + description.removeprefix("exit code ")
+    return description if len(description) <= 18 else description[:17] + "…"
 
 
 class ServersTab(Vertical):
@@ -102,7 +132,7 @@ class ServersTab(Vertical):
         for key, header in COLUMNS:
             table.add_column(header, key=key)
         yield table
-        yield Label("No server yet — press n to start one.", id="servers-empty")
+        yield Label(NO_SERVER_TEXT, id="server-status")
         with Horizontal(id="server-detail"):
             with Vertical(id="server-graphs"):
                 yield Label("Requests/s", id="rps-label", classes="graph-label")
@@ -147,7 +177,6 @@ class ServersTab(Vertical):
                 history = self._history[row.server_id] = collections.deque(maxlen=HISTORY_LENGTH)
             history.append((row.requests_per_second, float(row.active)))
             self._show_row(table, row)
-        self.query_one("#servers-empty").display = not self.rows
         if self.selected_server_id not in self.rows:
             self._select(self._row_under_cursor())
         self.query_one(EventLog).add_events(message.events, message.events_dropped)
@@ -167,10 +196,9 @@ class ServersTab(Vertical):
     def _cells_for(self, row: ServerRow) -> tuple[Any, ...]:
         running = row.state == "running"
         name = f"{row.server_id}*" if row.is_default else row.server_id
-        state = row.state if not row.exit_description else f"{row.state}: {row.exit_description}"
+        state = f"{row.state} {_short_exit(row.exit_description)}".rstrip()
         return (
             name,
-            row.protocol,
             row.model + (f"×{row.workers}" if row.workers else ""),
             row.address,
             str(row.pid) if row.pid else "-",
@@ -180,8 +208,8 @@ class ServersTab(Vertical):
             str(row.children) if running else "-",
             f"{row.active}/{row.accepted}",
             format_rate(row.requests_per_second),
-            format_byte_rate(row.bytes_in_per_second),
-            format_byte_rate(row.bytes_out_per_second),
+            format_bytes_compact(row.bytes_in_per_second),
+            format_bytes_compact(row.bytes_out_per_second),
             Text(str(row.errors), style=self._state_style("crashed") if row.errors else ""),
             f"{row.cpu_percent:.0f}" if running else "-",
             format_bytes_compact(row.rss_bytes) if running and row.rss_bytes else "-",
@@ -209,6 +237,9 @@ class ServersTab(Vertical):
 
     def _show_detail(self) -> None:
         row = self.rows.get(self.selected_server_id or "")
+        status = self.query_one("#server-status", Label)
+        status.update(describe_server(row) if row is not None else NO_SERVER_TEXT)
+        status.set_class(row is not None and row.state in ("crashed", "failed"), "-error")
         history = self._history.get(self.selected_server_id or "", ())
         rates = [rate for rate, _ in history]
         active = [count for _, count in history]
