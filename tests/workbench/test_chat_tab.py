@@ -12,7 +12,7 @@ from textual.pilot import Pilot
 from textual.widgets import Footer, Input, Label, Select
 
 from servers.launcher import ServerProcess, running_server
-from workbench.clients.chat import ChatClient
+from workbench.clients.chat import ChatClient, Members
 from workbench.tabs.chat import NO_SERVER_TEXT, ChatTab
 from workbench.widgets.chat_log import ChatLine
 from workbench.widgets.chat_participant import ChatParticipantPane
@@ -196,6 +196,9 @@ def test_too_long_message_keeps_the_text(chat_server: ServerProcess) -> None:
             )
             assert alice.message_input.value == essay
             assert not any(line.kind == "own" for line in log_of(alice))
+            # A member list arriving later (as it does after a join) leaves the error readable.
+            alice.apply_events([Members(("alice", "bob"), seq=99)])
+            assert "at most 1000 bytes" in status_of(alice)
 
     run(scenario)
 

@@ -165,6 +165,8 @@ class ChatParticipantPane(Vertical):
         #: Text handed to a send worker whose Sent has not come back yet.
         self._sending: str | None = None
         self._refused_while_sending = False
+        #: An error is on the status line: figures do not overwrite it until the next success.
+        self._showing_error = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="chat-header"):
@@ -391,6 +393,8 @@ class ChatParticipantPane(Vertical):
         if box.value == message.text:
             box.value = ""
         self.log_widget.add_lines([ChatLine("own", message.text, self.joined_name or "you")])
+        self._showing_error = False
+        self._refresh_status()
 
     def on_chat_participant_pane_send_failed(self, message: ChatParticipantPane.SendFailed) -> None:
         self._sending = None
@@ -476,7 +480,9 @@ class ChatParticipantPane(Vertical):
         )
 
     def _refresh_status(self, keep_error: bool = False) -> None:
-        if keep_error or not self.joined:
+        # An error stays up until the user's next successful action: a later event
+        # batch (the member list after a join, say) must not wipe it before it is read.
+        if keep_error or self._showing_error or not self.joined:
             return
         client = self.client
         lost = client.lost if client is not None else self.lost
@@ -490,6 +496,7 @@ class ChatParticipantPane(Vertical):
         )
 
     def _set_status(self, text: str, *, error: bool = False, joined: bool = False) -> None:
+        self._showing_error = error
         status = self.query_one(".chat-status", Label)
         status.update(text)
         status.set_class(error, "-error")
