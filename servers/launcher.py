@@ -245,10 +245,8 @@ atexit.register(stop_all)
 
 def _child_main(spec: ServerSpec, stats_queue: Any, control) -> None:
     """Entry point of the server process (spawned: a fresh interpreter)."""
-    from servers.models._forking import die_with_parent
     from servers.runner import ConfigError, options_for, prepare, start_control_thread
 
-    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the TUI is the app's, not ours
     try:
         options = options_for(spec.protocol, spec.options)
@@ -267,9 +265,16 @@ def _child_main(spec: ServerSpec, stats_queue: Any, control) -> None:
         os._exit(2)
     host, port = server.address
 
+    # The parent holds the other end of ``control``: EOF there means it has gone,
+    # even after kill -9, and the server stops as on SIGTERM. (Not prctl's
+    # PDEATHSIG: that fires when the *thread* that started us exits, and the
+    # app starts servers from short-lived worker threads.)
+    start_control_thread(
+        server.app, control.recv, on_closed=lambda: os.kill(os.getpid(), signal.SIGTERM)
+    )
+
     def announce_ready() -> None:
         control.send(("ready", host, port))
-        start_control_thread(server.app, control.recv)
 
     try:
         server.serve(on_ready=announce_ready)

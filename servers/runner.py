@@ -204,9 +204,15 @@ def bind_socket(host: str, port: int, transport: str, reuse_port: bool = False) 
         ) from None
 
 
-def start_control_thread(app: Application, receive) -> threading.Thread | None:
-    """Feed messages from ``receive()`` (blocking; EOFError/OSError ends it) to ``app.control``."""
-    if app.control is None:
+def start_control_thread(
+    app: Application, receive, on_closed: Callable[[], None] | None = None
+) -> threading.Thread | None:
+    """Feed messages from ``receive()`` (blocking; EOFError/OSError ends it) to ``app.control``.
+
+    ``on_closed`` runs when the channel ends with EOF or an error (the other side
+    has gone); without it, and without ``app.control``, no thread is started.
+    """
+    if app.control is None and on_closed is None:
         return None
 
     def pump() -> None:
@@ -214,9 +220,13 @@ def start_control_thread(app: Application, receive) -> threading.Thread | None:
             try:
                 message = receive()
             except (EOFError, OSError):
+                if on_closed is not None:
+                    on_closed()
                 return
             if message is None:
                 return
+            if app.control is None:
+                continue
             try:
                 app.control(message)
             except Exception as error:  # a bad announcement must not kill the server

@@ -6,6 +6,9 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
 
 import psutil
@@ -83,6 +86,49 @@ def test_children_die_with_a_killed_server():
         assert wait_until(lambda: server.poll() == "crashed")
         for worker in workers:
             assert wait_until(lambda w=worker: not w.is_running(), 5)
+
+
+def test_a_server_outlives_the_thread_that_started_it(helpers):
+    # The app starts servers from worker threads that end right after: the server must stay.
+    server = ServerProcess(ServerSpec("echo", "threads"))
+    starter = threading.Thread(target=server.start)
+    starter.start()
+    starter.join()
+    try:
+        assert server.state == "running"
+        assert not wait_until(lambda: server.poll() != "running", 1.0)
+        assert helpers.round_trip(server.port, b"still here") == b"still here"
+    finally:
+        server.stop()
+
+
+LAUNCHING_PARENT = """
+import sys, time
+from servers.launcher import ServerProcess, ServerSpec
+server = ServerProcess(ServerSpec("echo", "pool", workers=2))
+server.start()
+print(server.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_server_stops_when_the_process_that_launched_it_is_killed():
+    parent = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHING_PARENT], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        server = psutil.Process(int(parent.stdout.readline()))
+        family = [server, *server.children()]
+        parent.kill()
+        parent.wait()
+        for member in family:
+            assert wait_until(lambda m=member: not m.is_running() or m.status() == "zombie", 10), (
+                f"{member.pid} outlived the launching process"
+            )
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()
 
 
 def test_port_in_use_is_a_one_line_launch_error():
