@@ -30,6 +30,29 @@ TABS: tuple[tuple[str, str, str, str, str | None], ...] = (
 )
 
 
+class WorkbenchFooter(Footer):
+    """A Footer that rebuilds its keys once per refresh, however many binding changes came in.
+
+    Textual's Footer recomposes on every bindings signal, and a tab switch sends
+    several (focus leaves, focus arrives, panes refresh their bindings): each
+    rebuild re-lays-out the screen. Coalescing them keeps a tab switch quick.
+    """
+
+    _rebuild_pending = False
+
+    def bindings_changed(self, screen: Screen) -> None:
+        self._bindings_ready = True
+        if not screen.app.app_focus or not self.is_attached or screen is not self.screen:
+            return
+        if not self._rebuild_pending:
+            self._rebuild_pending = True
+            self.call_after_refresh(self._rebuild)
+
+    async def _rebuild(self) -> None:
+        self._rebuild_pending = False
+        await self.recompose()
+
+
 class UnavailableTab(Static):
     """Stands in for a tab whose module failed to import, so the app always starts."""
 
@@ -138,7 +161,7 @@ class WorkbenchApp(App[None]):
                         yield ServersTab(id="servers-tab")
                     else:
                         yield load_tab(title, module_name, class_name)
-        yield Footer()
+        yield WorkbenchFooter()
 
     def on_mount(self) -> None:
         for theme in WORKBENCH_THEMES:

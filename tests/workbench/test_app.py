@@ -11,7 +11,7 @@ import pytest
 from textual.widgets import TabbedContent
 
 from workbench import __main__ as cli
-from workbench.app import UnavailableTab, WorkbenchApp, load_tab
+from workbench.app import UnavailableTab, WorkbenchApp, WorkbenchFooter, load_tab
 from workbench.data import LIBRARY_FOLDER, SITE_FOLDER, ensure_data_dir, server_options
 from workbench.help import MODEL_GUIDES, HelpScreen, build_help
 from workbench.server_manager import ServerManager
@@ -85,6 +85,32 @@ async def test_four_tabs_in_order_and_each_is_the_real_tab(manager):
                     and app.query_one(f"#{pane_id}") in app.focused.ancestors
                 ),
             )
+
+
+@run_async
+async def test_footer_rebuilds_once_for_a_burst_of_binding_changes(manager, monkeypatch):
+    rebuilds = []
+    original = WorkbenchFooter.recompose
+
+    async def counting_recompose(self):
+        rebuilds.append(time.monotonic())
+        await original(self)
+
+    monkeypatch.setattr(WorkbenchFooter, "recompose", counting_recompose)
+    app = WorkbenchApp(server_manager=manager, start_servers=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f3")  # the FTP tab: its bindings in the footer
+        await pilot.pause()
+        rebuilds.clear()
+        for _ in range(5):
+            app.screen.refresh_bindings()
+        await pilot.pause()
+        await pilot.pause()
+        assert len(rebuilds) == 1
+        footer_text = " ".join(
+            str(key.render()) for key in app.query_one(WorkbenchFooter).query("FooterKey")
+        )
+        assert "Download" in footer_text
 
 
 def test_a_tab_that_fails_to_import_becomes_a_clear_notice():
