@@ -126,6 +126,8 @@ class ServerProcess:
                     self.state = "failed"
                     raise LaunchError(message[1])
             elif not self.process.is_alive():
+                if parent_end.poll(0):
+                    continue  # its last words (an error) arrived as it exited: read them
                 self._mark_exited()
                 raise LaunchError(
                     f"{self.server_id} exited before it was ready ({self.exit_description})"
