@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select
 
+from workbench.tabs.endpoint import server_endpoint
 from workbench.widgets.chat_participant import ChatParticipantPane, ChatServerAddress
 
 #: Panes side by side: removing stops at two (a room needs someone to talk to), adding at four.
@@ -30,21 +31,6 @@ SUGGESTED_NAMES = ("alice", "bob", "carol", "dave")
 ENDPOINT_POLL_SECONDS = 1.0
 
 NO_SERVER_TEXT = "No server — enter host and port"
-
-
-def endpoint_address(endpoint: Any) -> tuple[str, int] | None:
-    """Normalise what a server manager hands out: (host, port), "host:port", or an object with both."""
-    if endpoint is None:
-        return None
-    if isinstance(endpoint, str):
-        host, _, port = endpoint.rpartition(":")
-        return (host or "127.0.0.1", int(port)) if port.isdigit() else None
-    if isinstance(endpoint, tuple | list) and len(endpoint) >= 2:
-        return str(endpoint[0]), int(endpoint[1])
-    host, port = getattr(endpoint, "host", None), getattr(endpoint, "port", None)
-    if host is not None and port:
-        return str(host), int(port)
-    return None
 
 
 class ChatTab(Widget):
@@ -190,16 +176,7 @@ What to look for:
     # -- where the server is ---------------------------------------------------
 
     def _server_endpoint(self) -> tuple[str, int] | None:
-        if self._endpoint_override is not None:
-            return endpoint_address(self._endpoint_override)
-        manager = getattr(self.app, "server_manager", None)
-        if manager is None:
-            return None
-        try:
-            return endpoint_address(manager.endpoint("chat"))
-        except Exception:
-            # A server manager mid-restart must not break the tab; the fields stay editable.
-            return None
+        return server_endpoint(self, "chat", self._endpoint_override)
 
     def follow_server_endpoint(self) -> None:
         """Fill the address from the app's chat server; follow it if it restarts on another port.

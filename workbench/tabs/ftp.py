@@ -26,6 +26,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, Label, ProgressBar
 
 from workbench.clients.ftp import FtpClient, FtpError, RemoteEntry, TransferCancelled, sort_entries
+from workbench.tabs.endpoint import server_endpoint
 from workbench.widgets.ftp_dialogs import FtpConfirmScreen, FtpPromptScreen
 from workbench.widgets.ftp_file_pane import FtpFilePane, format_size
 
@@ -40,21 +41,6 @@ PROGRESS_RATE_HZ = 10
 ENDPOINT_POLL_SECONDS = 1.0
 
 NO_SERVER_TEXT = "No server — enter host and port, then Connect"
-
-
-def endpoint_address(endpoint: Any) -> tuple[str, int] | None:
-    """Normalise what a server manager hands out: (host, port), "host:port", or an object with both."""
-    if endpoint is None:
-        return None
-    if isinstance(endpoint, str):
-        host, _, port = endpoint.rpartition(":")
-        return (host or "127.0.0.1", int(port)) if port.isdigit() else None
-    if isinstance(endpoint, tuple | list) and len(endpoint) >= 2:
-        return str(endpoint[0]), int(endpoint[1])
-    host, port = getattr(endpoint, "host", None), getattr(endpoint, "port", None)
-    if host is not None and port:
-        return str(host), int(port)
-    return None
 
 
 def list_local_dir(path: Path) -> list[RemoteEntry]:
@@ -372,16 +358,7 @@ transfer leaves no half-written file behind.
     # -- endpoint and connection ----------------------------------------
 
     def _server_endpoint(self) -> tuple[str, int] | None:
-        if self._endpoint_override is not None:
-            return endpoint_address(self._endpoint_override)
-        manager = getattr(self.app, "server_manager", None)
-        if manager is None:
-            return None
-        try:
-            return endpoint_address(manager.endpoint("ftp"))
-        except Exception:
-            # A server manager mid-restart must not break the tab; the fields stay editable.
-            return None
+        return server_endpoint(self, "ftp", self._endpoint_override)
 
     def follow_server_endpoint(self) -> None:
         """Fill the fields from the app's FTP server and connect; follow it if it restarts elsewhere.
