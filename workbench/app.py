@@ -245,7 +245,13 @@ class WorkbenchApp(App[None]):
 
     def action_show_tab(self, pane_id: str) -> None:
         self._wanted_tab = pane_id
-        self.query_one("#tabs", TabbedContent).active = pane_id
+        tabs = self.query_one("#tabs", TabbedContent)
+        if tabs.active == pane_id:
+            return
+        tabs.active = pane_id  # shows the pane at once (display), drawn on the next refresh
+        # Focus straight into it: otherwise hiding the old pane first moves focus to the
+        # tab bar, and each focus change restyles, repaints and rebuilds the footer.
+        self._focus_pane(self.query_one(f"#{pane_id}", TabPane))
 
     def current_tab_id(self) -> str:
         return self.query_one("#tabs", TabbedContent).active or "servers"

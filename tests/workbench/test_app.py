@@ -88,6 +88,38 @@ async def test_four_tabs_in_order_and_each_is_the_real_tab(manager):
 
 
 @run_async
+async def test_a_tab_switch_moves_focus_straight_into_the_new_tab(manager):
+    app = WorkbenchApp(server_manager=manager, start_servers=False)
+    async with app.run_test(size=SIZE) as pilot:
+        chat = app.query_one("#chat")
+        await wait_until(pilot, lambda: app.focused is not None and chat in app.focused.ancestors)
+        focus_changes = []
+        app.screen.watch(
+            app.screen, "focused", lambda widget: focus_changes.append(widget), init=False
+        )
+        await pilot.press("f3")
+        await pilot.pause()
+        await pilot.pause()
+        # One focus change, into the FTP tab: not via the tab bar first.
+        ftp = app.query_one("#ftp")
+        assert len(focus_changes) == 1
+        assert ftp in focus_changes[0].ancestors
+        assert app.focused is focus_changes[0]
+        footer = app.query_one(WorkbenchFooter)
+        await wait_until(
+            pilot,
+            lambda: "Download" in " ".join(str(k.render()) for k in footer.query("FooterKey")),
+        )
+        # F3 again on the FTP tab leaves focus where the user put it.
+        await pilot.press("tab")
+        remote = app.focused
+        assert remote is not None and ftp in remote.ancestors
+        await pilot.press("f3")
+        await pilot.pause()
+        assert app.focused is remote
+
+
+@run_async
 async def test_footer_rebuilds_once_for_a_burst_of_binding_changes(manager, monkeypatch):
     rebuilds = []
     original = WorkbenchFooter.recompose
