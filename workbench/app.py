@@ -36,9 +36,25 @@ class WorkbenchFooter(Footer):
     Textual's Footer recomposes on every bindings signal, and a tab switch sends
     several (focus leaves, focus arrives, panes refresh their bindings): each
     rebuild re-lays-out the screen. Coalescing them keeps a tab switch quick.
+    A signal that changes nothing it shows (a focus change sends two, the second
+    after the first rebuild) rebuilds nothing.
     """
 
     _rebuild_pending = False
+    #: What the keys on show were built from; None before the first build.
+    _built_from: tuple[object, ...] | None = None
+
+    def _shown_from(self) -> tuple[object, ...]:
+        """Everything Footer.compose reads: the same value composes the same keys."""
+        return (
+            self.compact,
+            self.show_command_palette,
+            self.combine_groups,
+            tuple(
+                (key, binding, enabled, tooltip)
+                for key, (_, binding, enabled, tooltip) in self.screen.active_bindings.items()
+            ),
+        )
 
     def bindings_changed(self, screen: Screen) -> None:
         self._bindings_ready = True
@@ -50,6 +66,10 @@ class WorkbenchFooter(Footer):
 
     async def _rebuild(self) -> None:
         self._rebuild_pending = False
+        shown_from = self._shown_from()
+        if shown_from == self._built_from:
+            return
+        self._built_from = shown_from
         await self.recompose()
 
 

@@ -131,18 +131,30 @@ async def test_footer_rebuilds_once_for_a_burst_of_binding_changes(manager, monk
     monkeypatch.setattr(WorkbenchFooter, "recompose", counting_recompose)
     app = WorkbenchApp(server_manager=manager, start_servers=False)
     async with app.run_test(size=SIZE) as pilot:
+        footer = app.query_one(WorkbenchFooter)
+
+        def footer_text() -> str:
+            return " ".join(str(key.render()) for key in footer.query("FooterKey"))
+
         await pilot.press("f3")  # the FTP tab: its bindings in the footer
+        await wait_until(pilot, lambda: "Download" in footer_text())
         await pilot.pause()
+        # Binding signals that change nothing on show rebuild nothing.
         rebuilds.clear()
         for _ in range(5):
             app.screen.refresh_bindings()
         await pilot.pause()
         await pilot.pause()
+        assert rebuilds == []
+        # A burst that does change them (focus to the tab bar, and more signals): one rebuild.
+        app.query_one("#tabs > ContentTabs").focus()
+        for _ in range(5):
+            app.screen.refresh_bindings()
+        await pilot.pause()
+        await pilot.pause()
         assert len(rebuilds) == 1
-        footer_text = " ".join(
-            str(key.render()) for key in app.query_one(WorkbenchFooter).query("FooterKey")
-        )
-        assert "Download" in footer_text
+        assert "Download" not in footer_text()
+        assert "Help" in footer_text()
 
 
 def test_a_tab_that_fails_to_import_becomes_a_clear_notice():
