@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import time
 
 import psutil
@@ -11,7 +12,13 @@ import pytest
 from textual.widgets import TabbedContent
 
 from workbench import __main__ as cli
-from workbench.app import UnavailableTab, WorkbenchApp, WorkbenchFooter, load_tab
+from workbench.app import (
+    GC_YOUNG_THRESHOLD,
+    UnavailableTab,
+    WorkbenchApp,
+    WorkbenchFooter,
+    load_tab,
+)
 from workbench.data import LIBRARY_FOLDER, SITE_FOLDER, ensure_data_dir, server_options
 from workbench.help import MODEL_GUIDES, HelpScreen, build_help
 from workbench.server_manager import ServerManager
@@ -155,6 +162,17 @@ async def test_footer_rebuilds_once_for_a_burst_of_binding_changes(manager, monk
         assert len(rebuilds) == 1
         assert "Download" not in footer_text()
         assert "Help" in footer_text()
+
+
+@run_async
+async def test_the_app_eases_the_garbage_collector_while_it_runs_and_restores_it(manager):
+    threshold = gc.get_threshold()
+    app = WorkbenchApp(server_manager=manager, start_servers=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: gc.get_freeze_count() > 0)
+        assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
+    assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == threshold
 
 
 def test_a_tab_that_fails_to_import_becomes_a_clear_notice():
