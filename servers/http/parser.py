@@ -42,12 +42,6 @@ _HEADER_BLOCK = re.compile(rf"(?:{_HEADER_LINE})*", re.ASCII)
 _HEAD = re.compile(
     rf"({_TOKEN}) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])\r\n((?:{_HEADER_LINE})*)", re.ASCII
 )
-# The same classes as byte sets, for the fast path's ``bytes.translate(None, allowed)``
-# scans (an empty result means every byte is allowed). NUL, VT and FF are never
-# allowed in a head (h11's field values refuse them; other control bytes pass, as there).
-_ALLOWED_IN_HEAD = bytes(sorted(set(range(256)) - {0x00, 0x0B, 0x0C}))
-_TOKEN_BYTES = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_VISIBLE_BYTES = bytes(range(0x21, 0x7F))
 _CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*")
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,18}", re.ASCII)
 _LF_BLANK_LINE = re.compile(rb"\n\r?\n")
@@ -176,11 +170,9 @@ class RequestParser:
             end = buffer.find(b"\r\n\r\n", pos)
             if end < 0:
                 return self._next_head_slowly()
-            request = self._parse_head_fast(buffer[pos:end])
             try:
-                if request is None:
-                    # Anything unusual: the careful path, which also names the error.
-                    request = self._parse_head(buffer[pos : end + 2].decode("latin-1"))
+                # The head with its last line's CRLF: one regular expression checks it all.
+                request = self._parse_head(buffer[pos : end + 2].decode("latin-1"))
             except HttpError:
                 # The CRLF-only fast path fails on blank lines before the request
                 # line and on bare-LF line ends; both are accepted, more slowly.
@@ -247,60 +239,6 @@ class RequestParser:
             raise HttpError(414, f"request line longer than {self.max_request_line} bytes")
         if len(buffer) - line_end - 1 > self.max_header_bytes:
             raise HttpError(431, f"header section larger than {self.max_header_bytes} bytes")
-
-    def _parse_head_fast(self, head: bytes) -> Request | None:
-        """A plain, well-formed head, checked with a few whole-buffer scans; None: not that simple.
-
-        The hot path. Byte scans in C (``translate``, ``count``, ``split``) do what the
-        regular expression in :meth:`_parse_head` does, for heads with single CRLF line
-        ends, no repeated fields, HTTP/1.0 or 1.1 and sizes well within the limits.
-        Everything else returns None and goes the careful way, which accepts the same
-        requests and gives the precise error for the rest.
-        """
-        if len(head) > self._sizes_checked_above or head.translate(None, _ALLOWED_IN_HEAD):
-            return None
-        lines = head.split(b"\r\n")
-        line_ends = len(lines) - 1
-        if head.count(b"\n") != line_ends or head.count(b"\r") != line_ends:
-            return None  # a bare CR or LF somewhere
-        if line_ends > self.max_header_fields:
-            return None
-        parts = lines[0].split(b" ")
-        if len(parts) != 3:
-            return None
-        method, target, version = parts
-        if (
-            not method
-            or not target
-            or method.translate(None, _TOKEN_BYTES)
-            or target.translate(None, _VISIBLE_BYTES)
-        ):
-            return None
-        if version == b"HTTP/1.1":
-            version_text = "HTTP/1.1"
-        elif version == b"HTTP/1.0":
-            version_text = "HTTP/1.0"
-        else:
-            return None
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            if not colon or not name or name.translate(None, _TOKEN_BYTES):
-                return None
-            key = name.lower().decode("ascii")
-            if key in headers:
-                return None  # repeated fields are merged (or refused) the careful way
-            headers[key] = value.strip(b" \t").decode("latin-1")
-        connection = headers.get("connection")
-        if version_text == "HTTP/1.1":
-            if "host" not in headers:
-                return None
-            keep_alive = connection is None or "close" not in _tokens(connection)
-        else:
-            keep_alive = connection is not None and "keep-alive" in _tokens(connection)
-        return Request(
-            method.decode("ascii"), target.decode("ascii"), version_text, headers, b"", keep_alive
-        )
 
     def _parse_head(self, head: str) -> Request:
         """Request line and header fields; ``head`` ends with its last line's CRLF."""

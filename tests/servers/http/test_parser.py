@@ -299,32 +299,6 @@ def test_corrupted_heads_get_the_same_verdict_as_h11(
         assert got[1:6] == expected[1:6]
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    request=valid_requests(),
-    position=st.integers(0, 10_000),
-    byte=st.sampled_from(b'\x00\x01\x0b\x0c\r\n \t:()\x7f\xff@,;"/'),
-    corrupt=st.booleans(),
-)
-def test_fast_head_path_agrees_with_the_careful_one(
-    request: bytes, position: int, byte: int, corrupt: bool
-) -> None:
-    """Where the byte-scan fast path accepts a head, the regular-expression path reads it the same."""
-    head_end = request.index(b"\r\n\r\n")
-    if corrupt:
-        position %= head_end
-        request = request[:position] + bytes([byte]) + request[position + 1 :]
-        head_end = request.find(b"\r\n\r\n")
-        assume(head_end > 0)
-    parser = RequestParser()
-    fast = parser._parse_head_fast(request[:head_end])
-    if fast is None:
-        return  # not a plain head: only the careful path reads it
-    careful = RequestParser()._parse_head(request[: head_end + 2].decode("latin-1"))
-    fields = ("method", "target", "version", "headers", "body", "keep_alive")
-    assert [getattr(fast, name) for name in fields] == [getattr(careful, name) for name in fields]
-
-
 # -- refusals, one status each -------------------------------------------------------
 
 
