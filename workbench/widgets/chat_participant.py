@@ -462,7 +462,7 @@ class ChatParticipantPane(Vertical):
             self.client = None
             self._mark_out_of_room(f"Out of the room: {dropped_reason}", error=True)
             return
-        self._refresh_status(keep_error=any(isinstance(event, ChatErrorEvent) for event in events))
+        self._refresh_status()
 
     def _give_back_refused_text(self) -> None:
         """The server refused what we said: put the text back in the box rather than lose it."""
@@ -479,10 +479,10 @@ class ChatParticipantPane(Vertical):
             f"Members ({len(names)})\n" + "\n".join(lines)
         )
 
-    def _refresh_status(self, keep_error: bool = False) -> None:
+    def _refresh_status(self) -> None:
         # An error stays up until the user's next successful action: a later event
         # batch (the member list after a join, say) must not wipe it before it is read.
-        if keep_error or self._showing_error or not self.joined:
+        if self._showing_error or not self.joined:
             return
         client = self.client
         lost = client.lost if client is not None else self.lost
