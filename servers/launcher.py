@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from servers.signals import HelperThread
+
 _context = multiprocessing.get_context("spawn")
 _live: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
 
@@ -288,7 +290,7 @@ def _child_main(spec: ServerSpec, stats_queue: Any, control) -> None:
 def _flush_queue(queue: Any, timeout: float = 1.0) -> None:
     """Give the queue's feeder thread a moment to deliver the final snapshot, never hang on it."""
     queue.close()
-    flusher = threading.Thread(target=queue.join_thread, daemon=True)
+    flusher = HelperThread(target=queue.join_thread, daemon=True)
     flusher.start()
     flusher.join(timeout)
     queue.cancel_join_thread()

@@ -14,6 +14,7 @@ from typing import Any
 
 from servers import registry
 from servers.contracts import Application
+from servers.signals import HelperThread
 from servers.stats import ServerStats
 
 LISTEN_BACKLOG = 4096
@@ -232,6 +233,6 @@ def start_control_thread(
             except Exception as error:  # a bad announcement must not kill the server
                 app.stats.count_error(f"control message failed: {error}")
 
-    thread = threading.Thread(target=pump, name="control", daemon=True)
+    thread = HelperThread(target=pump, name="control", daemon=True)
     thread.start()
     return thread

@@ -25,6 +25,8 @@ import threading
 import time
 from typing import Any
 
+from servers.signals import HelperThread
+
 #: How often a snapshot is reported, seconds.
 REPORT_INTERVAL = 0.5
 #: Events kept between two snapshots; older ones are dropped and counted.
@@ -155,7 +157,7 @@ class ServerStats:
         """Start the reporter thread (and the child-delta reader, if enabled)."""
         if self._threads:
             return
-        reporter = threading.Thread(target=self._report_loop, name="stats-reporter", daemon=True)
+        reporter = HelperThread(target=self._report_loop, name="stats-reporter", daemon=True)
         self._threads.append(reporter)
         reporter.start()
 
@@ -207,7 +209,7 @@ class ServerStats:
         self._events.clear()
         self._events_seen = 0
         self._reported = dict.fromkeys(_COUNTERS, 0)
-        flusher = threading.Thread(
+        flusher = HelperThread(
             target=self._flush_loop, args=(flush_interval,), name="stats-flusher", daemon=True
         )
         flusher.start()

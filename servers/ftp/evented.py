@@ -31,6 +31,7 @@ from servers.ftp.session import (
     format_reply,
 )
 from servers.ftp.transfer import DataChannel, WakeupWatch
+from servers.signals import HelperThread
 
 #: While a transfer thread runs, how often the loop checks whether it has finished (s):
 #: often at first, since most transfers are short, then less (a long one costs little).
@@ -232,7 +233,7 @@ class FTPEventHandler(BaseSansIOHandler):
         self.watch.reset()
         self.transfer_outcome = None
         self.transfer_started = monotonic()
-        self.transfer_thread = threading.Thread(
+        self.transfer_thread = HelperThread(
             target=self._run_transfer, args=(action,), name="ftp-transfer", daemon=True
         )
         self.transfer_thread.start()

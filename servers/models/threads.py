@@ -13,6 +13,7 @@ import threading
 
 from servers.adapter import blocking_handler_for, serve_connection
 from servers.contracts import Application
+from servers.signals import HelperThread
 
 #: How long a stopping server lets running connections finish, seconds.
 SHUTDOWN_GRACE = 1.0
@@ -35,7 +36,7 @@ def serve(listener: socket.socket, app: Application, workers: int | None = None)
     try:
         while True:
             conn, address = listener.accept()
-            thread = threading.Thread(
+            thread = HelperThread(
                 target=run_connection, args=(conn, address), name=f"conn-{address[1]}", daemon=True
             )
             with lock:
