@@ -24,9 +24,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from servers.signals import HelperThread
+from servers.signals import HelperThread, stop_main_thread
 
 _context = multiprocessing.get_context("spawn")
+STOP_SIGNAL_INTERVAL = 1.0  # seconds between the SIGTERMs of ServerProcess.stop
 _live: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
 
 
@@ -160,9 +161,14 @@ class ServerProcess:
             return
         self._stopping = True
         if process.is_alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
-            process.join(timeout)
+            # Repeat the SIGTERM now and then: one that lands just before the
+            # server's main thread blocks in a system call is noted but not acted
+            # on until the next (see servers.signals); the server ignores repeats.
+            deadline = time.monotonic() + timeout
+            while process.is_alive() and (remaining := deadline - time.monotonic()) > 0:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
+                process.join(min(remaining, STOP_SIGNAL_INTERVAL))
             if process.is_alive():
                 process.kill()
                 process.join(5)
@@ -252,6 +258,9 @@ def _child_main(spec: ServerSpec, stats_queue: Any, control) -> None:
     from servers.runner import ConfigError, options_for, prepare, start_control_thread
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the TUI is the app's, not ours
+    # SIGTERM means "stop" only while serving (serve() installs that handler and
+    # puts this back after): a repeat from ServerProcess.stop must not cut the exit short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         options = options_for(spec.protocol, spec.options)
         server = prepare(
@@ -273,9 +282,7 @@ def _child_main(spec: ServerSpec, stats_queue: Any, control) -> None:
     # even after kill -9, and the server stops as on SIGTERM. (Not prctl's
     # PDEATHSIG: that fires when the *thread* that started us exits, and the
     # app starts servers from short-lived worker threads.)
-    start_control_thread(
-        server.app, control.recv, on_closed=lambda: os.kill(os.getpid(), signal.SIGTERM)
-    )
+    start_control_thread(server.app, control.recv, on_closed=stop_main_thread)
 
     def announce_ready() -> None:
         control.send(("ready", host, port))

@@ -14,7 +14,7 @@ from typing import Any
 
 from servers import registry
 from servers.contracts import Application
-from servers.signals import HelperThread
+from servers.signals import HelperThread, hear_stop, listen_for_stop
 from servers.stats import ServerStats
 
 LISTEN_BACKLOG = 4096
@@ -103,6 +103,7 @@ class PreparedServer:
         ``on_ready`` runs once the stop signals are handled, so whoever hears
         "ready" may stop the server at once and still get a clean exit.
         """
+        listen_for_stop()
         previous = {
             signum: signal.signal(signum, _raise_shutdown)
             for signum in (signal.SIGTERM, signal.SIGINT)
@@ -132,7 +133,10 @@ class PreparedServer:
 
 
 def _raise_shutdown(signum: int, frame: Any) -> None:
-    raise ServerShutdown(signum)
+    # Only the first stop signal unwinds; a repeat (see stop_main_thread) must
+    # not cut short the cleanup the first one started.
+    if hear_stop():
+        raise ServerShutdown(signum)
 
 
 def prepare(

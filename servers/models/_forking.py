@@ -34,25 +34,31 @@ def fork_child(app: Application, body: Callable[[], None]) -> int:
     """
     parent = os.getpid()
     # Hold SIGCHLD until the pid is recorded, so a child that exits at once is
-    # not reaped before the parent has written it down.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    # not reaped before the parent has written it down. Hold the stop signals
+    # too: one that lands while fork() runs its at-fork hooks (logging's, in
+    # both processes) raises inside them, where Python prints "Exception
+    # ignored" and drops it, and a parent that loses its SIGTERM never stops.
+    # Held, it stays pending until after the pid is recorded (in the parent)
+    # or the default dispositions are back (in the child).
+    held = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
         pid = os.fork()
     except OSError:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
         raise
     if pid:
         app.stats.children.add(pid)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
         return pid
     status = 0
     try:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         # Default dispositions: a SIGTERM from the parent simply ends the child,
         # and the parent's SIGCHLD reaper does not run here.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
         die_with_parent()
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)

@@ -14,6 +14,7 @@ import socket
 import threading
 
 from servers.contracts import Application, FileSlice, Output, Peer, monotonic
+from servers.signals import hear_stop
 
 RECV_SIZE = 65536
 
@@ -87,8 +88,13 @@ async def _serve_connection(
 async def _serve_until_stopped(listener: socket.socket, app: Application) -> None:
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
+
+    def stop() -> None:
+        hear_stop()
+        stopped.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopped.set)
+        loop.add_signal_handler(signum, stop)
     server = await asyncio.start_server(
         lambda reader, writer: _serve_connection(reader, writer, app),
         sock=listener,
