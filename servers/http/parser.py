@@ -130,6 +130,12 @@ class RequestParser:
         self.unread_body = 0
         #: Once set, the connection is beyond repair: every later call returns it again.
         self.error: HttpError | None = None
+        # A kept-alive client often sends the very same head again (a poll, a page
+        # reloaded, a load generator): the same bytes parse to the same request, so
+        # the last bodiless one is kept and handed out again on an exact match.
+        # Safe to share: nothing modifies a request without a body once parsed.
+        self._repeated_head = b""
+        self._repeated_request: Request | None = None
 
     # -- input ------------------------------------------------------------------
 
@@ -170,9 +176,13 @@ class RequestParser:
             end = buffer.find(b"\r\n\r\n", pos)
             if end < 0:
                 return self._next_head_slowly()
+            head = buffer[pos : end + 2]
+            if head == self._repeated_head:
+                self._pos = end + 4
+                return self._repeated_request
             try:
                 # The head with its last line's CRLF: one regular expression checks it all.
-                request = self._parse_head(buffer[pos : end + 2].decode("latin-1"))
+                request = self._parse_head(head.decode("latin-1"))
             except HttpError:
                 # The CRLF-only fast path fails on blank lines before the request
                 # line and on bare-LF line ends; both are accepted, more slowly.
@@ -184,6 +194,8 @@ class RequestParser:
             headers = request.headers
             if "content-length" not in headers and "transfer-encoding" not in headers:
                 self._pos = end + 4
+                self._repeated_head = head
+                self._repeated_request = request
                 return request
             return self._start_body(request, end + 4)
         except HttpError as error:

@@ -204,6 +204,41 @@ def test_valid_requests_parse_like_h11_in_any_split(requests: list[bytes], cuts:
         assert got == expected
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    base=valid_requests(),
+    other=valid_requests(),
+    picks=st.lists(st.integers(0, 3), min_size=2, max_size=8),
+    cuts=st.lists(st.integers(0, 2000), max_size=6),
+)
+def test_repeated_heads_on_one_connection_parse_like_fresh_ones(
+    base: bytes, other: bytes, picks: list[int], cuts: list[int]
+) -> None:
+    # The parser reuses the previous parse for an identical head: the result must
+    # be what a fresh parse gives, whatever came between and however it is split.
+    # Near twins differ only in the head's last bytes.
+    pool = [
+        base,
+        base.replace(b"\r\n\r\n", b"\r\nX-Extra: 1\r\n\r\n", 1),
+        base.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1),
+        other,
+    ]
+    requests = [pool[pick] for pick in picks]
+    events = [
+        event
+        for event in parse_stream(split_at(b"".join(requests), cuts))
+        if event is not EXPECT_CONTINUE
+    ]
+    assert [ours(event) for event in events] == [ours(parse_stream([raw])[-1]) for raw in requests]
+
+
+def test_a_repeated_head_with_a_body_gets_its_own_body() -> None:
+    head = b"POST /api/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"
+    first, second = parse_stream([head + b"hello" + head + b"world"])
+    assert (first.body, second.body) == (b"hello", b"world")
+    assert first is not second
+
+
 BAD_MUTATIONS = [
     ("control byte in a value", lambda r: r.replace(b"Host: ", b"Host: a\x00b", 1)),
     ("vertical tab in a value", lambda r: r.replace(b"Host: ", b"Host: a\x0bb", 1)),
