@@ -72,8 +72,13 @@ def test_slowloris_does_not_delay_a_fresh_client_and_is_cut_at_the_header_timeou
             answers, closed_after = [], []
             for sock in lorises:
                 data = b""
-                while chunk := sock.recv(65536):
-                    data += chunk
+                try:
+                    while chunk := sock.recv(65536):
+                        data += chunk
+                except ConnectionResetError:
+                    # A trickled byte that crossed the 408 makes the server's close an
+                    # RST: the answer already read stands, and is checked below.
+                    pass
                 closed_after.append(time.monotonic() - opened_at)
                 answers.append(data.split(b"\r\n", 1)[0])
         finally:
