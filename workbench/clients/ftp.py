@@ -560,7 +560,18 @@ class FtpClient:
                     break
         except BaseException as error:
             self._forget_if_broken(error, force=True)
-        return replies[0] if len(replies) > 1 else ""
+            return ""
+        if len(replies) > 2:
+            return replies[0]
+        # Only ABOR's and NOOP's replies: the server never ended the transfer. It may
+        # still hold the command for the next data connection (pyftpdlib does when
+        # the data connection was not accepted yet, and then feeds the next listing
+        # into it), so go on in a fresh session rather than trust this one.
+        try:
+            self.reconnect()
+        except FtpError:
+            self._forget_if_broken(EOFError(), force=True)
+        return replies[0] if replies else ""
 
     def _delete_quietly(self, name: str) -> None:
         try:

@@ -302,6 +302,51 @@ def test_cancelled_upload_leaves_no_partial_file(
     assert not (ftp_root / "big.bin").exists()
 
 
+class _FirstDataConnectionIgnored(FTPHandler.passive_dtp):
+    """Leaves the first data connection un-accepted, as a busy pyftpdlib may when ABOR comes."""
+
+    held: list[socket.socket] = []
+
+    def handle_accepted(self, sock: socket.socket, addr: tuple) -> None:
+        if not self.held:
+            self.held.append(sock)
+            return
+        super().handle_accepted(sock, addr)
+
+
+class _SlowAcceptHandler(FTPHandler):
+    passive_dtp = _FirstDataConnectionIgnored
+
+
+@pytest.fixture
+def slow_accept_port(ftp_root: Path) -> Iterator[int]:
+    _FirstDataConnectionIgnored.held = []
+    yield from _serve_pyftpdlib(ftp_root, _SlowAcceptHandler)
+    for sock in _FirstDataConnectionIgnored.held:
+        sock.close()
+
+
+def test_an_abort_the_server_did_not_end_goes_on_in_a_fresh_session(
+    slow_accept_port: int, ftp_root: Path, tmp_path: Path
+) -> None:
+    # pyftpdlib answers that ABOR with 225 alone and keeps the STOR queued for the
+    # next data connection: the following listing would wait forever in that session.
+    source = tmp_path / "big.bin"
+    source.write_bytes(b"\x03" * (1024 * 1024))
+    client = FtpClient("127.0.0.1", slow_accept_port, timeout=3)
+    client.connect()
+    try:
+        cancel = threading.Event()
+        with pytest.raises(TransferCancelled):
+            client.upload(
+                source, "big.bin", progress=lambda done, total: cancel.set(), cancel=cancel
+            )
+        assert _names(client.list_dir()) == ["docs", "hello.txt"]
+        assert not (ftp_root / "big.bin").exists()
+    finally:
+        client.close()
+
+
 def test_operations_need_a_connection() -> None:
     with pytest.raises(FtpError, match="not connected"):
         FtpClient("127.0.0.1", 21).list_dir()
