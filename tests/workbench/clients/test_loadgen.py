@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from workbench.clients.loadgen import (
+    RECV_SIZE,
     LoadConfig,
     LoadConfigError,
     LoadStats,
@@ -29,6 +30,8 @@ from workbench.clients.loadgen import (
 )
 
 pytestmark = pytest.mark.timeout(30)
+#: A body several of the generator's recv() calls long.
+BIG_BODY = 5 * RECV_SIZE + 123
 
 
 class _KeepAliveHandler(BaseHTTPRequestHandler):
@@ -63,7 +66,7 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
             self.wfile.write(b"HTTP/1.0 200 OK\r\n\r\nbody until close")
             return
         status = 404 if self.path == "/missing" else 200
-        payload = b"x" * 1024
+        payload = b"x" * (BIG_BODY if self.path == "/big" else 1024)
         self.send_response(status)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -261,6 +264,12 @@ def test_fixed_count_in_worker_processes_without_keepalive(local_server: str) ->
     assert result.processes == 2
     assert result.completed == 60
     assert result.statuses == {404: 60} and result.errors == {}
+
+
+def test_responses_longer_than_one_read_are_counted_whole(local_server: str) -> None:
+    result = run_load(LoadConfig(local_server + "/big", requests=12, concurrency=3, processes=0))
+    assert result.statuses == {200: 12} and result.errors == {}
+    assert result.bytes_received >= 12 * BIG_BODY
 
 
 def test_post_body_reaches_the_server(local_server: str) -> None:
