@@ -26,6 +26,12 @@ RECV_SIZE = 65536
 #: batch is large: with 64, 10,000 clients arriving at once waited seconds in
 #: the kernel's accept queue while the loop served the ones already in.
 ACCEPT_BATCH = 512
+#: Seconds a connection the server ended stays half-closed, its input read and
+#: dropped, before the socket is closed. Closing a socket with unread input makes
+#: the kernel answer with RST, and an RST can destroy the answer the client has
+#: not read yet (RFC 9112 9.6, nginx's lingering close): a request pipelined
+#: behind ``Connection: close``, a slow client's bytes crossing its 408.
+LINGER_SECONDS = 2.0
 
 
 class LoopConnection:
@@ -41,6 +47,8 @@ class LoopConnection:
         "deadline",
         "file",
         "writing",
+        "peer_closed",
+        "lingering",
     )
 
     def __init__(self, sock: socket.socket, address: tuple) -> None:
@@ -53,6 +61,8 @@ class LoopConnection:
         self.deadline: float | None = None
         self.file = None  # open file of the FileSlice being sent
         self.writing = False  # registered for write readiness
+        self.peer_closed = False  # the peer's EOF arrived: nothing more will come
+        self.lingering = False  # ended by us, half-closed, input drained until EOF
 
 
 class EventLoopServer:
@@ -128,6 +138,9 @@ class EventLoopServer:
         conn = self.connections.get(fd)
         if conn is None:
             return
+        if conn.lingering:
+            self._drain_lingering(conn)
+            return
         try:
             data = conn.sock.recv(RECV_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -136,7 +149,7 @@ class EventLoopServer:
             self.close_connection(conn)
             return
         if not data:
-            conn.closing = True
+            conn.closing = conn.peer_closed = True
             self.after_handler(conn, conn.handler.eof())
             return
         self.bytes_in += len(data)
@@ -161,7 +174,7 @@ class EventLoopServer:
     def _take_pushed(self) -> None:
         while self._pushed:
             conn, items = self._pushed.popleft()
-            if self.connections.get(conn.fd) is conn:
+            if self.connections.get(conn.fd) is conn and not conn.lingering:
                 conn.outbox.extend(items)
                 self._dirty.add(conn)
 
@@ -179,7 +192,7 @@ class EventLoopServer:
                 heapq.heappush(self._timers, (deadline, next(self._timer_order), conn))
         if not output:
             if conn.closing and not conn.outbox:
-                self.close_connection(conn)
+                self.end_connection(conn)
             return
         if len(output) == 1 and not conn.outbox and type(output[0]) is bytes:
             # The common case — one answer, nothing owed before it — skips the
@@ -195,7 +208,7 @@ class EventLoopServer:
             self.bytes_out += sent
             if sent == len(data):
                 if conn.closing:
-                    self.close_connection(conn)
+                    self.end_connection(conn)
                 return
             output = [data[sent:]]
         conn.outbox.extend(output)
@@ -237,7 +250,7 @@ class EventLoopServer:
                 conn.writing = True
                 self.watch(conn.fd, True)
         elif conn.closing:
-            self.close_connection(conn)
+            self.end_connection(conn)
         elif conn.writing:
             conn.writing = False
             self.watch(conn.fd, False)
@@ -266,8 +279,41 @@ class EventLoopServer:
     def flush_dirty(self) -> None:
         dirty, self._dirty = self._dirty, set()
         for conn in dirty:
-            if self.connections.get(conn.fd) is conn:
+            if self.connections.get(conn.fd) is conn and not conn.lingering:
                 self.flush(conn)
+
+    def end_connection(self, conn: LoopConnection) -> None:
+        """We are done with ``conn`` and all it was owed is sent: close it, gently if it may still talk.
+
+        A peer that has not closed its side may have bytes on the way: half-close
+        (FIN after our last byte), count the connection closed, and drop what
+        still arrives until its EOF or ``LINGER_SECONDS``, then close.
+        """
+        if conn.peer_closed:
+            self.close_connection(conn)
+            return
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close_connection(conn)
+            return
+        self._retire(conn)
+        conn.lingering = True
+        if conn.writing:
+            conn.writing = False
+            self.watch(conn.fd, False)
+        conn.deadline = monotonic() + LINGER_SECONDS
+        heapq.heappush(self._timers, (conn.deadline, next(self._timer_order), conn))
+
+    def _drain_lingering(self, conn: LoopConnection) -> None:
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close_connection(conn)
 
     def close_connection(self, conn: LoopConnection) -> None:
         if self.connections.get(conn.fd) is not conn:
@@ -278,10 +324,15 @@ class EventLoopServer:
         except (OSError, KeyError, ValueError):
             pass
         conn.sock.close()
+        conn.deadline = None
+        if not conn.lingering:
+            self._retire(conn)
+
+    def _retire(self, conn: LoopConnection) -> None:
+        """The connection is over for the application: close its file and handler, count it."""
         if conn.file is not None:
             conn.file.close()
             conn.file = None
-        conn.deadline = None
         try:
             conn.handler.close()
         except Exception as error:
@@ -335,6 +386,9 @@ class EventLoopServer:
             deadline, _, conn = heapq.heappop(timers)
             if conn.deadline != deadline or self.connections.get(conn.fd) is not conn:
                 continue  # re-armed or closed since: a stale entry
+            if conn.lingering:
+                self.close_connection(conn)  # the peer kept its side open: enough
+                continue
             conn.deadline = None
             self.after_handler(conn, conn.handler.tick(now))
         if self._dirty:

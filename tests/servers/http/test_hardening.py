@@ -7,9 +7,11 @@ import socket
 import threading
 import time
 
+import psutil
 import pytest
 
 from servers.launcher import running_server
+from servers.models._eventloop import LINGER_SECONDS
 
 SECRET = b"TOP-SECRET-CONTENT"
 
@@ -23,6 +25,52 @@ def request(port: int, target: bytes, timeout: float = 10.0) -> tuple[int, bytes
             data += chunk
     status_line = data.split(b"\r\n", 1)[0]
     return int(status_line.split()[1]), data
+
+
+# -- lingering close ------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("model", ["epoll", "poll", "select"])
+def test_an_answer_before_unread_input_ends_in_fin_not_reset(model, tmp_path) -> None:
+    # A body too large even to discard (over 64 MiB announced) is refused and the
+    # connection ended while its bytes keep arriving. Closed outright, the kernel
+    # would answer the unread bytes with RST and the client could lose the 413;
+    # half-closed and drained, the client reads the 413 and then a clean EOF.
+    head = b"PUT /x HTTP/1.1\r\nHost: t\r\nContent-Length: 104857600\r\n\r\n"
+    with running_server("http", model, options={"root": str(tmp_path)}) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(head + b"\0" * (1024 * 1024))
+            data = b""
+            while chunk := sock.recv(65536):  # raises ConnectionResetError on an RST
+                data += chunk
+    assert data.startswith(b"HTTP/1.1 413 ")
+
+
+def _server_sockets_to(server_pid: int, client_port: int) -> list:
+    return [
+        conn
+        for conn in psutil.Process(server_pid).net_connections(kind="tcp")
+        if conn.raddr and conn.raddr.port == client_port
+    ]
+
+
+@pytest.mark.timeout(30)
+def test_a_peer_that_never_closes_is_let_go_after_the_linger_time(tmp_path) -> None:
+    (tmp_path / "index.html").write_text("bye\n")
+    with running_server("http", "epoll", options={"root": str(tmp_path)}) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            assert data.endswith(b"bye\n")
+            client_port = sock.getsockname()[1]
+            # We hold our side open: the server drains it for a while, then closes.
+            deadline = time.monotonic() + LINGER_SECONDS + 5
+            while _server_sockets_to(server.pid, client_port) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _server_sockets_to(server.pid, client_port) == []
 
 
 # -- slowloris -----------------------------------------------------------------------------
