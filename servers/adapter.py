@@ -14,7 +14,15 @@ import select
 import socket
 import threading
 
-from servers.contracts import Application, FileSlice, Output, Peer, SansIOHandler, monotonic
+from servers.contracts import (
+    LINGER_SECONDS,
+    Application,
+    FileSlice,
+    Output,
+    Peer,
+    SansIOHandler,
+    monotonic,
+)
 from servers.stats import ServerStats
 
 RECV_SIZE = 65536
@@ -87,6 +95,7 @@ def blocking_from_sans_io(app: Application):
                     with send_lock:
                         stats.add_bytes(sent=send_output(conn, output))
                 if handler.should_close:
+                    linger(conn)
                     break
                 deadline = handler.deadline()
                 if deadline is not None:
@@ -113,6 +122,19 @@ def blocking_from_sans_io(app: Application):
             handler.close()
 
     return handle
+
+
+def linger(conn: socket.socket, seconds: float = LINGER_SECONDS) -> None:
+    """Half-close ``conn`` and drop its input until EOF or ``seconds`` (see LINGER_SECONDS)."""
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        deadline = monotonic() + seconds
+        while (left := deadline - monotonic()) > 0:
+            conn.settimeout(left)
+            if not conn.recv(RECV_SIZE):
+                return
+    except OSError:  # the peer reset, or the time is up (TimeoutError)
+        pass
 
 
 def blocking_handler_for(app: Application):

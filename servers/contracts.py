@@ -171,3 +171,12 @@ class ProtocolModule(Protocol):
 def monotonic() -> float:
     """The clock every deadline is measured on."""
     return time.monotonic()
+
+
+#: Seconds a connection the server ended stays half-closed, its input read and
+#: dropped, before the socket is closed (every model that drives a sans-IO
+#: handler). Closing a socket with unread input makes the kernel answer with RST,
+#: and an RST can destroy the answer the client has not read yet (RFC 9112 9.6,
+#: nginx's lingering close): a request pipelined behind ``Connection: close``, a
+#: slow client's bytes crossing its 408, a body too large to read.
+LINGER_SECONDS = 2.0

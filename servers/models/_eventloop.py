@@ -17,7 +17,7 @@ import os
 import socket
 import threading
 
-from servers.contracts import Application, FileSlice, Output, Peer, monotonic
+from servers.contracts import LINGER_SECONDS, Application, FileSlice, Output, Peer, monotonic
 
 RECV_SIZE = 65536
 #: Accepts per readiness event, so a connection storm cannot starve the others.
@@ -26,12 +26,6 @@ RECV_SIZE = 65536
 #: batch is large: with 64, 10,000 clients arriving at once waited seconds in
 #: the kernel's accept queue while the loop served the ones already in.
 ACCEPT_BATCH = 512
-#: Seconds a connection the server ended stays half-closed, its input read and
-#: dropped, before the socket is closed. Closing a socket with unread input makes
-#: the kernel answer with RST, and an RST can destroy the answer the client has
-#: not read yet (RFC 9112 9.6, nginx's lingering close): a request pipelined
-#: behind ``Connection: close``, a slow client's bytes crossing its 408.
-LINGER_SECONDS = 2.0
 
 
 class LoopConnection:

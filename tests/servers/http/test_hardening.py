@@ -10,8 +10,8 @@ import time
 import psutil
 import pytest
 
+from servers.contracts import LINGER_SECONDS
 from servers.launcher import running_server
-from servers.models._eventloop import LINGER_SECONDS
 
 SECRET = b"TOP-SECRET-CONTENT"
 
@@ -31,7 +31,9 @@ def request(port: int, target: bytes, timeout: float = 10.0) -> tuple[int, bytes
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("model", ["epoll", "poll", "select"])
+@pytest.mark.parametrize(
+    "model", ["epoll", "poll", "select", "prefork", "threads", "processes", "pool", "iterative"]
+)
 def test_an_answer_before_unread_input_ends_in_fin_not_reset(model, tmp_path) -> None:
     # A body too large even to discard (over 64 MiB announced) is refused and the
     # connection ended while its bytes keep arriving. Closed outright, the kernel
@@ -56,9 +58,10 @@ def _server_sockets_to(server_pid: int, client_port: int) -> list:
 
 
 @pytest.mark.timeout(30)
-def test_a_peer_that_never_closes_is_let_go_after_the_linger_time(tmp_path) -> None:
+@pytest.mark.parametrize("model", ["epoll", "threads"])
+def test_a_peer_that_never_closes_is_let_go_after_the_linger_time(model, tmp_path) -> None:
     (tmp_path / "index.html").write_text("bye\n")
-    with running_server("http", "epoll", options={"root": str(tmp_path)}) as server:
+    with running_server("http", model, options={"root": str(tmp_path)}) as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
             data = b""
