@@ -13,7 +13,7 @@ import signal
 import socket
 import threading
 
-from servers.contracts import Application, FileSlice, Output, Peer, monotonic
+from servers.contracts import LINGER_SECONDS, Application, FileSlice, Output, Peer, monotonic
 from servers.signals import hear_stop
 
 RECV_SIZE = 65536
@@ -45,6 +45,19 @@ def _write_pushed(writer: asyncio.StreamWriter, items: list[Output], app: Applic
             app.stats.add_bytes(sent=len(item))
 
 
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Half-close and drop the peer's input until EOF or LINGER_SECONDS (see servers.contracts)."""
+    await writer.drain()
+    if writer.can_write_eof():
+        writer.write_eof()
+    try:
+        async with asyncio.timeout(LINGER_SECONDS):
+            while await reader.read(RECV_SIZE):
+                pass
+    except TimeoutError:
+        pass
+
+
 async def _serve_connection(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, app: Application
 ) -> None:
@@ -60,6 +73,7 @@ async def _serve_connection(
             loop.call_soon_threadsafe(_write_pushed, writer, items, app)
 
     handler = app.new_handler(Peer(address, push))
+    peer_closed = False
     try:
         await _send(writer, handler.start(), app)
         while not handler.should_close:
@@ -71,10 +85,13 @@ async def _serve_connection(
                 await _send(writer, handler.tick(monotonic()), app)
                 continue
             if not data:
+                peer_closed = True
                 await _send(writer, handler.eof(), app)
                 break
             app.stats.add_bytes(received=len(data))
             await _send(writer, handler.feed(data), app)
+        if not peer_closed:
+            await _linger(reader, writer)
     except (ConnectionError, OSError):
         pass  # the peer went away: nothing left to do
     except Exception as error:  # a handler bug must not take the loop down

@@ -32,7 +32,8 @@ def request(port: int, target: bytes, timeout: float = 10.0) -> tuple[int, bytes
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize(
-    "model", ["epoll", "poll", "select", "prefork", "threads", "processes", "pool", "iterative"]
+    "model",
+    ["epoll", "poll", "select", "prefork", "asyncio", "threads", "processes", "pool", "iterative"],
 )
 def test_an_answer_before_unread_input_ends_in_fin_not_reset(model, tmp_path) -> None:
     # A body too large even to discard (over 64 MiB announced) is refused and the
@@ -58,7 +59,7 @@ def _server_sockets_to(server_pid: int, client_port: int) -> list:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("model", ["epoll", "threads"])
+@pytest.mark.parametrize("model", ["epoll", "asyncio", "threads"])
 def test_a_peer_that_never_closes_is_let_go_after_the_linger_time(model, tmp_path) -> None:
     (tmp_path / "index.html").write_text("bye\n")
     with running_server("http", model, options={"root": str(tmp_path)}) as server:
