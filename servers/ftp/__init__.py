@@ -150,6 +150,7 @@ def build_application(options: argparse.Namespace, stats: Any):
     )
     from servers.ftp.evented import FTPEventHandler
 
+    _sweep_in_background(context.root, stats)
     return Application(
         name=NAME,
         stats=stats,
@@ -159,3 +160,18 @@ def build_application(options: argparse.Namespace, stats: Any):
         new_handler=lambda peer: FTPEventHandler(context, peer),
         after_fork=context.after_fork,
     )
+
+
+def _sweep_in_background(root: str, stats: Any) -> None:
+    """Remove what uploads cut short by a killed server left behind, without delaying the start."""
+    from servers.ftp.transfer import sweep_abandoned_uploads
+    from servers.signals import HelperThread
+
+    def sweep() -> None:
+        removed = sweep_abandoned_uploads(root)
+        if removed:
+            stats.event(
+                "cleanup", f"removed {len(removed)} unfinished upload(s) left by a stopped server"
+            )
+
+    HelperThread(target=sweep, name="upload-sweep", daemon=True).start()

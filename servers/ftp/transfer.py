@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import random
+import re
 import select
 import socket
 import stat
@@ -176,6 +178,39 @@ def unlink_uploads_in_progress() -> None:
     for path in paths:
         with contextlib.suppress(OSError):
             os.unlink(path)
+
+
+#: The name receive_file's mkstemp gives a temporary upload: ".NAME.XXXXXXXX.part".
+_TEMPORARY_UPLOAD = re.compile(r"\..+\.[a-z0-9_]{8}\.part")
+
+
+def sweep_abandoned_uploads(root: str) -> list[str]:
+    """Delete the temporary upload files under ``root`` that no live process is writing.
+
+    A server killed mid-STOR (SIGKILL, a crash) cannot clean up after itself;
+    its temporary file stays beside the target. Every upload holds an flock on
+    its file while writing, so a file whose lock can be taken has no writer left.
+    Returns the paths removed.
+    """
+    removed: list[str] = []
+    for folder, _folders, names in os.walk(root):
+        for name in names:
+            if not _TEMPORARY_UPLOAD.fullmatch(name):
+                continue
+            path = os.path.join(folder, name)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.unlink(path)
+                removed.append(path)
+            except OSError:
+                pass  # being written right now, or already gone
+            finally:
+                os.close(fd)
+    return removed
 
 
 class DataChannel:
@@ -372,6 +407,9 @@ class DataChannel:
         target = action.path
         folder, name = os.path.split(target)
         fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+        # Locked while written: sweep_abandoned_uploads leaves it alone until its
+        # writer is gone (the kernel drops the lock even after SIGKILL).
+        fcntl.flock(fd, fcntl.LOCK_EX)
         with _uploads_lock:
             _uploads_in_progress.add(temporary)
         committed = False

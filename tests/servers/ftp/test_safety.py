@@ -5,6 +5,7 @@ from __future__ import annotations
 import ftplib
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -244,3 +245,67 @@ def test_overlong_lines_and_timeouts(model, start_ftp, library, ftp_helpers):
         assert time.monotonic() - started >= 0.5
     finally:
         ftp.close()
+
+
+def test_a_server_killed_mid_upload_leaves_a_part_file_its_next_start_removes(
+    start_ftp, library, ftp_helpers
+):
+    # SIGKILL gives the server no chance to clean up; the next start on the same
+    # root sweeps what is left, but never a temporary file that is being written.
+    texts = library / "texts"
+    start_ftp("threads", library)
+    killed = start_ftp.last_server
+    ftp = ftp_helpers.connect(killed.port)
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd("STOR texts/sonnet-18.txt")
+    conn.sendall(b"N" * 200_000)
+    assert ftp_helpers.wait_until(lambda: ftp_helpers.part_files(texts))
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.process.join(10)
+    conn.close()
+    ftp.close()
+    [left_behind] = ftp_helpers.part_files(texts)
+
+    port = start_ftp("threads", library)
+    live = ftp_helpers.connect(port)
+    try:
+        live.voidcmd("TYPE I")
+        upload = live.transfercmd("STOR texts/new.txt")
+        upload.sendall(b"L" * 100_000)
+        assert ftp_helpers.wait_until(
+            lambda: any(".new.txt." in n for n in ftp_helpers.part_files(texts))
+        )
+        assert ftp_helpers.wait_until(lambda: left_behind not in ftp_helpers.part_files(texts))
+        # A third start sweeps again (its sweep is seen when the planted leftover
+        # goes) while the live upload's file is locked by its writer: it stays.
+        planted = texts / ".planted.txt.abcd1234.part"
+        planted.write_bytes(b"left by some crash")
+        start_ftp("threads", library)
+        assert ftp_helpers.wait_until(lambda: not planted.exists())
+        assert any(".new.txt." in name for name in ftp_helpers.part_files(texts))
+        upload.close()
+        live.voidresp()
+    finally:
+        ftp_helpers.close(live)
+    assert (texts / "new.txt").read_bytes() == b"L" * 100_000
+    assert ftp_helpers.part_files(texts) == []
+
+
+def test_the_sweep_removes_only_names_an_upload_gives_its_temporary_file(tmp_path):
+    from servers.ftp.transfer import sweep_abandoned_uploads
+
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    leftovers = [
+        tmp_path / ".a.txt.abcd_123.part",
+        tmp_path / "deep" / "er" / ".b.bin.0z9y8x7w.part",
+    ]
+    keepers = [
+        tmp_path / ".notes.part",
+        tmp_path / "report.part",
+        tmp_path / ".a.txt.ABCD1234.part",
+        tmp_path / "a.txt",
+    ]
+    for path in leftovers + keepers:
+        path.write_bytes(b"x")
+    assert sorted(sweep_abandoned_uploads(str(tmp_path))) == sorted(map(str, leftovers))
+    assert [path for path in keepers if not path.exists()] == []
