@@ -16,6 +16,7 @@ browsing connection stays free while bytes flow.
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import os
 import re
@@ -567,10 +568,8 @@ class FtpClient:
         # still hold the command for the next data connection (pyftpdlib does when
         # the data connection was not accepted yet, and then feeds the next listing
         # into it), so go on in a fresh session rather than trust this one.
-        try:
+        with contextlib.suppress(FtpError):  # a failed reconnect shows as not connected
             self.reconnect()
-        except FtpError:
-            self._forget_if_broken(EOFError(), force=True)
         return replies[0] if replies else ""
 
     def _delete_quietly(self, name: str) -> None:
