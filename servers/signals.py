@@ -27,7 +27,7 @@ MAIN_THREAD_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP, s
 
 
 class HelperThread(threading.Thread):
-    """A ``threading.Thread`` that blocks :data:`MAIN_THREAD_SIGNALS` before running its target."""
+    """A ``threading.Thread`` born with :data:`MAIN_THREAD_SIGNALS` blocked."""
 
     def start(self) -> None:
         # A new thread starts with its creator's mask: block here, so there is no
@@ -37,10 +37,6 @@ class HelperThread(threading.Thread):
             super().start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-    def run(self) -> None:
-        signal.pthread_sigmask(signal.SIG_BLOCK, MAIN_THREAD_SIGNALS)
-        super().run()
 
 
 _stop_heard = False
