@@ -60,7 +60,10 @@ count climbing under `threads`, one process holding thousands of connections und
   *Conn* is active/total connections), refreshed twice a second from the servers' own
   reports (connections, requests, bytes) and from what the OS sees of their process tree
   (threads, child processes, CPU %, RSS). Move with ↑/↓ to select a server.
-* Below it, for the selected server: **sparklines** of requests/s and active connections,
+* Under the table, the selected server's **clients**: how many are connected and from
+  which hosts (for the chat room, each member's name and host), from the server's own
+  connect/disconnect events.
+* Below that, for the selected server: **sparklines** of requests/s and active connections,
   the **process tree** (like `pstree`) with its zombie count (僵尸进程 — must stay 0), and the
   **event log** (connect, disconnect, request, error). Type in the filter to narrow it,
   press **p** to pause it.
@@ -133,6 +136,7 @@ class ServersTab(Vertical):
             table.add_column(header, key=key)
         yield table
         yield Label(NO_SERVER_TEXT, id="server-status")
+        yield Label("", id="server-clients", markup=False)
         with Horizontal(id="server-detail"):
             with Vertical(id="server-graphs"):
                 yield Label("Requests/s", id="rps-label", classes="graph-label")
@@ -240,6 +244,7 @@ class ServersTab(Vertical):
         status = self.query_one("#server-status", Label)
         status.update(describe_server(row) if row is not None else NO_SERVER_TEXT)
         status.set_class(row is not None and row.state in ("crashed", "failed"), "-error")
+        self.query_one("#server-clients", Label).update(self._describe_clients(row))
         history = self._history.get(self.selected_server_id or "", ())
         rates = [rate for rate, _ in history]
         active = [count for _, count in history]
@@ -266,6 +271,16 @@ class ServersTab(Vertical):
         self.query_one(ProcessTreeView).show(
             row.process_tree, self._state_style("crashed"), root_label=row.server_id
         )
+
+    def _describe_clients(self, row: ServerRow | None) -> str:
+        """Who is connected to the selected server, from where (its connect/disconnect events)."""
+        if row is None or row.state != "running":
+            return ""
+        clients = self.manager.clients(row.server_id)
+        line = f"Clients: {row.active} connected"
+        if clients is not None and (clients.addresses or clients.partial):
+            line += " — " + clients.summary()
+        return line
 
     # -- selection ----------------------------------------------------------------------
 
