@@ -21,6 +21,7 @@ from workbench.messages import ServerCrashed, ServerNotice, ServersUpdated
 from workbench.network import (
     LOCAL_ONLY_TEXT,
     RemoteServers,
+    host_port,
     is_wildcard,
     lan_addresses,
     student_hosts,
@@ -301,8 +302,8 @@ class WorkbenchApp(App[None]):
     # -- messages from the ServerManager and workers ---------------------------------------
 
     def on_servers_updated(self, message: ServersUpdated) -> None:
-        self._show_classroom(message.rows)
         try:
+            self._show_classroom(message.rows)
             self.servers_tab.show_update(message)
         except NoMatches:  # a last batch racing the shutdown: nothing left to show it in
             pass
@@ -385,7 +386,10 @@ class WorkbenchApp(App[None]):
             row = self.server_manager.row(server_id) if server_id else None
             if row is not None:
                 running.append((row.server_id, row.model))
-        return build_help(title, tab_help or "No help for this tab.", running)
+        remote = self.server_manager.remote
+        remote_endpoint = remote.endpoint(protocol) if remote is not None and protocol else None
+        elsewhere = host_port(*remote_endpoint) if remote_endpoint else None
+        return build_help(title, tab_help or "No help for this tab.", running, elsewhere)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -152,5 +152,11 @@ class RemoteServers:
         return (self.host, port) if port else None
 
     def describe(self) -> str:
-        shown = " · ".join(f"{protocol} :{port}" for protocol, port in self.ports.items())
-        return f"Connected to the class at {self.host}: {shown} — no servers run here"
+        """``Teacher's servers: chat 192.168.1.20:9000 · … — none run here``."""
+        shown = []
+        for protocol, port in self.ports.items():
+            where = host_port(self.host, port)
+            shown.append(
+                f"{protocol} http://{where}/" if protocol == "http" else f"{protocol} {where}"
+            )
+        return "Teacher's servers: " + " · ".join(shown) + " — none run here"

@@ -209,6 +209,10 @@ async def test_a_student_workbench_points_every_tab_at_the_teacher(teacher, tmp_
             assert entry.error is None and entry.response.status == 200
 
             assert student.server_ids() == []  # no server of its own
+            # F1 says whose server the tab uses, not "no server is running".
+            help_text = app.help_markdown()
+            assert f"the teacher's server at `{TEACHER}:{ports['http']}`" in help_text
+            assert "No server is running" not in help_text
             await pilot.press("ctrl+q")
     finally:
         student.close()
