@@ -127,10 +127,11 @@ concurrency model of the course, and the clients to poke them with.
 | **Ctrl+P** | command palette: start, stop, restart servers, change the theme… |
 | **Ctrl+Q** | quit — every server started here is stopped |
 
-**In a classroom.** `workbench --listen 0.0.0.0` lets students' laptops reach these servers:
-the lines under the header give the addresses and the command they type,
-`workbench --connect HOST`, which points every tab of their workbench at the teacher's
-servers. `workbench serve` runs the app in a web browser.
+**In a classroom.** The servers bind 127.0.0.1 (本地地址, course 1.2.3): only this machine
+reaches them. `workbench --listen 0.0.0.0` (自动获取地址) binds every interface, so students'
+laptops reach them at this machine's LAN address (内网IP, 1.1.3): the lines under the header
+give the addresses and the command they type, `workbench --connect HOST`, which points every
+tab of their workbench at the teacher's servers. `workbench serve` runs the app in a web browser.
 """
 
 

@@ -1,4 +1,9 @@
-"""The classroom's network: which addresses students type to reach the teacher's servers, and which to connect to."""
+"""The classroom's network: which addresses students type to reach the teacher's servers, and which to connect to.
+
+Course 1.2.3 (绑定地址) names the three choices a server has: 本地地址 127.0.0.1 (this machine
+only, the workbench's default), a 网络地址 of one interface (``ifconfig``), and 自动获取地址
+0.0.0.0 (every interface). Students type the teacher's 内网IP (1.1.3).
+"""
 
 from __future__ import annotations
 
