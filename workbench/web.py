@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from workbench.network import host_port, is_wildcard, lan_addresses
+from workbench.network import host_port, is_loopback, is_wildcard, lan_addresses
 
 DEFAULT_WEB_PORT = 8000
 
@@ -101,6 +101,13 @@ def _web_server_class() -> Any:
                 "Each browser tab runs its own workbench on this machine. Ctrl+C stops.",
                 highlight=False,
             )
+            if not is_loopback(self.host):
+                self.console.print(
+                    "Anyone who can open this page gets a full workbench running as you on "
+                    "this machine (its FTP tab browses your files): serve to a network you trust.",
+                    style="bold",
+                    highlight=False,
+                )
 
     return WorkbenchWebServer
 

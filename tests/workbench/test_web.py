@@ -94,6 +94,9 @@ def test_the_browser_gets_the_page_and_a_live_workbench_then_all_stops(web_serve
     assert b"Network Workbench" in screen
     assert any("-m workbench --no-servers" in command for command in sessions)
     assert process.returncode == 0
+    printed = process.stdout.read().decode(errors="replace")
+    assert f"  {base}/" in printed  # the URL to open
+    assert "Anyone who can open this page" not in printed  # said only off loopback
 
 
 def test_app_options_pass_through_and_bad_ones_fail_before_serving(capsys):
