@@ -127,7 +127,7 @@ def classroom_lines(
             ]
         return [LOCAL_ONLY_TEXT]
     if not ports:
-        return [f"Listening on {bind_host} for a class — starting the servers…"]
+        return [f"Listening for a class on {bind_host} — no server is running yet"]
     lines = []
     for host in hosts[:MAX_SHOWN_ADDRESSES]:
         shown = []

@@ -59,7 +59,9 @@ def test_a_specific_address_is_the_only_one_and_loopback_is_said():
 
 def test_no_network_and_no_servers_yet_are_said_plainly():
     assert "no network address besides loopback" in classroom_lines("0.0.0.0", PORTS, [])[0]
-    assert "starting the servers" in classroom_lines("0.0.0.0", {}, ["192.168.1.20"])[0]
+    assert classroom_lines("0.0.0.0", {}, ["192.168.1.20"]) == [
+        "Listening for a class on 0.0.0.0 — no server is running yet"
+    ]
 
 
 def test_local_clients_reach_a_wildcard_server_on_loopback():
