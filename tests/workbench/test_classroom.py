@@ -208,6 +208,10 @@ async def test_a_student_workbench_points_every_tab_at_the_teacher(teacher, tmp_
             entry = http.history[-1]
             assert entry.error is None and entry.response.status == 200
 
+            # Compare models restarts a server under each model: never the teacher's.
+            http.start_compare()
+            await pilot.pause()
+            assert any("connected to the teacher's" in n.message for n in app._notifications)
             assert student.server_ids() == []  # no server of its own
             # F1 says whose server the tab uses, not "no server is running".
             help_text = app.help_markdown()
