@@ -141,7 +141,9 @@ async def test_a_teacher_listening_shows_the_addresses_and_who_connects_from_whe
                     lambda: shown(clients) == "Clients: 0 connected",
                     "the visitor gone",
                 )
-                assert manager.clients("chat").addresses == ()
+                await wait_until(
+                    pilot, lambda: manager.clients("chat").addresses == (), "carol gone"
+                )
             finally:
                 visitor.close()
                 member.close()
@@ -220,6 +222,40 @@ async def test_a_student_workbench_points_every_tab_at_the_teacher(teacher, tmp_
             await pilot.press("ctrl+q")
     finally:
         student.close()
+
+
+def test_the_manager_keeps_clients_from_the_events_and_heals_when_none_are_left(tmp_path):
+    manager = ServerManager(ensure_data_dir(tmp_path / "data"))  # not opened: only what we feed
+    try:
+        server_id = manager.start("echo", "threads")
+        pid = manager.row(server_id).pid
+
+        def report(active: int, events=(), dropped: int = 0) -> None:
+            manager.absorb(
+                {
+                    "type": "snapshot",
+                    "server_id": server_id,
+                    "pid": pid,
+                    "time": time.time(),
+                    "active": active,
+                    "events": [(time.time(), kind, detail, pid) for kind, detail in events],
+                    "events_dropped": dropped,
+                }
+            )
+
+        report(2, [("connect", "10.0.0.7:1"), ("connect", "10.0.0.7:2")], dropped=40)
+        view = manager.clients(server_id)
+        assert view.addresses == ("10.0.0.7:1", "10.0.0.7:2") and view.partial
+        # The lost events may have been disconnects: partial until the server counts nobody.
+        report(1, [("disconnect", "10.0.0.7:1")])
+        assert manager.clients(server_id).partial
+        report(0)
+        view = manager.clients(server_id)
+        assert view.addresses == () and not view.partial
+        manager.stop(server_id)
+        assert manager.clients(server_id).addresses == ()
+    finally:
+        manager.close()
 
 
 def _run_app_arguments(monkeypatch, argv):
