@@ -13,7 +13,7 @@ from textual.widgets import Input, Label, Static
 from workbench import __main__ as cli
 from workbench.app import WorkbenchApp
 from workbench.data import ensure_data_dir
-from workbench.network import CLASS_PORTS, LOCAL_HOST, RemoteServers
+from workbench.network import CLASS_PORTS, LOCAL_HOST, LOCAL_ONLY_TEXT, RemoteServers
 from workbench.server_manager import DEFAULT_MODELS, DEFAULT_PROTOCOLS, ServerManager
 from workbench.tabs.ftp import FtpTab
 from workbench.tabs.http import HttpTab
@@ -60,6 +60,20 @@ def teacher(tmp_path):
         for protocol in DEFAULT_PROTOCOLS:
             manager.start(protocol, DEFAULT_MODELS[protocol])
         yield manager
+    finally:
+        manager.close()
+
+
+@run_async
+async def test_by_default_the_header_says_local_only_and_how_to_open_up(tmp_path):
+    manager = ServerManager(ensure_data_dir(tmp_path / "data"))
+    app = WorkbenchApp(server_manager=manager, start_servers=False)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert app.sub_title == LOCAL_ONLY_TEXT
+            assert "--listen 0.0.0.0" in app.sub_title
+            assert not app.query_one(ClassroomBar).display
     finally:
         manager.close()
 
