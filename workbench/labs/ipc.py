@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import sys
 import time
@@ -42,7 +43,8 @@ def produce_paced(out: multiprocessing.Queue, rate: int, seconds: float) -> None
     """Put ``rate`` messages a second for ``seconds``, in 10 ms batches, then None."""
     started = time.monotonic()
     sent = 0
-    while (elapsed := time.monotonic() - started) < seconds:
+    parent = os.getppid()
+    while (elapsed := time.monotonic() - started) < seconds and os.getppid() == parent:
         due = int(elapsed * rate)
         for number in range(sent, due):
             out.put((number, _PAYLOAD))

@@ -288,9 +288,8 @@ class OrphanLab(Lab):
             os.close(report_r)
             os.close(hold_w)
             fork_child(orphan_body)
-            os.close(hold_r)
-            while True:  # wait to be killed
-                time.sleep(1)
+            # Wait to be killed; should the lab itself die first, EOF lets this parent go too.
+            wait_for_eof(hold_r)
 
         parent = fork_child(parent_body)
         os.close(report_w)
