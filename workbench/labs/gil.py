@@ -199,30 +199,33 @@ class GilLab(Lab):
         n = threads.workers
         by_threads = n * baseline.wall_s / threads.wall_s
         by_processes = n * baseline.wall_s / processes.wall_s
-        said = (
-            f"{n} threads: ×{by_threads:.2f}, together using {threads.own_cpu_pct:.0f}% of one core"
+        figures = (
+            f"{n} threads: ×{by_threads:.2f}, using {threads.own_cpu_pct:.0f}% of a core; "
+            f"{n} processes: ×{by_processes:.2f}, using {processes.own_cpu_pct:.0f}%"
         )
-        said += (
-            " — the GIL ran one at a time"
-            if threads.own_cpu_pct < _PARALLEL_PCT
-            else " — more than one core: this interpreter ran them in parallel"
-        )
-        said += f"; {n} processes: ×{by_processes:.2f}, using {processes.own_cpu_pct:.0f}%"
+        few = f"; with only {cores} cores, ×{cores} is the most processes could ever show"
         if cores < 2:
             return (
-                said + " — this machine has a single usable core, so nothing can run in "
+                f"{figures} — this machine has a single usable core, so nothing runs in "
                 "parallel here and it cannot show the difference"
             )
-        if processes.own_cpu_pct >= _PARALLEL_PCT:
-            said += f" — in parallel, {processes.own_cpu_pct / 100:.1f} cores at once"
-        else:
-            said += (
-                f" — not in parallel either: about {cores * idle_before / 100:.1f} of {cores} "
-                "cores were free (other work is using them), try again on a quieter machine"
+        if threads.own_cpu_pct >= _PARALLEL_PCT:
+            said = (
+                f"{figures} — the threads used more than one core: this interpreter runs "
+                "them in parallel (no GIL)"
             )
-        if cores <= 2:
-            said += f"; with only {cores} cores, ×{cores} is the most processes could ever show"
-        return said
+        elif processes.own_cpu_pct >= _PARALLEL_PCT:
+            said = (
+                f"{figures} — the GIL ran the threads one at a time, while the processes ran in "
+                f"parallel on {processes.own_cpu_pct / 100:.1f} cores"
+            )
+        else:
+            said = (
+                f"{figures} — the machine was too busy to show it: about "
+                f"{cores * idle_before / 100:.1f} of {cores} cores were free, so not even the "
+                "processes got more than one core's worth; try again on a quieter machine"
+            )
+        return said + (few if cores <= 2 else "")
 
     @staticmethod
     def _calibrate(seconds: float) -> int:
