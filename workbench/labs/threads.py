@@ -176,7 +176,7 @@ class LockLab(Lab):
     )
     params = (
         Param("threads", 4, "threads incrementing the counter", minimum=2, maximum=16),
-        Param("increments", 20000, "increments per thread", minimum=1000, maximum=200000),
+        Param("increments", 100000, "increments per thread", minimum=1000, maximum=1000000),
         Param(
             "switch_us", 1.0, "thread switch interval (µs) during the run", minimum=1, maximum=5000
         ),

@@ -23,12 +23,12 @@ def no_leaked_threads():
 
 def test_lock_lab_loses_updates_without_a_lock_and_none_with_one(no_leaked_threads):
     interval = sys.getswitchinterval()
-    report = find_lab("lock").execute({"threads": 4, "increments": 20000})
-    assert report.value("expected") == 80000
+    report = find_lab("lock").execute({"threads": 4, "increments": 100000})
+    assert report.value("expected") == 400000
     assert report.value("lost_without_lock") > 0
-    assert report.value("actual_without_lock") == 80000 - report.value("lost_without_lock")
+    assert report.value("actual_without_lock") == 400000 - report.value("lost_without_lock")
     assert report.value("lost_with_lock") == 0
-    assert report.value("actual_with_lock") == 80000
+    assert report.value("actual_with_lock") == 400000
     assert sys.getswitchinterval() == interval  # restored
 
 
