@@ -133,7 +133,7 @@ def _other_threads_note(ctx: LabContext) -> None:
 class ForkLab(Lab):
     name = "fork"
     title = "fork(): one process becomes two, each with its own copy of memory"
-    course_term = "子进程复制父进程内存空间"
+    course_term = "子进程复制父进程全部内存空间"
     course_section = "2.2.2"
     order = 2.22
     explanation = (

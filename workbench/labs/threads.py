@@ -285,12 +285,18 @@ class EventLab(Lab):
         def worker() -> None:
             name = threading.current_thread().name
             native[name] = threading.get_native_id()
-            ready.wait()
+            try:
+                ready.wait(timeout=_JOIN_TIMEOUT_S)
+            except threading.BrokenBarrierError:
+                return  # the run was abandoned before it began
             event.wait()
             woke[name] = time.perf_counter()
 
         def impatient() -> None:
-            ready.wait()
+            try:
+                ready.wait(timeout=_JOIN_TIMEOUT_S)
+            except threading.BrokenBarrierError:
+                return
             impatient_result.append(event.wait(timeout=delay / 3))
 
         workers = [threading.Thread(target=worker, name=f"worker-{n}") for n in range(count)]
@@ -313,6 +319,7 @@ class EventLab(Lab):
             event.set()
             ctx.line("the main thread called event.set()")
         finally:
+            ready.abort()  # a no-op once all have passed it; frees them if the run failed first
             event.set()  # never leave a worker waiting
             left = join_all(workers)
         delays_ms = sorted((woke[name] - set_at) * 1000 for name in woke)
