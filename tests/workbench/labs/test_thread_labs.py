@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
 import sys
 import threading
 
 import pytest
 
-from workbench.labs import find_lab
+from workbench.labs import cli, find_lab
 from workbench.labs.threads import TracedLock, WaitForBoard
 
 pytestmark = pytest.mark.timeout(30)
@@ -74,3 +76,23 @@ def test_daemon_worker_dies_at_exit_while_a_non_daemon_one_keeps_the_process_ali
     assert report.value("nondaemon_exit_after_main_s") >= 0.45
     assert report.value("daemon_worker_finished") is False
     assert report.value("daemon_exit_after_main_s") < 0.4
+
+
+def test_deadlock_streams_its_lines_in_order_before_figures_and_verdict_as_jsonl(
+    no_leaked_threads,
+):
+    out = io.StringIO()
+    assert cli.main(["--run", "deadlock", "--jsonl"], out=out) == 0
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    lines = [event["text"] for event in events if event["type"] == "line"]
+    assert lines[0].startswith("T1 takes A then wants B")
+    assert lines[1].startswith("detector: wait-for cycle T1 (holds A, waits B)")
+    assert [event["type"] for event in events][-2:] == ["verdict", "done"]
+    assert "T1 holds A waits B; T2 holds B waits A" in events[-2]["text"]
+
+
+def test_a_cancelled_daemon_lab_starts_no_child_and_reports_no_verdict():
+    cancel = threading.Event()
+    cancel.set()
+    report = find_lab("daemon-threads").execute(cancel=cancel)
+    assert report.figures == {} and report.verdict == ""
