@@ -71,14 +71,17 @@ def test_the_process_and_thread_labs_are_listed_with_their_course_sections():
     }.items() <= sections.items()
 
 
-def test_fork_child_has_its_own_pid_the_parent_as_ppid_and_its_own_copy_of_memory():
-    figures, lab_pid = run_lab("fork", "start=3", "child_sets=7")
+def test_fork_child_has_its_own_pid_the_parent_as_ppid_and_copies_memory_on_write():
+    figures, lab_pid = run_lab("fork", "start=3", "child_sets=7", "buffer_mb=16")
     assert figures["parent_pid"] == lab_pid
     assert figures["child_ppid"] == lab_pid
     assert figures["child_pid"] not in (lab_pid, 0)
     assert figures["child_counter"] == 7
     assert figures["parent_counter"] == 3  # the child's write never reached the parent
     assert figures["same_address"] is True
+    # Copy-on-write: writing every page of the shared 16 MB made the child copy about 16 MB.
+    assert 16 * 0.8 <= figures["copied_on_write_mb"] <= 16 + 8
+    assert figures["parent_buffer_untouched"] is True
 
 
 def test_orphan_is_adopted_by_the_subreaper_lab_once_its_parent_is_killed():
