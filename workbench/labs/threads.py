@@ -58,7 +58,8 @@ class DaemonThreadsLab(Lab):
         "rule holds — 'daemon为True时主线程退出分支线程也退出': the interpreter exits as soon as "
         "the main thread is done and the daemon thread is simply stopped mid-work (its 'finished' "
         "line never prints, its finally blocks never run). The lab times, from outside, how long "
-        "each process lived after its main thread ended."
+        "each process lived after its main thread ended. (The course's t.setDaemon() and "
+        "t.isDaemon() are deprecated since Python 3.10: set daemon=True or t.daemon = True.)"
     )
     params = (Param("work", 1.0, "seconds the worker thread works", minimum=0.2, maximum=5.0),)
 
