@@ -564,7 +564,9 @@ class ZombieLab(Lab):
             os.close(report_r)
             if way != "ignore":
                 reap(child_pid)
-            elif process_status(child_pid) not in (None, psutil.STATUS_ZOMBIE):
+            elif (state := process_status(child_pid)) == psutil.STATUS_ZOMBIE:
+                reap(child_pid)  # SIG_IGN did not reap it (not Linux?): do not leave it behind
+            elif state is not None:
                 os.kill(child_pid, signal.SIGKILL)  # still SIG_IGN here: the kernel reaps it
         if gone_at is None:
             raise RuntimeError(f"child {child_pid} was never reaped under way {way!r}")
