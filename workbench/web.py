@@ -94,7 +94,10 @@ def _web_server_class() -> Any:
             return await super().handle_index(request)
 
         async def on_startup(self, app: Any) -> None:
-            self.console.print("Network Workbench in a browser — open:", highlight=False)
+            self.console.print(
+                "Network Workbench in a browser — open (add ?fontsize=24 for a projector):",
+                highlight=False,
+            )
             for url in self.urls:
                 self.console.print(f"  {url}", highlight=False)
             self.console.print(

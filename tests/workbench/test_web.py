@@ -72,6 +72,9 @@ def test_the_browser_gets_the_page_and_a_live_workbench_then_all_stops(web_serve
             page = await fetch_page(session, base + "/", process)
             # The websocket address in the page is the one the browser used.
             assert "ws://" + base.removeprefix("http://") + "/ws" in page
+            # A projector's bigger font is a query parameter of the page.
+            async with session.get(base + "/?fontsize=28") as response:
+                assert 'data-font-size="28"' in await response.text()
             async with session.ws_connect(base + "/ws?width=120&height=32") as websocket:
                 screen = b""
                 deadline = time.monotonic() + 40
