@@ -12,9 +12,11 @@ from textual.widgets import Input, Label, Static
 
 from workbench import __main__ as cli
 from workbench.app import WorkbenchApp
+from workbench.connected_clients import ClientsView
 from workbench.data import ensure_data_dir
+from workbench.messages import ServersUpdated
 from workbench.network import CLASS_PORTS, LOCAL_HOST, LOCAL_ONLY_TEXT, RemoteServers
-from workbench.server_manager import DEFAULT_MODELS, DEFAULT_PROTOCOLS, ServerManager
+from workbench.server_manager import DEFAULT_MODELS, DEFAULT_PROTOCOLS, ServerManager, ServerRow
 from workbench.tabs.ftp import FtpTab
 from workbench.tabs.http import HttpTab
 from workbench.widgets.chat_participant import ChatParticipantPane
@@ -270,6 +272,57 @@ def test_the_manager_keeps_clients_from_the_events_and_heals_when_none_are_left(
         assert manager.clients(server_id).addresses == ()
     finally:
         manager.close()
+
+
+class ClassroomFedManager(ServerManager):
+    """Listening on every interface, with no threads and no servers: the test feeds the rows."""
+
+    def open(self, post) -> None:
+        self._post = post
+
+    def clients(self, server_id: str) -> ClientsView | None:
+        members = {"192.168.1.31:50412": "wang", "192.168.1.47:39001": "li"}
+        return ClientsView(tuple(members), members, partial=False) if server_id == "chat" else None
+
+
+def test_snapshot_a_teacher_with_a_class_in_the_room(snap_compare):
+    rows = tuple(
+        ServerRow(
+            protocol,
+            protocol,
+            model,
+            host="0.0.0.0",
+            port=port,
+            pid=pid,
+            state="running",
+            uptime=125,
+            threads=threads,
+            active=active,
+            accepted=active,
+            is_default=True,
+        )
+        for protocol, model, port, pid, threads, active in (
+            ("chat", "datagram", 9000, 4100, 4, 2),
+            ("ftp", "threads", 2121, 4200, 5, 0),
+            ("http", "epoll", 8080, 4300, 4, 0),
+        )
+    )
+    app = WorkbenchApp(
+        server_manager=ClassroomFedManager(bind_host="0.0.0.0"),
+        start_servers=False,
+        initial_tab="servers",
+        theme_name="dark",
+    )
+    # This machine's interfaces are not the classroom's: the addresses are given.
+    app._interface_addresses = ["192.168.1.20"]
+
+    async def feed(pilot) -> None:
+        pilot.app.post_message(ServersUpdated(rows, ()))
+        await pilot.pause()
+        pilot.app.servers_tab.select_server("chat")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 32), run_before=feed)
 
 
 def _run_app_arguments(monkeypatch, argv):
