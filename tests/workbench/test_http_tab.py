@@ -363,8 +363,8 @@ def test_compare_models_restarts_the_server_and_draws_bars() -> None:
             tab.query_one("#http-sections").active = "http-compare"
             models = tab.query_one("#compare-models", SelectionList)
             models.deselect_all()
-            models.select("threads")
-            models.select("epoll")
+            models.select("epoll")  # ticked in the other order than the list's:
+            models.select("threads")  # they still run, and show, in the list's order
             tab.query_one("#compare-preset", Select).value = "sleep"
             tab.query_one("#compare-seconds", Input).value = "0.6"
             tab.query_one("#compare-concurrency", Input).value = "4"
@@ -387,7 +387,10 @@ def test_compare_models_restarts_the_server_and_draws_bars() -> None:
             p99 = tab.query_one("#compare-p99", BarChart).bars
             assert [label for label, _ in rps] == ["threads", "epoll"]
             assert all(value > 0 for _, value in rps + p99)
-            assert "Compared 2 model(s)" in shown(tab.query_one("#compare-status", Static))
+            assert "Compared 2 models: threads, epoll." in shown(
+                tab.query_one("#compare-status", Static)
+            )
+            assert _column(tab, "#compare-table", 0) == ["threads", "epoll"]
 
     try:
         run(scenario)
@@ -398,3 +401,77 @@ def test_compare_models_restarts_the_server_and_draws_bars() -> None:
 def test_snapshot_of_the_tab(snap_compare: Any) -> None:
     tab = HttpTab(base_url="http://127.0.0.1:8080")
     assert snap_compare(HttpTabHarness(tab), terminal_size=(120, 36))
+
+
+def test_compare_models_never_crowns_a_model_that_starved_connections() -> None:
+    manager = RestartingManager()
+
+    async def scenario() -> None:
+        manager.restart("http", model="epoll")
+        tab = HttpTab()
+        tab.load_processes = 0
+        app = HttpTabHarness(tab, manager)
+        async with app.run_test(size=(160, 48)) as pilot:
+            tab.query_one("#http-sections").active = "http-compare"
+            models = tab.query_one("#compare-models", SelectionList)
+            models.deselect_all()
+            models.select("iterative")
+            models.select("epoll")
+            tab.query_one("#compare-preset", Select).value = "static"
+            tab.query_one("#compare-seconds", Input).value = "0.8"
+            tab.query_one("#compare-concurrency", Input).value = "5"
+            await pilot.pause()
+            await pilot.click("#compare-run")
+            await wait_until(
+                pilot,
+                lambda: len(tab.compare_results) == 2 and tab._compare_stop is None,
+                "comparison",
+                timeout=45,
+            )
+            iterative, epoll = tab.compare_results
+            assert iterative.model == "iterative" and iterative.starved == 4
+            for chart in ("#compare-rps", "#compare-p99"):
+                bars = tab.query_one(chart, BarChart)
+                assert bars.unranked == {"iterative"}
+                assert bars.best_label() == "epoll"
+                assert "✗" in bars.render().plain
+            table = tab.query_one("#compare-table", DataTable)
+            row = [str(cell) for cell in table.get_row_at(0)]
+            assert row[0] == "iterative"
+            assert row[7].startswith("0–")  # answers per connection: some got none
+            assert row[8] == "4 of 5"
+            assert row[9].startswith("one client at a time (3.1): 4 of 5 connections waited")
+            assert [str(cell) for cell in table.get_row_at(1)][8:] == ["0 of 5", ""]
+            status = shown(tab.query_one("#compare-status", Static))
+            assert "best p99: epoll" in status
+            assert "Not ranked (starved connections): iterative" in status
+
+    try:
+        run(scenario)
+    finally:
+        manager.close()
+
+
+def test_unticked_models_draw_an_empty_box() -> None:
+    async def scenario() -> None:
+        tab = HttpTab(base_url="http://127.0.0.1:9")
+        app = HttpTabHarness(tab)
+        async with app.run_test(size=(140, 48)) as pilot:
+            tab.query_one("#http-sections").active = "http-compare"
+            await pilot.pause()
+            models = tab.query_one("#compare-models", SelectionList)
+            lines = {
+                models.get_option_at_index(index).value: "".join(
+                    segment.text for segment in models.render_line(index)
+                )
+                for index in range(models.option_count)
+            }
+            assert "X" in lines["epoll"] and "X" not in lines["iterative"]
+            status = shown(tab.query_one("#compare-status", Static))
+            assert "Will compare 5 of 9 models, in this order: threads, pool, epoll" in status
+            models.select("iterative")
+            await pilot.pause()
+            status = shown(tab.query_one("#compare-status", Static))
+            assert "6 of 9 models, in this order: iterative, threads" in status
+
+    run(scenario)

@@ -32,6 +32,15 @@ from textual.widgets import (
     TextArea,
 )
 
+from workbench.clients.compare import (
+    COMPARE_PRESETS,
+    ModelResult,
+    best_model,
+    compare_models,
+    in_list_order,
+    starvation_rule,
+    verdict_note,
+)
 from workbench.clients.http import (
     METHODS,
     HttpClientError,
@@ -43,22 +52,32 @@ from workbench.clients.http import (
     to_curl,
 )
 from workbench.clients.loadgen import (
-    COMPARE_PRESETS,
     LoadConfig,
     LoadConfigError,
     LoadSnapshot,
-    ModelResult,
-    compare_models,
     run_load,
 )
 from workbench.widgets.http_raw import RawExchange
 from workbench.widgets.load_charts import BarChart
 from workbench.widgets.load_figures import LoadFigures
+from workbench.widgets.tick_list import TickList
 
 #: Characters of a response body rendered with highlighting (the raw view has the bytes).
 BODY_VIEW_LIMIT = 200_000
-#: Models ticked by default in "Compare models": one of each family.
+#: Models ticked by default in "Compare models": one of each family, so a first run is short.
 DEFAULT_COMPARE_MODELS = ("threads", "pool", "epoll", "asyncio", "prefork")
+COMPARE_COLUMNS = (
+    "model",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "max ms",
+    "ok",
+    "failed",
+    "answers/conn min–max",
+    "starved",
+    "note",
+)
 FALLBACK_MODELS = (
     "iterative",
     "threads",
@@ -109,8 +128,16 @@ update a few times a second: progress, requests/s, latency percentiles
 (p50/p90/p99/p99.9/max), a latency histogram, status codes and errors by kind.
 **Ctrl+S** exports the last result as JSON and CSV into the current folder.
 
-**Compare models** — restarts the embedded HTTP server under each ticked model and
-runs the same load against it, then draws req/s and p99 side by side. Presets:
+**Compare models** — restarts the embedded HTTP server under each ticked model, in
+the list's order, and runs the same load against it, then draws req/s and p99 side
+by side. A first visit ticks one model of each family (threads, pool, epoll,
+asyncio, prefork); tick more with Space. The table shows how fairly each model
+served its connections (answers per connection, min–max): a connection is
+*starved* when it got under 10% of a fair share (answered requests / connections).
+A model that starved any connection is never drawn as the best (its bars carry ✗):
+percentiles only count the requests that were answered, so the iterative server
+(3.1) looks fast to its one client while the others wait the whole run. The note
+column says why. Presets:
 
 - *static file*: IO multiplexing (epoll) shines; threads pay a switch per client.
 - *`/api/sleep?ms=50`*: IO-bound. Waiting overlaps under threads and event loops;
@@ -263,6 +290,7 @@ class HttpTab(Widget):
     HttpTab #compare-charts { height: auto; }
     HttpTab #compare-rps, HttpTab #compare-p99 { width: 1fr; }
     HttpTab #compare-table { height: auto; }
+    HttpTab #compare-legend { height: auto; padding: 0 1; color: $text-muted; }
     """
 
     class ResponseReceived(Message):
@@ -384,7 +412,7 @@ class HttpTab(Widget):
 
     def _compose_compare(self) -> ComposeResult:
         with Horizontal(id="compare-top"):
-            yield SelectionList[str](
+            yield TickList(
                 *[
                     (model, model, model in DEFAULT_COMPARE_MODELS)
                     for model in self._available_models()
@@ -409,7 +437,7 @@ class HttpTab(Widget):
                     yield Button("Compare", id="compare-run", variant="primary")
                     yield Button("Stop", id="compare-stop", variant="error", disabled=True)
                 yield Static(
-                    "Tick models, pick a preset, press Compare.", id="compare-status", markup=False
+                    self._ticked_text(self._default_ticked()), id="compare-status", markup=False
                 )
         with Horizontal(id="compare-charts"):
             yield BarChart("requests/s (higher is better)", id="compare-rps", best="max")
@@ -419,7 +447,38 @@ class HttpTab(Widget):
                 best="min",
                 value_format=lambda value: f"{value:,.1f}",
             )
+        yield Static(
+            "Green: the best among models that served every connection. ✗: not ranked — "
+            + starvation_rule()
+            + ".",
+            id="compare-legend",
+            markup=False,
+        )
         yield DataTable(id="compare-table", cursor_type="none", zebra_stripes=True)
+
+    def _default_ticked(self) -> list[str]:
+        return [model for model in self._available_models() if model in DEFAULT_COMPARE_MODELS]
+
+    def _ticked_text(self, models: list[str]) -> str:
+        total = len(self._available_models())
+        if not models:
+            return f"No model ticked (of {total}): tick some with Space, then press Compare."
+        return (
+            f"Will compare {len(models)} of {total} models, in this order: {', '.join(models)}."
+            " Space ticks or unticks."
+        )
+
+    def ticked_models(self) -> list[str]:
+        """The ticked models in the list's order (SelectionList keeps the ticking order)."""
+        selected = self.query_one("#compare-models", SelectionList).selected
+        return in_list_order(selected, self._available_models())
+
+    @on(SelectionList.SelectedChanged, "#compare-models")
+    def _ticks_changed(self) -> None:
+        if self._compare_stop is None:
+            self.query_one("#compare-status", Static).update(
+                self._ticked_text(self.ticked_models())
+            )
 
     @staticmethod
     def _available_models() -> tuple[str, ...]:
@@ -444,7 +503,7 @@ class HttpTab(Widget):
         ):
             history.add_column(label, key=key)
         table = self.query_one("#compare-table", DataTable)
-        for label in ("model", "req/s", "p50 ms", "p99 ms", "max ms", "ok", "failed", "note"):
+        for label in COMPARE_COLUMNS:
             table.add_column(label, key=label)
         self._refresh_default_url()
         # The embedded server starts after the tab mounts and may move port on a restart.
@@ -777,7 +836,7 @@ class HttpTab(Widget):
                 severity="error",
             )
             return
-        models = list(self.query_one("#compare-models", SelectionList).selected)
+        models = self.ticked_models()
         if not models:
             self.notify("Tick at least one model.", title="Compare models", severity="warning")
             return
@@ -873,16 +932,20 @@ class HttpTab(Widget):
         result = message.result
         self.compare_results.append(result)
         ran = [r for r in self.compare_results if r.snapshot is not None]
+        unranked = {r.model for r in ran if not r.fair}
         self.query_one("#compare-rps", BarChart).set_bars(
-            [(r.model, r.requests_per_second) for r in ran]
+            [(r.model, r.requests_per_second) for r in ran], unranked
         )
-        self.query_one("#compare-p99", BarChart).set_bars([(r.model, r.p99_ms) for r in ran])
+        self.query_one("#compare-p99", BarChart).set_bars(
+            [(r.model, r.p99_ms) for r in ran], unranked
+        )
         table = self.query_one("#compare-table", DataTable)
         snapshot = result.snapshot
         if snapshot is None:
-            table.add_row(result.model, "-", "-", "-", "-", "-", "-", result.error or "")
+            table.add_row(result.model, *["-"] * 8, verdict_note(result))
             return
-        note = ", ".join(f"{kind}: {count}" for kind, count in snapshot.errors.items())
+        answered = snapshot.answered_per_connection
+        spread = f"{min(answered):,}–{max(answered):,}" if answered else "-"
         table.add_row(
             result.model,
             f"{snapshot.requests_per_second:,.0f}",
@@ -891,7 +954,9 @@ class HttpTab(Widget):
             f"{snapshot.max_ms:.2f}",
             f"{snapshot.succeeded:,}",
             f"{snapshot.failed:,}",
-            note,
+            spread,
+            f"{result.starved} of {result.connections}",
+            verdict_note(result),
         )
 
     def on_http_tab_compare_finished(self, message: CompareFinished) -> None:
@@ -903,7 +968,16 @@ class HttpTab(Widget):
             return
         done = [r for r in message.results if r.snapshot is not None]
         failed = [r for r in message.results if r.snapshot is None]
-        text = f"Compared {len(done)} model(s)."
+        text = f"Compared {len(done)} model{'s' if len(done) != 1 else ''}"
+        text += f": {', '.join(r.model for r in done)}." if done else "."
+        fastest, quickest = best_model(done, "rps"), best_model(done, "p99")
+        if fastest and quickest:
+            text += f" Best req/s: {fastest}; best p99: {quickest}."
+        elif done:
+            text += " No model served every connection: none is ranked."
+        unranked = [r.model for r in done if not r.fair]
+        if unranked:
+            text += f" Not ranked (starved connections): {', '.join(unranked)}."
         if failed:
             text += " Could not run: " + "; ".join(f"{r.model} ({r.error})" for r in failed)
         if message.error:
