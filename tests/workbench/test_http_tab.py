@@ -475,3 +475,45 @@ def test_unticked_models_draw_an_empty_box() -> None:
             assert "6 of 9 models, in this order: iterative, threads" in status
 
     run(scenario)
+
+
+def test_a_long_body_is_counted_whole_and_saved_on_request(tmp_path: Path) -> None:
+    site, data = tmp_path / "site", tmp_path / "data"
+    site.mkdir()
+    big = bytes(range(256)) * (20 * 4096)  # 20 MiB, longer than the 8 MiB the view keeps
+    (site / "big.bin").write_bytes(big)
+
+    async def scenario(port: int) -> None:
+        base = f"http://127.0.0.1:{port}"
+        tab = HttpTab(base_url=base)
+        tab.data_dir = data
+        app = HttpTabHarness(tab)
+        async with app.run_test(size=(160, 40)) as pilot:
+            await send(pilot, tab, "GET", base + "/big.bin")
+            response = tab.current_response
+            assert response is not None and response.body_length == len(big)
+            timings = shown(tab.query_one("#timings", Static))
+            assert "body 20.0 MiB" in timings
+            assert f"{response.received_bytes:,} B received" in timings
+            assert response.received_bytes > len(big)
+            assert "all 20.0 MiB (20,971,520 B) arrived; the view keeps the first 8.0 MiB" in (
+                timings
+            )
+            body_note = shown(tab.query_one("#response-body", Static))
+            assert "the view keeps the first 8.0 MiB" in body_note
+            raw = shown(tab.query_one(RawExchange))
+            assert f"response: {response.received_bytes:,} bytes received" in raw
+            assert "more arrived" in raw
+
+            await pilot.press("ctrl+b")
+            await wait_until(pilot, lambda: tab.last_saved_body is not None, "saved body")
+            saved = tab.last_saved_body
+            assert saved == data / "downloads" / "big.bin"
+            assert saved.read_bytes() == big
+            assert any(str(saved) in note for note in notifications(app))
+            spooled = response.body_file
+            assert spooled is not None and spooled.exists()
+        assert not spooled.exists()  # the temporary copy goes with the tab
+
+    with running_server("http", "epoll", options={"root": str(site)}) as server:
+        run(lambda: scenario(server.port))

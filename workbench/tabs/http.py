@@ -48,6 +48,7 @@ from workbench.clients.http import (
     HttpResponse,
     parse_header_text,
     parse_url,
+    save_body,
     send_request,
     to_curl,
 )
@@ -118,6 +119,9 @@ HTTP_TAB_HELP = """\
   *connect* (TCP handshake), *first byte* (server think time), *total*.
 - **Raw** shows the exact bytes sent and received; `␍␊` marks each CRLF, so the
   blank line that ends the headers is visible.
+- A long body is read to its end and every byte counted; the view keeps the first
+  8 MiB and says so. **Ctrl+B** saves the whole body into the data folder's
+  `downloads/` (the notification gives the full path).
 - **History** lists this session's requests; select one to load and re-send it.
 - **Ctrl+O** copies the request as a `curl` command.
 
@@ -188,10 +192,27 @@ def _looks_binary(response: HttpResponse) -> bool:
     return False
 
 
+def describe_arrival(response: HttpResponse) -> str:
+    """Whether the whole body arrived, and how much of it the view keeps."""
+    whole = f"{describe_size(response.body_length)} ({response.body_length:,} B)"
+    if response.truncated:
+        return (
+            f"reading stopped after {whole}: the rest of the body was not read; "
+            f"the view keeps the first {describe_size(len(response.body))}"
+        )
+    if response.body_is_partial:
+        return (
+            f"all {whole} arrived; the view keeps the first {describe_size(len(response.body))}"
+            " — Ctrl+B saves the whole body to a file"
+        )
+    return ""
+
+
 def render_body(response: HttpResponse, dark: bool = True) -> RenderableType:
     """Body as a highlighted renderable: JSON pretty-printed, HTML coloured, binary as hex."""
     if not response.body:
         return Text("(empty body)", style="italic")
+    arrival = describe_arrival(response)
     if _looks_binary(response):
         preview = response.body[:512]
         lines = [
@@ -199,9 +220,11 @@ def render_body(response: HttpResponse, dark: bool = True) -> RenderableType:
             + "".join(chr(b) if 32 <= b < 127 else "." for b in preview[offset : offset + 16])
             for offset in range(0, len(preview), 16)
         ]
-        note = f"binary body, {describe_size(len(response.body))}"
-        if len(response.body) > len(preview):
-            note += " (first 512 bytes shown)"
+        note = f"binary body, {describe_size(response.body_length)}"
+        if arrival:
+            note += f"\n{arrival}"
+        if response.body_length > len(preview):
+            note += f"\nthe first {len(preview)} bytes as hex (Ctrl+B saves the body to a file):"
         return Text(note + "\n\n" + "\n".join(lines))
     text = response.body_text()
     clipped = len(text) > BODY_VIEW_LIMIT
@@ -223,8 +246,12 @@ def render_body(response: HttpResponse, dark: bool = True) -> RenderableType:
         lexer = "javascript"
     elif "xml" in kind:
         lexer = "xml"
-    if clipped or response.truncated:
-        text += "\n… (body cut for display; the Raw tab has the bytes)"
+    if clipped:
+        text += f"\n… the view shows the first {BODY_VIEW_LIMIT:,} characters"
+    if arrival:
+        text += f"\n… {arrival}"
+    if clipped and not arrival:
+        text += "; Ctrl+B saves the whole body to a file"
     if lexer is None:
         return Text(text)
     return Syntax(
@@ -255,6 +282,7 @@ class HttpTab(Widget):
         Binding("ctrl+j", "send", "Send"),
         Binding("ctrl+r", "toggle_load", "Run/stop load"),
         Binding("ctrl+o", "copy_curl", "Copy as curl"),
+        Binding("ctrl+b", "save_body", "Save body"),
         Binding("ctrl+s", "export", "Export load"),
     ]
 
@@ -302,6 +330,12 @@ class HttpTab(Widget):
         def __init__(self, entry: HistoryEntry) -> None:
             super().__init__()
             self.entry = entry
+
+    class BodySaved(Message):
+        def __init__(self, path: Path | None, error: str | None = None) -> None:
+            super().__init__()
+            self.path = path
+            self.error = error
 
     class LoadUpdated(Message):
         def __init__(self, snapshot: LoadSnapshot, final: bool) -> None:
@@ -351,6 +385,11 @@ class HttpTab(Widget):
         #: Load worker processes: None = one per core; 0 = a thread (no spawn).
         self.load_processes: int | None = None
         self.last_export: tuple[Path, Path] | None = None
+        #: The response on show; its spooled long body is deleted when it is replaced.
+        self.current_response: HttpResponse | None = None
+        self.last_saved_body: Path | None = None
+        #: The data folder (saved bodies, load exports); None asks the app, then the default.
+        self.data_dir: Path | None = None
 
     # -- layout ---------------------------------------------------------------------
 
@@ -602,15 +641,19 @@ class HttpTab(Widget):
         entry = self._remember(message.entry)
         response = entry.response
         assert response is not None
+        if self.current_response is not None:
+            self.current_response.release()
+        self.current_response = response
         status_class = (
             "-ok" if response.status < 300 else "-redirect" if response.status < 400 else "-failed"
         )
         self._set_status(response.status_line, status_class)
         timings = response.timings
+        arrival = describe_arrival(response)
         self.query_one("#timings", Static).update(
             f"connect {timings.connect_ms:.2f} ms · first byte {timings.first_byte_ms:.2f} ms · "
-            f"total {timings.total_ms:.2f} ms · body {describe_size(len(response.body))}"
-            f" · {len(response.raw_response):,} B on the wire"
+            f"total {timings.total_ms:.2f} ms · body {describe_size(response.body_length)}"
+            f" · {response.received_bytes:,} B received" + (f"\n{arrival}" if arrival else "")
         )
         headers = self.query_one("#response-headers", DataTable)
         headers.clear()
@@ -619,7 +662,7 @@ class HttpTab(Widget):
         dark = bool(getattr(self.app.current_theme, "dark", True))
         self.query_one("#response-body", Static).update(render_body(response, dark))
         self.query_one("#raw", RawExchange).show_exchange(
-            response.raw_request, response.raw_response
+            response.raw_request, response.raw_response, response.received_bytes
         )
 
     def on_http_tab_request_failed(self, message: RequestFailed) -> None:
@@ -672,6 +715,46 @@ class HttpTab(Widget):
             "utf-8", errors="replace"
         )
         self.action_send()
+
+    def on_unmount(self) -> None:
+        if self.current_response is not None:
+            self.current_response.release()
+
+    def data_folder(self) -> Path:
+        """Where saved bodies and load exports go: ``--data``'s folder, else the default one."""
+        if self.data_dir is not None:
+            return self.data_dir
+        manager = self._server_manager()
+        folder = getattr(manager, "data_dir", None)
+        if isinstance(folder, Path):
+            return folder
+        from workbench.data import default_data_dir
+
+        return default_data_dir()
+
+    def action_save_body(self) -> None:
+        response = self.current_response
+        if response is None:
+            self.notify("Send a request first.", title="Save body", severity="warning")
+            return
+        self._save_body_in_thread(response, self.data_folder() / "downloads")
+
+    @work(thread=True, group="http-save", exit_on_error=False)
+    def _save_body_in_thread(self, response: HttpResponse, folder: Path) -> None:
+        try:
+            path = save_body(response, folder)
+        except OSError as error:
+            self.post_message(self.BodySaved(None, f"cannot save the body: {error}"))
+        else:
+            self.post_message(self.BodySaved(path))
+
+    def on_http_tab_body_saved(self, message: BodySaved) -> None:
+        if message.path is None:
+            self.notify(message.error or "not saved", title="Save body", severity="error")
+            return
+        self.last_saved_body = message.path
+        size = describe_size(message.path.stat().st_size) if message.path.exists() else "?"
+        self.notify(f"{size} written to\n{message.path}", title="Body saved")
 
     def action_copy_curl(self) -> None:
         try:
