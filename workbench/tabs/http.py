@@ -58,6 +58,7 @@ from workbench.clients.loadgen import (
     LoadSnapshot,
     run_load,
 )
+from workbench.widgets.http_dialogs import CurlCommandScreen, ReplaceDraftScreen
 from workbench.widgets.http_raw import RawExchange
 from workbench.widgets.load_charts import BarChart
 from workbench.widgets.load_figures import LoadFigures
@@ -123,14 +124,19 @@ HTTP_TAB_HELP = """\
   8 MiB and says so. **Ctrl+B** saves the whole body into the data folder's
   `downloads/` (the notification gives the full path).
 - **History** lists this session's requests; select one to load and re-send it.
-- **Ctrl+O** copies the request as a `curl` command.
+- **Ctrl+O** copies the request as a `curl` command: sent to the terminal's
+  clipboard with OSC 52, and shown in a box to select and copy by hand where the
+  terminal ignores OSC 52 (tmux unless `set -g set-clipboard on`).
 
 **Load** — runs the request in the builder many times, like `wrk`/`oha`:
 a count *or* a duration, a number of concurrent connections, keep-alive on or off
 (off pays a TCP handshake per request). **Ctrl+R** starts or stops; figures
 update a few times a second: progress, requests/s, latency percentiles
 (p50/p90/p99/p99.9/max), a latency histogram, status codes and errors by kind.
-**Ctrl+S** exports the last result as JSON and CSV into the current folder.
+**Ctrl+S** exports the last result as JSON and CSV into the data folder's
+`exports/` (the notification gives the full paths). Empty boxes take the
+defaults: 10 connections, 1,000 requests; give seconds instead of requests to run
+for a time.
 
 **Compare models** — restarts the embedded HTTP server under each ticked model, in
 the list's order, and runs the same load against it, then draws req/s and p99 side
@@ -380,13 +386,13 @@ class HttpTab(Widget):
         self.compare_results: list[ModelResult] = []
         self._load_stop: threading.Event | None = None
         self._compare_stop: threading.Event | None = None
-        #: Where exports go (tests point it at a temporary folder).
-        self.export_dir = Path.cwd()
         #: Load worker processes: None = one per core; 0 = a thread (no spawn).
         self.load_processes: int | None = None
         self.last_export: tuple[Path, Path] | None = None
         #: The response on show; its spooled long body is deleted when it is replaced.
         self.current_response: HttpResponse | None = None
+        #: The builder's (method, URL, headers, body) when last sent: edits since are unsent.
+        self._sent_form: tuple[str, str, str, str] | None = None
         self.last_saved_body: Path | None = None
         #: The data folder (saved bodies, load exports); None asks the app, then the default.
         self.data_dir: Path | None = None
@@ -436,17 +442,27 @@ class HttpTab(Widget):
 
     def _compose_load(self) -> ComposeResult:
         with Horizontal(classes="form-row"):
+            # valid_empty: an empty box means "the default", not a mistake to paint red.
             yield Label("connections")
-            yield Input("10", id="load-concurrency", type="integer")
+            yield Input(
+                "10", id="load-concurrency", type="integer", placeholder="10", valid_empty=True
+            )
             yield Label("requests")
-            yield Input("2000", id="load-requests", type="integer")
+            yield Input(
+                "2000", id="load-requests", type="integer", placeholder="1000", valid_empty=True
+            )
             yield Label("or seconds")
-            yield Input("", id="load-duration", type="number", placeholder="-")
+            yield Input("", id="load-duration", type="number", placeholder="-", valid_empty=True)
             yield Checkbox("keep-alive", True, id="load-keepalive")
             yield Button("Run", id="load-start", variant="primary")
             yield Button("Stop", id="load-stop", variant="error", disabled=True)
             yield Button("Export", id="load-export", disabled=True)
-        yield Static("Target: the request in the Request tab.", id="load-target", markup=False)
+        yield Static(
+            "Target: the request in the Request tab. An empty box takes its default:"
+            " 10 connections; 1,000 requests unless seconds are given.",
+            id="load-target",
+            markup=False,
+        )
         yield LoadFigures(id="load-figures")
 
     def _compose_compare(self) -> ComposeResult:
@@ -470,9 +486,17 @@ class HttpTab(Widget):
                 )
                 with Horizontal(classes="form-row"):
                     yield Label("connections")
-                    yield Input("20", id="compare-concurrency", type="integer")
+                    yield Input(
+                        "20",
+                        id="compare-concurrency",
+                        type="integer",
+                        placeholder="20",
+                        valid_empty=True,
+                    )
                     yield Label("seconds each")
-                    yield Input("3", id="compare-seconds", type="number")
+                    yield Input(
+                        "3", id="compare-seconds", type="number", placeholder="3", valid_empty=True
+                    )
                     yield Button("Compare", id="compare-run", variant="primary")
                     yield Button("Stop", id="compare-stop", variant="error", disabled=True)
                 yield Static(
@@ -599,6 +623,7 @@ class HttpTab(Widget):
         return HttpRequest(method, url, headers, body)
 
     def action_send(self) -> None:
+        self._sent_form = self._form_state()
         try:
             request = self.build_request()
         except HttpClientError as error:
@@ -697,10 +722,44 @@ class HttpTab(Widget):
         )
         return entry
 
+    def _form_state(self) -> tuple[str, str, str, str]:
+        return (
+            str(self.query_one("#method", Select).value or "GET"),
+            self.query_one("#url", Input).value.strip(),
+            self.query_one("#headers-editor", TextArea).text,
+            self.query_one("#body-editor", TextArea).text,
+        )
+
+    def has_unsent_edits(self) -> bool:
+        """True when the builder holds a request the user changed and has not sent."""
+        state = self._form_state()
+        if state == self._sent_form:
+            return False
+        method, url, headers, body = state
+        untouched = method == "GET" and url in ("", self._auto_url) and not headers and not body
+        return not untouched
+
     @on(DataTable.RowSelected, "#history")
     def _history_selected(self, event: DataTable.RowSelected) -> None:
         number = int(str(event.row_key.value))
-        self.resend(number)
+        if not self.has_unsent_edits():
+            self.resend(number)
+            return
+        method, url, headers, body = self._form_state()
+        chosen = self.history[number - 1].request
+        question = (
+            f"The request you are editing ({method} {url or '(no URL)'}"
+            f", {len(headers.splitlines())} header line(s), {len(body.encode()):,} B of body)"
+            " has not been sent.\n\n"
+            f"Replace it with history #{number} ({chosen.method} {chosen.url}) and send that?"
+            " Your edits would be lost."
+        )
+
+        def answered(replace: bool | None) -> None:
+            if replace:
+                self.resend(number)
+
+        self.app.push_screen(ReplaceDraftScreen(question), answered)
 
     def resend(self, number: int) -> None:
         """Load history entry ``number`` into the builder and send it again."""
@@ -762,8 +821,10 @@ class HttpTab(Widget):
         except HttpClientError as error:
             self.notify(str(error), title="Copy as curl", severity="error")
             return
+        # OSC 52 reaches the clipboard only where the terminal allows it (not tmux by
+        # default), and nothing tells us whether it did: show the command as well.
         self.app.copy_to_clipboard(command)
-        self.notify(command, title="Copied as curl")
+        self.app.push_screen(CurlCommandScreen(command))
 
     # -- load generator -----------------------------------------------------------------
 
@@ -885,9 +946,10 @@ class HttpTab(Widget):
             self.notify("Run a load first, then export it.", title="Export", severity="warning")
             return
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = self.export_dir / f"workbench-load-{stamp}"
+        folder = self.data_folder() / "exports"
+        base = folder / f"workbench-load-{stamp}"
         try:
-            self.export_dir.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
             json_path = base.with_suffix(".json")
             csv_path = base.with_suffix(".csv")
             json_path.write_text(snapshot.to_json(), encoding="utf-8")
