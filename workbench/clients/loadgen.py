@@ -479,6 +479,8 @@ def describe_fairness(snapshot: LoadSnapshot) -> str:
     counts = snapshot.answered_per_connection
     if not counts:
         return "-"
+    if not any(counts):
+        return f"no answer yet on any of the {len(counts)} connections"
     text = (
         f"answers per connection min {min(counts):,} max {max(counts):,}"
         f" (fair share {snapshot.fair_share:,.0f})"
@@ -682,12 +684,17 @@ def _drive_load(plan: _WorkerPlan, report: Any, start: Any, stop: Any) -> None:
         except OSError as exc:
             fail(conn, _error_kind(exc.errno or 0))
             return
-        buffer = conn.buffer + data if conn.buffer else data
         if not data:
-            conn.buffer = buffer
             on_closed(conn)
             return
-        conn.buffer = buffer
+        if conn.buffer:
+            if type(conn.buffer) is not bytearray:
+                # A response longer than one recv: grow it in place. ``bytes + bytes``
+                # copied the whole buffer per recv, quadratic: 2 s for a 20 MiB body.
+                conn.buffer = bytearray(conn.buffer)
+            conn.buffer += data
+        else:
+            conn.buffer = data
         settle_buffer(conn)
 
     def on_closed(conn: _Connection) -> None:

@@ -230,7 +230,7 @@ def render_body(response: HttpResponse, dark: bool = True) -> RenderableType:
         if arrival:
             note += f"\n{arrival}"
         if response.body_length > len(preview):
-            note += f"\nthe first {len(preview)} bytes as hex (Ctrl+B saves the body to a file):"
+            note += f"\nthe first {len(preview)} bytes as hex:"
         return Text(note + "\n\n" + "\n".join(lines))
     text = response.body_text()
     clipped = len(text) > BODY_VIEW_LIMIT
@@ -1033,12 +1033,18 @@ class HttpTab(Widget):
                 raise RuntimeError("the HTTP server is not running after the restart")
             return f"http://{endpoint[0]}:{endpoint[1]}"
 
+        def place(model: str) -> str:
+            return f"{model} ({models.index(model) + 1} of {len(models)})"
+
         def progress(model: str, snapshot: LoadSnapshot) -> None:
+            starved = snapshot.starved_connections
             self.post_message(
                 self.CompareProgress(
-                    f"{model}: {snapshot.elapsed:.1f}/{seconds:g} s, "
-                    f"{snapshot.requests_per_second:,.0f} req/s, "
-                    f"p99 {snapshot.percentiles_ms.get('p99', 0):.1f} ms"
+                    f"{place(model)}: {snapshot.elapsed:.1f} of {seconds:g} s · "
+                    f"{snapshot.requests_per_second:,.0f} req/s · "
+                    f"p99 {snapshot.percentiles_ms.get('p99', 0):.1f} ms · "
+                    f"{starved} of {len(snapshot.answered_per_connection)} connections starved"
+                    " so far"
                 )
             )
 
@@ -1052,7 +1058,7 @@ class HttpTab(Widget):
                 duration=seconds,
                 processes=self.load_processes,
                 on_model_start=lambda model: self.post_message(
-                    self.CompareProgress(f"{model}: restarting the HTTP server…")
+                    self.CompareProgress(f"{place(model)}: restarting the HTTP server…")
                 ),
                 on_progress=progress,
                 on_model_done=lambda result: self.post_message(self.CompareModelDone(result)),

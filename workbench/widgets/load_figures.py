@@ -33,10 +33,15 @@ def describe_rate(snapshot: LoadSnapshot) -> str:
     else:
         workers = "in-process"
     return (
-        f"{state}: {amount} · {snapshot.requests_per_second:,.0f} req/s · "
+        f"{state}: {amount} · {format_rate(snapshot.requests_per_second)} req/s · "
         f"{snapshot.succeeded:,} ok, {snapshot.failed:,} failed · "
         f"{snapshot.bytes_received / 1e6:,.2f} MB received · {workers}"
     )
+
+
+def format_rate(per_second: float) -> str:
+    """Requests per second: whole numbers, except a slow rate that would round to 0."""
+    return f"{per_second:.1f}" if 0 < per_second < 10 else f"{per_second:,.0f}"
 
 
 def format_ms(value: float) -> str:

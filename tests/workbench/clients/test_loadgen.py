@@ -417,3 +417,17 @@ def test_cli_bad_input_is_a_message(capsys: pytest.CaptureFixture[str]) -> None:
     assert "only http://" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli_main(["http://h/", "-n", "5", "-d", "1"])
+
+
+def test_a_long_body_costs_time_in_proportion_to_its_length(tmp_path: Path) -> None:
+    """Growing the buffer by concatenation copied it per recv: ~0.7 s per 20 MiB body."""
+    (tmp_path / "big.bin").write_bytes(bytes(range(256)) * (20 * 4096))
+    with running_server("http", "epoll", options={"root": str(tmp_path)}) as server:
+        result = run_load(
+            LoadConfig(
+                f"http://127.0.0.1:{server.port}/big.bin", requests=10, concurrency=1, processes=0
+            )
+        )
+    assert result.statuses == {200: 10}
+    assert result.bytes_received > 10 * 20 * 1024 * 1024
+    assert result.elapsed < 3.0  # about 0.2 s in place; 7 s when quadratic
