@@ -77,11 +77,8 @@ def verdict_note(result: ModelResult) -> str:
         reason = STARVATION_REASONS.get(result.model, "connections starved")
         waited = ""
         if snapshot.longest_unanswered_ms >= 1:
-            waited = f", up to {snapshot.longest_unanswered_ms / 1000:.1f} s unanswered"
-        parts.append(
-            f"{reason}: {result.starved} of {result.connections} connections waited{waited}"
-            "; not ranked"
-        )
+            waited = f" up to {snapshot.longest_unanswered_ms / 1000:.1f} s"
+        parts.append(f"{reason}: {result.starved} of {result.connections} waited{waited}")
     if snapshot.errors:
         parts.append(", ".join(f"{kind}: {count:,}" for kind, count in snapshot.errors.items()))
     if snapshot.stopped_early:

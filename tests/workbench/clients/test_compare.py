@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,8 +43,7 @@ def test_the_iterative_server_is_never_crowned(servers: contextlib.ExitStack) ->
     assert iterative.starved == 4 and not iterative.fair
     assert epoll.starved == 0 and epoll.fair
     note = verdict_note(iterative)
-    assert note.startswith("one client at a time (3.1): 4 of 5 connections waited")
-    assert "s unanswered" in note and "not ranked" in note
+    assert re.fullmatch(r"one client at a time \(3\.1\): 4 of 5 waited up to 0\.\d s", note), note
     assert verdict_note(epoll) == ""
     # Even if its answered requests had the lower p99, iterative is not the best.
     assert best_model(results, "p99") == "epoll"
@@ -78,9 +78,7 @@ def test_ranking_skips_starving_and_failed_models() -> None:
 
 def test_a_model_that_starves_for_another_reason_still_says_so() -> None:
     result = _result("threads", [1000, 1, 1000, 1000], latency_us=100, errors={"reset": 3})
-    assert verdict_note(result) == (
-        "connections starved: 1 of 4 connections waited; not ranked; reset: 3"
-    )
+    assert verdict_note(result) == ("connections starved: 1 of 4 waited; reset: 3")
 
 
 def test_models_run_in_the_lists_order_not_the_ticking_order() -> None:
