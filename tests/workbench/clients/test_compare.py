@@ -43,7 +43,7 @@ def test_the_iterative_server_is_never_crowned(servers: contextlib.ExitStack) ->
     assert iterative.starved == 4 and not iterative.fair
     assert epoll.starved == 0 and epoll.fair
     note = verdict_note(iterative)
-    assert re.fullmatch(r"one client at a time \(3\.1\): 4 of 5 waited up to 0\.\d s", note), note
+    assert re.fullmatch(r"one client at a time \(3\.1\): 4 of 5 waited up to \d\.\d s", note), note
     assert verdict_note(epoll) == ""
     # Even if its answered requests had the lower p99, iterative is not the best.
     assert best_model(results, "p99") == "epoll"
