@@ -66,7 +66,7 @@ class CurlCommandScreen(ModalScreen[None]):
                 self.command, read_only=True, soft_wrap=True, show_line_numbers=False, id="curl"
             )
             with Horizontal():
-                yield Button("Close", id="close", variant="primary")
+                yield Button("Close (Esc)", id="close", variant="primary")
 
     def on_mount(self) -> None:
         area = self.query_one("#curl", TextArea)
@@ -98,8 +98,8 @@ class ReplaceDraftScreen(ModalScreen[bool]):
         with Vertical():
             yield Label(self.message, classes="http-dialog-message", markup=False)
             with Horizontal():
-                yield Button("Keep editing", id="keep")
-                yield Button("Replace and send", id="replace", variant="warning")
+                yield Button("Keep editing (n)", id="keep")
+                yield Button("Replace and send (y)", id="replace", variant="warning")
 
     def on_mount(self) -> None:
         # Focus starts on "Keep editing" so a stray Enter loses nothing.
