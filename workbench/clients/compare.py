@@ -22,7 +22,7 @@ from workbench.clients.loadgen import (
 
 #: Presets of the "Compare models" panel: key -> (path, what it teaches).
 COMPARE_PRESETS: dict[str, tuple[str, str]] = {
-    "static": ("/index.html", "static file: IO multiplexing shines, sendfile does the work"),
+    "static": ("/index.html", "static file: little work per request, the model's overhead shows"),
     "sleep": ("/api/sleep?ms=50", "IO-bound: waiting, so threads and event loops overlap requests"),
     "work": ("/api/work?ms=20", "CPU-bound: the GIL serialises threads; only processes scale"),
 }

@@ -124,6 +124,7 @@ HTTP_TAB_HELP = """\
   8 MiB and says so. **Ctrl+B** saves the whole body into the data folder's
   `downloads/` (the notification gives the full path).
 - **History** lists this session's requests; select one to load and re-send it.
+  If the builder holds edits you have not sent, it asks first (Keep editing / Replace).
 - **Ctrl+O** copies the request as a `curl` command: sent to the terminal's
   clipboard with OSC 52, and shown in a box to select and copy by hand where the
   terminal ignores OSC 52 (tmux unless `set -g set-clipboard on`).
@@ -132,7 +133,8 @@ HTTP_TAB_HELP = """\
 a count *or* a duration, a number of concurrent connections, keep-alive on or off
 (off pays a TCP handshake per request). **Ctrl+R** starts or stops; figures
 update a few times a second: progress, requests/s, latency percentiles
-(p50/p90/p99/p99.9/max), a latency histogram, status codes and errors by kind.
+(p50/p90/p99/p99.9/max), a latency histogram, status codes, errors by kind, and
+fairness: answers per connection (min, max) and how many connections starved.
 **Ctrl+S** exports the last result as JSON and CSV into the data folder's
 `exports/` (the notification gives the full paths). Empty boxes take the
 defaults: 10 connections, 1,000 requests; give seconds instead of requests to run
@@ -149,9 +151,11 @@ percentiles only count the requests that were answered, so the iterative server
 (3.1) looks fast to its one client while the others wait the whole run. The note
 column says why. Presets:
 
-- *static file*: IO multiplexing (epoll) shines; threads pay a switch per client.
+- *static file*: little work per request, so what shows is each model's own
+  overhead; the iterative server and the pool serve only some clients at a time.
 - *`/api/sleep?ms=50`*: IO-bound. Waiting overlaps under threads and event loops;
-  the iterative server serves one request at a time.
+  the iterative server serves one client at a time, so with keep-alive the first
+  client keeps it and the others starve.
 - *`/api/work?ms=20`*: CPU-bound. The GIL lets only one thread compute at a time,
   so threads do no better than one loop; processes (pool, prefork) use every core.
 
