@@ -320,7 +320,7 @@ def test_short_load_run_fills_the_figures_and_exports(
             assert tab.query_one("#load-export", Button).disabled is False
 
             await pilot.press("ctrl+s")
-            await pilot.pause()
+            await wait_until(pilot, lambda: tab.last_export is not None, "export")
             assert tab.last_export is not None
             json_path, csv_path = tab.last_export
             assert json_path.parent == csv_path.parent == tmp_path / "exports"  # the data folder
@@ -489,7 +489,10 @@ def test_unticked_models_draw_an_empty_box() -> None:
             }
             assert "X" in lines["epoll"] and "X" not in lines["iterative"]
             status = shown(tab.query_one("#compare-status", Static))
-            assert "Will compare 5 of 9 models, in this order: threads, pool, epoll" in status
+            assert (
+                "Will compare 5 of 9 models (one of each family, ticked by default),"
+                " in this order: threads, pool, epoll, asyncio, prefork." in status
+            )
             models.select("iterative")
             await pilot.pause()
             status = shown(tab.query_one("#compare-status", Static))

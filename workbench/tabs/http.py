@@ -342,9 +342,16 @@ class HttpTab(Widget):
             self.entry = entry
 
     class BodySaved(Message):
-        def __init__(self, path: Path | None, error: str | None = None) -> None:
+        def __init__(self, path: Path | None, size: int = 0, error: str | None = None) -> None:
             super().__init__()
             self.path = path
+            self.size = size
+            self.error = error
+
+    class Exported(Message):
+        def __init__(self, paths: tuple[Path, Path] | None, error: str | None = None) -> None:
+            super().__init__()
+            self.paths = paths
             self.error = error
 
     class LoadUpdated(Message):
@@ -530,9 +537,10 @@ class HttpTab(Widget):
         total = len(self._available_models())
         if not models:
             return f"No model ticked (of {total}): tick some with Space, then press Compare."
+        why = " (one of each family, ticked by default)" if models == self._default_ticked() else ""
         return (
-            f"Will compare {len(models)} of {total} models, in this order: {', '.join(models)}."
-            " Space ticks or unticks."
+            f"Will compare {len(models)} of {total} models{why}, in this order:"
+            f" {', '.join(models)}. Space ticks or unticks."
         )
 
     def ticked_models(self) -> list[str]:
@@ -807,17 +815,16 @@ class HttpTab(Widget):
         try:
             path = save_body(response, folder)
         except OSError as error:
-            self.post_message(self.BodySaved(None, f"cannot save the body: {error}"))
+            self.post_message(self.BodySaved(None, error=f"cannot save the body: {error}"))
         else:
-            self.post_message(self.BodySaved(path))
+            self.post_message(self.BodySaved(path, response.body_length))
 
     def on_http_tab_body_saved(self, message: BodySaved) -> None:
         if message.path is None:
             self.notify(message.error or "not saved", title="Save body", severity="error")
             return
         self.last_saved_body = message.path
-        size = describe_size(message.path.stat().st_size) if message.path.exists() else "?"
-        self.notify(f"{size} written to\n{message.path}", title="Body saved")
+        self.notify(f"{describe_size(message.size)} written to\n{message.path}", title="Body saved")
 
     def action_copy_curl(self) -> None:
         try:
@@ -949,19 +956,31 @@ class HttpTab(Widget):
         if snapshot is None:
             self.notify("Run a load first, then export it.", title="Export", severity="warning")
             return
+        self._export_in_thread(snapshot, self.data_folder() / "exports")
+
+    @work(thread=True, group="http-export", exit_on_error=False)
+    def _export_in_thread(self, snapshot: LoadSnapshot, folder: Path) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        folder = self.data_folder() / "exports"
-        base = folder / f"workbench-load-{stamp}"
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            base, number = folder / f"workbench-load-{stamp}", 1
+            while base.with_suffix(".json").exists() or base.with_suffix(".csv").exists():
+                base, number = folder / f"workbench-load-{stamp}-{number}", number + 1
             json_path = base.with_suffix(".json")
             csv_path = base.with_suffix(".csv")
             json_path.write_text(snapshot.to_json(), encoding="utf-8")
             csv_path.write_text(snapshot.to_csv(), encoding="utf-8")
         except OSError as error:
-            self.notify(f"cannot write the export: {error}", title="Export", severity="error")
+            self.post_message(self.Exported(None, f"cannot write the export: {error}"))
+        else:
+            self.post_message(self.Exported((json_path, csv_path)))
+
+    def on_http_tab_exported(self, message: Exported) -> None:
+        if message.paths is None:
+            self.notify(message.error or "not exported", title="Export", severity="error")
             return
-        self.last_export = (json_path, csv_path)
+        self.last_export = message.paths
+        json_path, csv_path = message.paths
         self.notify(f"{json_path}\n{csv_path}", title="Exported")
 
     # -- compare models -------------------------------------------------------------------
