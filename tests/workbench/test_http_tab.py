@@ -461,7 +461,9 @@ def test_compare_models_never_crowns_a_model_that_starved_connections() -> None:
             assert row[0] == "iterative"
             assert row[7].startswith("0–")  # answers per connection: some got none
             assert row[8] == "4 of 5"
-            assert row[9].startswith("one client at a time (3.1): 4 of 5 waited up to ")
+            assert row[9].startswith(
+                "one client at a time (循环网络模型, 3.1): 4 of 5 waited up to "
+            )
             assert [str(cell) for cell in table.get_row_at(1)][8:] == ["0 of 5", ""]
             status = shown(tab.query_one("#compare-status", Static))
             assert "best p99: epoll" in status

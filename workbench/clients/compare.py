@@ -29,8 +29,8 @@ COMPARE_PRESETS: dict[str, tuple[str, str]] = {
 
 #: Why a model leaves connections waiting, in the course's terms (shown in the note column).
 STARVATION_REASONS: dict[str, str] = {
-    "iterative": "one client at a time (3.1)",
-    "pool": "a fixed pool: one client per worker at a time (2.2.4)",
+    "iterative": "one client at a time (循环网络模型, 3.1)",
+    "pool": "a fixed pool, one client per worker (进程池, 2.2.4)",
 }
 
 

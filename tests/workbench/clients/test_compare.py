@@ -43,7 +43,9 @@ def test_the_iterative_server_is_never_crowned(servers: contextlib.ExitStack) ->
     assert iterative.starved == 4 and not iterative.fair
     assert epoll.starved == 0 and epoll.fair
     note = verdict_note(iterative)
-    assert re.fullmatch(r"one client at a time \(3\.1\): 4 of 5 waited up to \d\.\d s", note), note
+    assert re.fullmatch(
+        r"one client at a time \(循环网络模型, 3\.1\): 4 of 5 waited up to \d\.\d s", note
+    ), note
     assert verdict_note(epoll) == ""
     # Even if its answered requests had the lower p99, iterative is not the best.
     assert best_model(results, "p99") == "epoll"
@@ -71,7 +73,8 @@ def test_ranking_skips_starving_and_failed_models() -> None:
     ]
     assert best_model(results, "p99") == "epoll"
     assert best_model(results, "rps") == "epoll"
-    assert "a fixed pool" in verdict_note(results[0]) and "2 of 4" in verdict_note(results[0])
+    pool_note = verdict_note(results[0])
+    assert pool_note == "a fixed pool, one client per worker (进程池, 2.2.4): 2 of 4 waited"
     assert verdict_note(results[3]) == "server did not start: boom"
     assert best_model(results[:1], "p99") is None  # nothing fair: no winner at all
 
