@@ -16,6 +16,7 @@ import pytest
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import App, ComposeResult
+from textual.color import Color
 from textual.pilot import Pilot
 from textual.widgets import (
     Button,
@@ -315,6 +316,9 @@ def test_short_load_run_fills_the_figures_and_exports(
             assert " s · " in summary and "400 ok, 0 failed" in summary
             errors = tab.query_one("#load-errors", Static)
             assert shown(errors) == "errors: none" and not errors.has_class("-errors")
+            palette = app.get_css_variables()
+            assert errors.styles.color == Color.parse(palette["success"])  # not drawn as an error
+            assert errors.styles.color != Color.parse(palette["error"])
             fairness = shown(tab.query_one("#load-fairness", Static))
             assert fairness.startswith("fairness: answers per connection min ")
             assert tab.query_one("#load-export", Button).disabled is False
