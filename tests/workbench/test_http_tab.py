@@ -542,8 +542,8 @@ def test_a_long_body_is_counted_whole_and_saved_on_request(tmp_path: Path) -> No
             assert saved.read_bytes() == big
             assert any(str(saved) in note for note in notifications(app))
             spooled = response.body_file
-            assert spooled is not None and spooled.exists()
-        assert not spooled.exists()  # the temporary copy goes with the tab
+            assert spooled is not None and not spooled.closed
+        assert spooled.closed  # the temporary copy goes with the tab
 
     with running_server("http", "epoll", options={"root": str(site)}) as server:
         run(lambda: scenario(server.port))

@@ -8,16 +8,15 @@ Timing splits connect (DNS + TCP handshake), first byte and total, as curl's
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
-import shutil
 import socket
 import ssl
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
@@ -83,8 +82,8 @@ class HttpResponse:
     body_length: int = -1
     #: Response bytes received in all (head, body and chunk framing).
     received_bytes: int = -1
-    #: The whole body in a temporary file, when it was longer than ``body`` keeps.
-    body_file: Path | None = None
+    #: The whole body in an unnamed temporary file, when longer than ``body`` keeps.
+    body_file: BinaryIO | None = None
 
     def __post_init__(self) -> None:
         if self.body_length < 0:
@@ -98,10 +97,9 @@ class HttpResponse:
         return self.body_length > len(self.body)
 
     def release(self) -> None:
-        """Delete the temporary copy of a long body (call when the response is replaced)."""
+        """Drop the temporary copy of a long body (call when the response is replaced)."""
         if self.body_file is not None:
-            with contextlib.suppress(OSError):
-                self.body_file.unlink()
+            self.body_file.close()
             self.body_file = None
 
     @property
@@ -290,44 +288,44 @@ def send_request(request: HttpRequest) -> HttpResponse:
         truncated=reader.truncated,
         body_length=reader.spool.length,
         received_bytes=reader.received,
-        body_file=reader.spool.file_path,
+        body_file=reader.spool.file,
     )
 
 
 class BodySpool:
-    """A body as it arrives: the first ``keep`` bytes in memory, all of it on disk once longer."""
+    """A body as it arrives: the first ``keep`` bytes in memory, all of it on disk once longer.
+
+    The file has no name (``TemporaryFile``): the OS reclaims it when it is closed,
+    even if the app is killed before it can tidy up.
+    """
 
     def __init__(self, keep: int = MAX_BODY_BYTES) -> None:
         self.keep = keep
         self.kept = bytearray()
         self.length = 0
-        self.file_path: Path | None = None
-        self._file = None
+        self.file: BinaryIO | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._file is None and self.length + len(data) > self.keep:
-            handle, name = tempfile.mkstemp(prefix="workbench-body-")
-            self._file = os.fdopen(handle, "wb")
-            self.file_path = Path(name)
-            self._file.write(self.kept)
-        if self._file is not None:
-            self._file.write(data)
+        if self.file is None and self.length + len(data) > self.keep:
+            # Outlives this call on purpose: the response owns it until release().
+            self.file = tempfile.TemporaryFile(prefix="workbench-body-")  # noqa: SIM115
+            self.file.write(self.kept)
+        if self.file is not None:
+            self.file.write(data)
         room = self.keep - len(self.kept)
         if room > 0:
             self.kept += data[:room]
         self.length += len(data)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """The body is complete: flush it to the file, which stays open for saving."""
+        if self.file is not None:
+            self.file.flush()
 
     def discard(self) -> None:
-        self.close()
-        if self.file_path is not None:
-            with contextlib.suppress(OSError):
-                self.file_path.unlink()
-            self.file_path = None
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
 
 class _ResponseReader:
@@ -497,10 +495,19 @@ def save_body(response: HttpResponse, folder: Path, name: str | None = None) -> 
     while path.exists():
         path = folder / (f"{stem}-{number}.{suffix}" if suffix else f"{stem}-{number}")
         number += 1
-    if response.body_file is not None and response.body_file.exists():
-        shutil.copyfile(response.body_file, path)
-    else:
-        path.write_bytes(response.body)
+    spool = response.body_file
+    with path.open("wb") as out:
+        if spool is None:
+            out.write(response.body)
+            return path
+        try:
+            # pread: no shared file position, so two saves of one body do not mix.
+            descriptor, offset = spool.fileno(), 0
+            while chunk := os.pread(descriptor, 1 << 20, offset):
+                out.write(chunk)
+                offset += len(chunk)
+        except ValueError:  # closed: the response was replaced while saving
+            raise OSError("the response was replaced before its body was saved") from None
     return path
 
 
