@@ -43,6 +43,21 @@ DEFAULT_MODEL = "epoll"
 #: Model each default server starts under. FTP's handler is blocking (its data
 #: connections), so it needs a model giving each connection its own thread.
 DEFAULT_MODELS = {"chat": "epoll", "ftp": "threads", "http": "epoll"}
+#: Where servers listen unless told otherwise: loopback, so nothing leaves the machine.
+DEFAULT_HOST = "127.0.0.1"
+
+
+def connect_host(bind_host: str) -> str:
+    """The address a local client dials to reach a server bound to ``bind_host``.
+
+    A wildcard bind (``0.0.0.0``, ``::``) listens on every interface, loopback
+    included, but is not itself an address one can connect to.
+    """
+    if bind_host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if bind_host == "::":
+        return "::1"
+    return bind_host
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +128,7 @@ class _ManagedServer:
     port: int
     workers: int | None
     options: dict[str, Any]
+    host: str = "127.0.0.1"
     process: Any = None
     state: str = "starting"
     exit_description: str = ""
@@ -232,7 +248,7 @@ class ServerManager:
             server = self._servers.get(server_id) if server_id else None
             if server is None or server.state != "running" or server.process is None:
                 return None
-            return ("127.0.0.1", server.port)
+            return (connect_host(server.host), server.port)
 
     def server_ids(self) -> list[str]:
         with self._lock:
@@ -258,15 +274,20 @@ class ServerManager:
         port: int = 0,
         workers: int | None = None,
         options: dict[str, Any] | None = None,
+        host: str | None = None,
     ) -> str:
         """Start a server (a second instance gets ``http-2``...); returns its id. Blocks.
 
+        ``options`` are the protocol's command-line options by name (``transport``,
+        ``drop``, ``read_only``, ``max_open_files``...); ``host`` is the bind address.
         Raises the launcher's ``LaunchError`` (a one-line reason) when it cannot start.
         """
         merged_options = {**server_options(protocol, self.data_dir), **(options or {})}
         with self._lock:
             server_id = self._new_server_id(protocol)
-            server = _ManagedServer(server_id, protocol, model, port, workers, merged_options)
+            server = _ManagedServer(
+                server_id, protocol, model, port, workers, merged_options, host or DEFAULT_HOST
+            )
             self._servers[server_id] = server
             self._defaults.setdefault(protocol, server_id)
         try:
@@ -286,11 +307,15 @@ class ServerManager:
         model: str | None = None,
         port: int | None = None,
         workers: int | None = None,
+        options: dict[str, Any] | None = None,
+        host: str | None = None,
     ) -> int:
-        """Stop the server and start it again, optionally with another model, port or worker count.
+        """Stop the server and start it again, optionally with another model, port, worker count, options or address.
 
         Without a new port it comes back on the port it had, so clients keep
-        their address. Returns the bound port. Blocks.
+        their address; options and host not given stay as they were (a restart
+        keeps a chat's transport and drop rate). New ``options`` are laid over the
+        current ones; a value of None removes an option. Returns the bound port. Blocks.
         """
         with self._lock:
             server = self._require(server_id)
@@ -305,6 +330,11 @@ class ServerManager:
                 server.model = model
             if workers is not None:
                 server.workers = workers or None
+            if options:
+                merged = {**server.options, **options}
+                server.options = {key: value for key, value in merged.items() if value is not None}
+            if host:
+                server.host = host
             server.port = previous_port if port is None else port
         try:
             self._launch(server)
@@ -395,7 +425,7 @@ class ServerManager:
         spec = launcher.ServerSpec(
             protocol=server.protocol,
             model=server.model,
-            host="127.0.0.1",
+            host=server.host,
             port=server.port,
             workers=server.workers,
             options=dict(server.options),
@@ -532,7 +562,7 @@ class ServerManager:
             protocol=server.protocol,
             # UDP chat reports "datagram": the stream model does not apply to it.
             model=snapshot.get("model") or server.model,
-            host="127.0.0.1",
+            host=server.host,
             port=server.port,
             pid=process.pid if process is not None else None,
             state=server.state,
