@@ -94,3 +94,28 @@ def test_a_limit_above_the_hard_one_is_a_clear_start_error():
 def test_a_limit_too_low_to_run_is_refused():
     with pytest.raises(ValueError, match=f"at least {MINIMUM_OPEN_FILES}"):
         set_open_file_limit(MINIMUM_OPEN_FILES - 1)
+
+
+def test_asyncio_pauses_accepting_and_says_why(stats_queue, helpers):
+    # asyncio's own answer to EMFILE: stop accepting for a second (no spin, no refusal);
+    # the panel gets one clear error per pause and the waiting clients are served later.
+    options = {"max_open_files": LOW_LIMIT}
+    with running_server("echo", "asyncio", options=options, stats_queue=stats_queue) as server:
+        conns = [
+            socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(CLIENTS)
+        ]
+        try:
+            snapshot = helpers.snapshot(stats_queue, lambda s: s["errors"] >= 1, timeout=20)
+            assert snapshot["accepted"] < LOW_LIMIT
+            errors = [event[2] for event in snapshot["events"] if event[1] == "error"]
+            assert "out of file descriptors" in errors[0]
+            before = cpu_seconds(server.pid)
+            time.sleep(1.0)  # measuring idle CPU needs wall time to pass
+            assert cpu_seconds(server.pid) - before < 0.3
+            first_batch = snapshot["accepted"]
+            for conn in conns[:first_batch]:
+                conn.close()
+            assert answer_or_hang_up(conns[first_batch], b"late") == "served"
+        finally:
+            for conn in conns:
+                conn.close()
