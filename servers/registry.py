@@ -55,6 +55,33 @@ def load_protocol(name: str) -> ModuleType:
     return importlib.import_module(path)
 
 
+def transport_of(protocol: str, options: dict | None = None) -> str:
+    """``"tcp"`` or ``"udp"``: the protocol's ``transport`` option if given, else its default."""
+    chosen = (options or {}).get("transport")
+    if chosen:
+        return str(chosen)
+    try:
+        return load_protocol(protocol).TRANSPORT
+    except UnknownName:
+        return "tcp"
+
+
+def model_choices(protocol: str, transport: str | None = None) -> dict[str, str | None]:
+    """Every model ``protocol`` can be asked for over ``transport``: None if it runs there, else why not.
+
+    A datagram protocol (UDP chat) offers the one loop it really runs, ``datagram``.
+    """
+    transport = transport or transport_of(protocol)
+    module = load_protocol(protocol)
+    unsupported = getattr(module, "unsupported_models", lambda transport: {})(transport)
+    choices: dict[str, str | None] = {}
+    if transport == "udp":
+        choices[getattr(module, "DATAGRAM_MODEL", "datagram")] = None
+    for model in MODELS:
+        choices[model] = unsupported.get(model)
+    return choices
+
+
 def load_model(name: str) -> ModuleType:
     """Import the concurrency model module called ``name``."""
     try:

@@ -91,12 +91,18 @@ class ServerRow:
     model: str
     host: str = "127.0.0.1"
     port: int = 0
+    #: "tcp", or "udp" for a datagram server, whose *active* counts room members, not connections.
+    transport: str = "tcp"
     pid: int | None = None
     state: str = "starting"
     exit_description: str = ""
     workers: int | None = None
     uptime: float = 0.0
+    #: Every thread of the server's process tree, as the OS counts them.
     threads: int = 0
+    #: Of those, the ones serving clients: each process's main thread and the
+    #: connection threads; the rest are helpers (stats reporter, control channel...).
+    serving_threads: int = 0
     children: int = 0
     active: int = 0
     accepted: int = 0
@@ -112,10 +118,23 @@ class ServerRow:
     process_tree: tuple[ProcessNode, ...] = ()
     events_dropped: int = 0
     is_default: bool = False
+    #: The soft open-file limit the server runs with (0 until its first report).
+    max_open_files: int = 0
+    #: The protocol options it was started with (transport, drop, read_only...).
+    options: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}" if self.port else "-"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}" if self.port else "-"
+
+    @property
+    def is_datagram(self) -> bool:
+        return self.transport == "udp"
+
+    @property
+    def helper_threads(self) -> int:
+        return max(0, self.threads - self.serving_threads)
 
 
 @dataclass
@@ -139,6 +158,18 @@ class _ManagedServer:
     rates: tuple[float, float, float] = (0.0, 0.0, 0.0)
     os_figures: dict[str, Any] = field(default_factory=dict)
     events_dropped: int = 0
+
+
+_DATAGRAM = "datagram"
+
+
+def _transport_of(protocol: str, options: dict[str, Any]) -> str:
+    """The transport a server is configured with, before its first report says so."""
+    try:
+        from servers.registry import transport_of
+    except ImportError:
+        return "tcp"
+    return transport_of(protocol, options)
 
 
 def _launcher() -> Any:
@@ -283,6 +314,7 @@ class ServerManager:
         Raises the launcher's ``LaunchError`` (a one-line reason) when it cannot start.
         """
         merged_options = {**server_options(protocol, self.data_dir), **(options or {})}
+        merged_options = {key: value for key, value in merged_options.items() if value is not None}
         with self._lock:
             server_id = self._new_server_id(protocol)
             server = _ManagedServer(
@@ -557,20 +589,26 @@ class ServerManager:
         else:
             uptime = 0.0
         running = server.state == "running"
+        transport = snapshot.get("transport") or _transport_of(server.protocol, server.options)
+        children = len(snapshot.get("children", ())) if running else 0
+        # Each forked child serves with its main thread; the parent counts its own.
+        serving = snapshot.get("serving_threads", 0) + children if running else 0
         return ServerRow(
             server_id=server.server_id,
             protocol=server.protocol,
-            # UDP chat reports "datagram": the stream model does not apply to it.
-            model=snapshot.get("model") or server.model,
+            # UDP chat runs one datagram loop whatever model was asked for: show that.
+            model=snapshot.get("model") or (_DATAGRAM if transport == "udp" else server.model),
             host=server.host,
             port=server.port,
+            transport=transport,
             pid=process.pid if process is not None else None,
             state=server.state,
             exit_description=server.exit_description,
             workers=server.workers,
             uptime=uptime,
             threads=figures.get("threads", snapshot.get("threads", 0)) if running else 0,
-            children=len(snapshot.get("children", ())) if running else 0,
+            serving_threads=serving,
+            children=children,
             active=snapshot.get("active", 0) if running else 0,
             accepted=snapshot.get("accepted", 0),
             requests=snapshot.get("requests", 0),
@@ -585,6 +623,8 @@ class ServerManager:
             process_tree=figures.get("tree", ()),
             events_dropped=server.events_dropped,
             is_default=self._defaults.get(server.protocol) == server.server_id,
+            max_open_files=snapshot.get("max_open_files", 0),
+            options=dict(server.options),
         )
 
     def _poll_loop(self) -> None:

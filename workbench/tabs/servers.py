@@ -46,6 +46,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("rps", "Req/s"),
     ("in", "In B/s"),
     ("out", "Out B/s"),
+    ("refused", "Refused"),
     ("errors", "Err"),
     ("cpu", "CPU%"),
     ("rss", "RSS"),
@@ -92,6 +93,13 @@ def describe_server(row: ServerRow) -> str:
     return f"{row.server_id} is {row.state}…"
 
 
+def format_threads(row: ServerRow) -> str:
+    """``1+3``: threads serving clients + helper threads (stats reporter, control channel...)."""
+    if not row.serving_threads:
+        return str(row.threads)
+    return f"{row.serving_threads}+{row.helper_threads}"
+
+
 def _short_exit(description: str) -> str:
     """Table-sized exit reason: ``killed by SIGKILL`` -> ``SIGKILL``, ``exit code 1`` -> ``exit 1``.
 
@@ -113,7 +121,7 @@ class ServersTab(Vertical):
         Binding("n", "new_server", "New server"),
         Binding("r", "restart_server", "Restart"),
         Binding("x", "stop_server", "Stop"),
-        Binding("m", "change_server", "Model/port/workers"),
+        Binding("m", "change_server", "Change"),
         Binding("delete", "remove_server", "Remove", show=False),
         Binding("p", "pause_log", "Pause log"),
         Binding("slash", "filter_log", "Filter"),
@@ -204,12 +212,13 @@ class ServersTab(Vertical):
             str(row.pid) if row.pid else "-",
             Text(state, style=self._state_style(row.state)),
             format_uptime(row.uptime) if row.uptime else "-",
-            str(row.threads) if running else "-",
+            format_threads(row) if running else "-",
             str(row.children) if running else "-",
-            f"{row.active}/{row.accepted}",
+            f"{row.active}/{row.accepted}" + (" m" if row.is_datagram else ""),
             format_rate(row.requests_per_second),
             format_bytes_compact(row.bytes_in_per_second),
             format_bytes_compact(row.bytes_out_per_second),
+            Text(str(row.refused), style=self._state_style("starting") if row.refused else ""),
             Text(str(row.errors), style=self._state_style("crashed") if row.errors else ""),
             f"{row.cpu_percent:.0f}" if running else "-",
             format_bytes_compact(row.rss_bytes) if running and row.rss_bytes else "-",
@@ -257,11 +266,15 @@ class ServersTab(Vertical):
             f"Requests/s  now {format_rate(row.requests_per_second)}  peak {format_rate(peak_rate)}"
         )
         self.query_one("#active-label", Label).update(
-            f"Active connections  now {row.active}  peak {peak_active:.0f}"
+            f"{'Room members' if row.is_datagram else 'Active connections'}  "
+            f"now {row.active}  peak {peak_active:.0f}"
         )
         processes = sum(1 for node in row.process_tree if node.status != "zombie")
         self.query_one("#tree-label", Label).update(
-            f"Processes {processes} · threads {row.threads} · zombies {row.zombies}"
+            f"Processes {processes} · threads {row.serving_threads} serving"
+            f" + {row.helper_threads} helpers · zombies {row.zombies}"
+            if row.serving_threads
+            else f"Processes {processes} · threads {row.threads} · zombies {row.zombies}"
         )
         self.query_one(ProcessTreeView).show(
             row.process_tree, self._state_style("crashed"), root_label=row.server_id
@@ -326,16 +339,34 @@ class ServersTab(Vertical):
     def _start_from_form(self, settings: ServerSettings | None) -> None:
         if settings is None:
             return
-        self.start_server(settings.protocol, settings.model, settings.port or 0, settings.workers)
+        self.start_server(
+            settings.protocol,
+            settings.model,
+            settings.port or 0,
+            settings.workers,
+            host=settings.host,
+            options=settings.options,
+        )
 
     def start_server(
-        self, protocol: str, model: str, port: int = 0, workers: int | None = None
+        self,
+        protocol: str,
+        model: str,
+        port: int = 0,
+        workers: int | None = None,
+        *,
+        host: str | None = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
         def job() -> str:
-            server_id = self.manager.start(protocol, model, port=port, workers=workers)
+            server_id = self.manager.start(
+                protocol, model, port=port, workers=workers, host=host, options=options
+            )
             row = self.manager.row(server_id)
-            where = f" on {row.address}" if row else ""
-            return f"Started {server_id} ({protocol}, {model}){where}"
+            if row is None:
+                return f"Started {server_id} ({protocol}, {model})"
+            # The row says what really runs: a UDP chat is a datagram loop whatever was asked.
+            return f"Started {server_id} ({protocol} over {row.transport}, {row.model}) on {row.address}"
 
         self._in_background(f"Starting {protocol} ({model})", job)
 
@@ -350,12 +381,18 @@ class ServersTab(Vertical):
         model: str | None = None,
         port: int | None = None,
         workers: int | None = None,
+        *,
+        host: str | None = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
         def job() -> str:
-            bound = self.manager.restart(server_id, model=model, port=port, workers=workers)
+            bound = self.manager.restart(
+                server_id, model=model, port=port, workers=workers, host=host, options=options
+            )
             row = self.manager.row(server_id)
-            running_model = row.model if row else model
-            return f"Restarted {server_id} ({running_model}) on port {bound}"
+            if row is None:
+                return f"Restarted {server_id} on port {bound}"
+            return f"Restarted {server_id} ({row.transport}, {row.model}) on {row.address}"
 
         self._in_background(f"Restarting {server_id}", job)
 
@@ -385,6 +422,8 @@ class ServersTab(Vertical):
                 model=row.model,
                 port=None,
                 workers=row.workers,
+                host=row.host,
+                options={**row.options, "transport": row.transport},
                 submit_label="Apply & restart",
             ),
             lambda settings: self._change_from_form(row.server_id, settings),
@@ -395,7 +434,14 @@ class ServersTab(Vertical):
             return
         # An emptied workers box means "back to the model default", which restart spells 0.
         workers = settings.workers if settings.workers is not None else 0
-        self.restart_server(server_id, model=settings.model, port=settings.port, workers=workers)
+        self.restart_server(
+            server_id,
+            model=settings.model,
+            port=settings.port,
+            workers=workers,
+            host=settings.host,
+            options=settings.options,
+        )
 
     def action_remove_server(self) -> None:
         row = self._require_selection()
