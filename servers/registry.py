@@ -16,20 +16,29 @@ PROTOCOLS: dict[str, str] = {
 #: model name -> (module, course section, one-line description)
 MODELS: dict[str, tuple[str, str, str]] = {
     "iterative": ("servers.models.iterative", "3.1 循环网络模型", "one client at a time"),
-    "threads": ("servers.models.threads", "3.1.2 多线程并发", "a thread per connection"),
+    "threads": ("servers.models.threads", "3.1.2 多线程并发模型", "a thread per connection"),
     "processes": (
         "servers.models.processes",
-        "3.1.1 多进程并发",
+        "3.1.1 多进程并发模型",
         "a forked process per connection, reaped on exit",
     ),
-    "pool": ("servers.models.pool", "2.2.4 进程池", "a fixed pool of worker processes"),
+    "pool": (
+        "servers.models.pool",
+        "2.2.4 进程池",
+        "a fixed pool of worker processes, each accepting its own clients "
+        "(not multiprocessing.Pool's task queue)",
+    ),
     "select": ("servers.models.select", "3.2.4 IO多路复用 select", "one thread, select()"),
     "poll": ("servers.models.poll", "3.2.4 IO多路复用 poll", "one thread, poll()"),
     "epoll": ("servers.models.epoll", "3.2.4 IO多路复用 epoll", "one thread, epoll"),
-    "asyncio": ("servers.models.asyncio", "beyond the course: 协程", "an asyncio event loop"),
+    "asyncio": (
+        "servers.models.asyncio",
+        "beyond the course: 协程 (3.2.1 only names 异步IO)",
+        "an asyncio event loop",
+    ),
     "prefork": (
         "servers.models.prefork",
-        "更高并发: 多进程 + IO多路复用",
+        "并发技术探讨(扩展) 更高并发的实现: 多进程 + IO多路复用",
         "N processes, each an epoll loop, sharing the port (SO_REUSEPORT)",
     ),
 }

@@ -1,4 +1,4 @@
-"""The FTP tab: a two-pane local | remote file browser over FTP (course 3.1: the file server exercise).
+"""The FTP tab: a two-pane local | remote file browser over FTP (course 3.2: the ftp 文件服务器 exercise).
 
 Every network and disk call runs in a thread worker and comes back as a message
 nested in :class:`FtpTab`. Browsing uses one control connection; each transfer
@@ -100,7 +100,7 @@ class FtpTab(Widget):
     """Local and remote panes side by side, a connection bar on top and a transfer bar below."""
 
     HELP = """\
-# FTP — the file server (文件服务器, course 3.1)
+# FTP — the file server (ftp 文件服务器, the exercise of course 3.2 多任务并发模型)
 
 A two-pane browser: **your disk on the left, the FTP server on the right**.
 It talks to the workbench's own FTP server by default, and to any FTP server

@@ -44,8 +44,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("children", "Kids"),
     ("connections", "Conn"),
     ("rps", "Req/s"),
-    ("in", "In B/s"),
-    ("out", "Out B/s"),
+    ("in", "In/s"),
+    ("out", "Out/s"),
     ("refused", "Refused"),
     ("errors", "Err"),
     ("cpu", "CPU%"),
@@ -57,17 +57,30 @@ The **Servers** panel starts the servers in child processes and shows, live, wha
 concurrency model does: processes appearing and vanishing under `processes`, the thread
 count climbing under `threads`, one process holding thousands of connections under `epoll`.
 
-* The **table** has one row per server (`*` marks the instance the other tabs use;
-  *Conn* is active/total connections), refreshed twice a second from the servers' own
-  reports (connections, requests, bytes) and from what the OS sees of their process tree
-  (threads, child processes, CPU %, RSS). Move with ↑/↓ to select a server.
-* Below it, for the selected server: **sparklines** of requests/s and active connections,
-  the **process tree** (like `pstree`) with its zombie count (僵尸进程 — must stay 0), and the
-  **event log** (connect, disconnect, request, error). Type in the filter to narrow it,
-  press **p** to pause it.
-* **n** starts a server (a second HTTP server gets the id `http-2`), **m** changes the
-  model, port or worker count and restarts, **r** restarts (or starts a stopped one),
-  **x** stops, **Delete** removes a stopped row.
+* The **table** has one row per server (`*` marks the instance the other tabs use),
+  refreshed twice a second from the servers' own reports and from what the OS sees of
+  their process tree (CPU %, RSS). Move with ↑/↓ to select a server.
+  * *Thr* is `a+b`: *a* threads doing the model's work (each process's main thread, plus
+    one per connection under `threads`), *b* helper threads the workbench adds to every
+    server (stats reporter, control channel, stats queue feeder; a stats flusher in each
+    forked child). *Kids* counts child processes.
+  * *Conn* is active/total connections; for a UDP chat (model *datagram*) it is room
+    members, marked `m`, since UDP has no connections.
+  * *Refused* counts clients turned away: past select's FD_SETSIZE (descriptors 1024 and
+    above), out of file descriptors (EMFILE), or a full chat room. *Err* counts errors.
+* Below it, for the selected server: **sparklines** of requests/s and active connections
+  (room members for UDP chat), the **process tree** (like `pstree`) with its zombie count
+  (僵尸进程 — must stay 0), and the **event log** (connect, disconnect, join, leave,
+  request, refused, error). Type in the filter to narrow it, press **p** to pause it.
+* **n** starts a server (a second HTTP server gets the id `http-2`); **m** changes the
+  selected one and restarts it. The form offers only what applies: the model (for chat,
+  after the *Transport*: UDP runs one datagram loop; TCP runs under iterative, threads,
+  select, poll, epoll and asyncio, not the multi-process models, since the room lives in
+  one process's memory), chat's *Drop rate* (UDP: 0.1 loses 10% of room datagrams), FTP's
+  *Read-only* and *Users file*, the *Bind address* (127.0.0.1 = this machine only), port,
+  workers (pool, prefork) and *Open files* (the server's descriptor limit; empty = as high
+  as the system allows). A restart keeps them all. **r** restarts (or starts a stopped
+  one), **x** stops, **Delete** removes a stopped row.
 * A server killed from outside (`kill -9 PID`) shows as *crashed* with its signal; press
   **r** to bring it back.
 * **a** jumps to the announcement box: the text is sent to every chat room member as the
@@ -271,10 +284,7 @@ class ServersTab(Vertical):
         )
         processes = sum(1 for node in row.process_tree if node.status != "zombie")
         self.query_one("#tree-label", Label).update(
-            f"Processes {processes} · threads {row.serving_threads} serving"
-            f" + {row.helper_threads} helpers · zombies {row.zombies}"
-            if row.serving_threads
-            else f"Processes {processes} · threads {row.threads} · zombies {row.zombies}"
+            f"Processes {processes} · threads {format_threads(row)} · zombies {row.zombies}"
         )
         self.query_one(ProcessTreeView).show(
             row.process_tree, self._state_style("crashed"), root_label=row.server_id
