@@ -76,14 +76,36 @@ def _finite(value: int) -> int:
     return 2**31 - 1 if value == resource.RLIM_INFINITY else value
 
 
+class ThrottledLog:
+    """Logs an error at most once per LOG_INTERVAL, saying how many were held back.
+
+    A crowd refused at a limit is hundreds of identical errors a second: the
+    panel counts every one (*Refused*), the log needs one line.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._last = float("-inf")
+        self._held_back = 0
+
+    def error(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last < LOG_INTERVAL:
+            self._held_back += 1
+            return
+        suffix = f" (and {self._held_back} more like it)" if self._held_back else ""
+        self.logger.error("%s%s", message, suffix)
+        self._last = now
+        self._held_back = 0
+
+
 class SpareDescriptor:
     """One descriptor held in reserve, given up for an instant to turn away a client at EMFILE."""
 
     def __init__(self, stats: ServerStats) -> None:
         self.stats = stats
         self.fd: int | None = None
-        self._last_log = 0.0
-        self._unlogged = 0
+        self._log = ThrottledLog(log)
         self.reserve()
 
     def reserve(self) -> None:
@@ -129,23 +151,11 @@ class SpareDescriptor:
         """Count one client refused for want of descriptors; log it, throttled."""
         message = "refused a connection: " + _shortage(error)
         self.stats.count_refusal(message)
-        self._log(message)
+        self._log.error(message)
 
     def note_shortage(self, error: OSError) -> None:
         """No spare to refuse with: clients wait in the backlog; say so (throttled), count nothing."""
-        self._log("not accepting for a moment: " + _shortage(error))
-
-    def _log(self, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last_log >= LOG_INTERVAL:
-            suffix = (
-                f" (and {self._unlogged} more since the last message)" if self._unlogged else ""
-            )
-            log.error("%s%s", message, suffix)
-            self._last_log = now
-            self._unlogged = 0
-        else:
-            self._unlogged += 1
+        self._log.error("not accepting for a moment: " + _shortage(error))
 
 
 def _shortage(error: OSError) -> str:
