@@ -115,7 +115,11 @@ connection for each listing or file (passive mode: the server opens a port with
 
 Every transfer opens its own control connection, so you can keep browsing while
 it runs; watch the server's connection count climb in the **Servers** tab and see
-how each concurrency model (threads, processes, pool…) serves them.
+how each concurrency model (threads, processes, pool…) serves them. Under the
+event-loop models (select, poll, epoll, asyncio) the loop handles the control connections
+and each data transfer runs in a thread of its own, so *Thr* reads `2+3` while one
+file moves. To serve read-only or with accounts, select the ftp row there, press
+**m** and tick *Read-only* or give a *Users file*.
 
 | Key | Action |
 |---|---|
