@@ -127,9 +127,9 @@ class SpareDescriptor:
     def refuse(self, listener: socket.socket, error: OSError) -> bool:
         """Accept one queued client into the spare's slot and hang up on it at once.
 
-        Returns True when a client was turned away, False when none was waiting
-        (or the spare could not be freed). Either way the refusal is counted
-        and logged (at most once a second, with how many were not logged).
+        Returns True when a client was turned away (counted as a refusal and
+        logged, at most once a second), False when none was waiting or there
+        was no spare to give up.
         """
         refused = False
         if self.fd is not None:

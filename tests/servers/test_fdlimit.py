@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import resource
 import socket
 import time
@@ -9,8 +10,13 @@ import time
 import psutil
 import pytest
 
+from servers.contracts import Application, monotonic
+from servers.echo import ByteEcho
 from servers.fdlimit import MINIMUM_OPEN_FILES, set_open_file_limit
 from servers.launcher import LaunchError, running_server
+from servers.models._eventloop import ACCEPT_PAUSE_SECONDS
+from servers.models.epoll import EpollServer
+from servers.stats import ServerStats
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -119,3 +125,49 @@ def test_asyncio_pauses_accepting_and_says_why(stats_queue, helpers):
         finally:
             for conn in conns:
                 conn.close()
+
+
+class ListenerOutOfDescriptors:
+    """A listening socket whose accept() fails with EMFILE, as when the process is full."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def accept(self):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+def test_with_no_spare_left_the_loop_stops_watching_the_listener_briefly():
+    # The spare could not be reopened (another thread took the slot): the loop
+    # must neither spin on the readable listener nor stop accepting for good.
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        server = EpollServer(
+            sock, Application(name="echo", stats=ServerStats(), new_handler=ByteEcho)
+        )
+        client = socket.create_connection(sock.getsockname(), timeout=5)
+        try:
+            listen_fd = sock.fileno()
+            server.listener = ListenerOutOfDescriptors(sock)
+            server.spare.close()
+            reserve, server.spare.reserve = server.spare.reserve, lambda: None
+            server.accept_ready()
+            assert 0 < server.next_timeout() <= ACCEPT_PAUSE_SECONDS
+            # A client is queued, yet the loop is not woken for it while paused.
+            assert listen_fd not in {fd for fd, _ in server.epoll.poll(0)}
+            assert server.stats.refused == 0  # nobody was turned away: they wait
+            # The pause is over (as if its 0.1 s had passed): watching again, spare back.
+            server.listener = sock
+            server.spare.reserve = reserve
+            server._accept_paused_until = monotonic()
+            server.run_timers()
+            assert server.spare.available
+            assert listen_fd in {fd for fd, _ in server.epoll.poll(1)}
+            server.accept_ready()
+            assert server.stats.accepted == 1
+        finally:
+            client.close()
+            server.close_all()
+            server.epoll.close()
