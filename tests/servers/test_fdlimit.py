@@ -144,9 +144,9 @@ def test_with_no_spare_left_the_loop_stops_watching_the_listener_briefly():
     # The spare could not be reopened (another thread took the slot): the loop
     # must neither spin on the readable listener nor stop accepting for good.
     with socket.create_server(("127.0.0.1", 0)) as sock:
-        server = EpollServer(
-            sock, Application(name="echo", stats=ServerStats(), new_handler=ByteEcho)
-        )
+        stats = ServerStats()
+        app = Application(name="echo", stats=stats, new_handler=lambda peer: ByteEcho(stats))
+        server = EpollServer(sock, app)
         client = socket.create_connection(sock.getsockname(), timeout=5)
         try:
             listen_fd = sock.fileno()
