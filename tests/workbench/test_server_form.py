@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
+from servers.ftp.users import Account, hash_password, save_accounts
 from workbench.app import WorkbenchApp
 from workbench.clients.chat import ChatClient
 from workbench.server_manager import ServerManager
@@ -218,7 +219,8 @@ async def test_new_chat_with_a_drop_rate_loses_datagrams(manager):
 
 
 @run_async
-async def test_ftp_read_only_from_the_form_refuses_uploads(manager):
+async def test_ftp_read_only_and_users_file_from_the_form(manager, tmp_path):
+    users = tmp_path / "users.txt"
     app = servers_app(manager)
     async with app.run_test(size=SIZE) as pilot:
         await open_form(pilot, "n")
@@ -240,6 +242,28 @@ async def test_ftp_read_only_from_the_form_refuses_uploads(manager):
             assert ftp.nlst()  # reading works
             with pytest.raises(ftplib.error_perm, match="^550"):
                 ftp.storbinary("STOR new.txt", io.BytesIO(b"no"))
+        finally:
+            ftp.close()
+        # Change it: writable again, with an accounts file. The form shows what runs.
+        save_accounts(str(users), {"alice": Account("alice", hash_password("s3cret"), "elrw")})
+        await open_form(pilot, "m")
+        assert app.screen.query_one("#form-read-only").value is True
+        app.screen.query_one("#form-read-only").value = False
+        app.screen.query_one("#form-users").value = str(users)
+        await submit(pilot)
+        await wait_until(
+            pilot,
+            lambda: (
+                running(app, "ftp", model="threads")
+                and app.servers_tab.rows["ftp"].options.get("users") == str(users)
+            ),
+        )
+        ftp = ftplib.FTP()
+        ftp.connect("127.0.0.1", app.servers_tab.rows["ftp"].port, timeout=10)
+        try:
+            ftp.login("alice", "s3cret")
+            ftp.storbinary("STOR new.txt", io.BytesIO(b"yes"))
+            assert "new.txt" in ftp.nlst()
         finally:
             ftp.close()
 
