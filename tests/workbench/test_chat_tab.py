@@ -320,7 +320,11 @@ def test_server_going_away_is_shown() -> None:
             pane.message_input.value = "unsent draft"
             proc.stop()
             await wait_until(pilot, lambda: not pane.joined, "pane notices the server is gone")
-            assert "Out of the room" in status_of(pane)
+            # It tries to rejoin for a few seconds (a restart is back by then), then says so.
+            await wait_until(
+                pilot, lambda: "Out of the room" in status_of(pane), "gave up", timeout=15
+            )
+            assert "rejoining failed" in status_of(pane)
             assert pane.message_input.value == "unsent draft"  # the draft is kept
             assert pane.name_input.value == "alice"
             assert pane.client is None  # the next Join starts on a fresh socket
@@ -453,6 +457,12 @@ def test_snapshot_two_members_talking(snap_compare: Any, chat_server: ServerProc
         await wait_until(pilot, lambda: has_line(alice, "message", "yes!", "bob"), "reply")
         # The port is random per run: show a fixed one (the members are already in the room).
         app.tab.query_one("#chat-port", Input).value = "9000"
+        await pilot.pause()
+        # Editing the port makes the bar say the members are still in the old (random) room: the
+        # picture shows the bar as it reads when they are in the room it names.
+        app.tab._set_status(
+            "Room at udp 127.0.0.1:9000 — type a name in a pane and press Enter to join"
+        )
         bob.message_input.focus()
         for box in app.query(Input):
             box.cursor_blink = False  # a blinking cursor would make the picture depend on timing
@@ -486,3 +496,128 @@ def test_log_restyles_when_the_theme_changes() -> None:
             assert first_line_colour(log) == log.get_component_rich_style("chat-log--joined").color
 
     run(scenario)
+
+
+class LaunchedServerManager:
+    """The app's server manager as the Chat tab sees it, over one real server process."""
+
+    def __init__(self, proc: ServerProcess) -> None:
+        self.proc = proc
+
+    def endpoint(self, name: str) -> Any:
+        return ("127.0.0.1", self.proc.port) if name == "chat" else None
+
+    def default_server_id(self, protocol: str) -> str | None:
+        return "chat" if protocol == "chat" else None
+
+    def row(self, server_id: str) -> Any:
+        class Row:
+            pid = self.proc.pid
+
+        return Row()
+
+
+def restart_on_the_same_port(proc: ServerProcess) -> None:
+    """What the Servers tab's Restart does: a new process on the old port, with an empty room."""
+    port = proc.port
+    proc.stop()
+    proc.spec.port = port
+    proc.start()
+
+
+def test_a_server_restart_rejoins_everyone_at_once_in_plain_words() -> None:
+    """A restart forgets every member: the panes notice within a poll, not a heartbeat, and rejoin."""
+
+    async def scenario(proc: ServerProcess) -> None:
+        tab = ChatTab()
+        app = ChatTabHarness(tab, server_manager=LaunchedServerManager(proc))
+        async with app.run_test(size=(140, 36)) as pilot:
+            await wait_until(pilot, lambda: tab.query_one("#chat-port", Input).value != "", "port")
+            alice, bob = tab.panes
+            await join(pilot, alice, "alice")
+            await join(pilot, bob, "bob")
+            await wait_until(pilot, lambda: "2 members" in status_of(alice), "both in")
+            old_clients = (alice.client, bob.client)
+            await asyncio.to_thread(restart_on_the_same_port, proc)
+            started = asyncio.get_running_loop().time()
+            for pane, name in ((alice, "alice"), (bob, "bob")):
+                await wait_until(
+                    pilot,
+                    lambda p=pane, n=name: p.joined_name == n and p.client not in old_clients,
+                    f"{name} back in the room",
+                    timeout=6,
+                )
+            # The heartbeat comes every 10 s here (30 s room timeout): the tab noticed the restart.
+            assert asyncio.get_running_loop().time() - started < 6
+            await wait_until(pilot, lambda: "2 members" in status_of(alice), "count updated")
+            for pane in (alice, bob):
+                texts = [line.text for line in log_of(pane)]
+                assert not any("LOGIN" in text for text in texts), texts
+                # One plain notice (a check racing the restart may find the port closed instead).
+                notices = [line.text for line in log_of(pane) if line.kind == "error"]
+                assert len(notices) == 1, texts
+                assert "no longer knows" in notices[0] or "link to the server" in notices[0]
+                assert any(text.startswith("You are back in the room as") for text in texts)
+
+    with running_server("chat", "threads", options={"timeout": 30}) as proc:
+        run(lambda: scenario(proc))
+
+
+def test_a_dropped_pane_says_so_at_once_and_offers_to_join_again() -> None:
+    """The server is gone for good: the pane stops claiming members and says what to do."""
+
+    async def scenario(proc: ServerProcess) -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            pane = tab.panes[0]
+            await join(pilot, pane, "alice")
+            proc.stop()
+            pane.check_membership()  # what the tab does for the others when one is dropped
+            await wait_until(pilot, lambda: pane.rejoining, "rejoining")
+            assert "members" not in status_of(pane)
+            assert "Rejoining as alice" in status_of(pane)
+
+    with running_server("chat", "threads", options={"timeout": 30}) as proc:
+        run(lambda: scenario(proc))
+
+
+def test_changing_the_address_moves_joined_members() -> None:
+    """Port typed in the bar: the pane says it is still in the old room; Enter moves it."""
+
+    async def scenario(old: ServerProcess, new: ServerProcess) -> None:
+        tab = ChatTab(participants=2)
+        manager = FakeServerManager({"chat": ("127.0.0.1", old.port)})
+        app = ChatTabHarness(tab, server_manager=manager)
+        async with app.run_test(size=(140, 36)) as pilot:
+            port_box = tab.query_one("#chat-port", Input)
+            await wait_until(pilot, lambda: port_box.value == str(old.port), "port")
+            alice = tab.panes[0]
+            await join(pilot, alice, "alice")
+            with ChatClient("127.0.0.1", old.port) as observer:
+                observer.login("observer")
+                port_box.focus()
+                port_box.value = str(new.port)
+                await pilot.pause()
+                bar = str(tab.query_one("#chat-status", Label).render())
+                assert f"alice is still in the room at udp 127.0.0.1:{old.port}" in bar
+                assert alice.client is not None and alice.client.port == old.port
+                await pilot.press("enter")
+                await wait_until(
+                    pilot,
+                    lambda: (
+                        alice.joined and alice.client is not None and alice.client.port == new.port
+                    ),
+                    "alice moved",
+                )
+                left = None
+                while left is None:
+                    event = await asyncio.to_thread(observer.next_event, 5)
+                    assert event is not None, "the old room never saw alice leave"
+                    if getattr(event, "kind", "") == "left":
+                        left = event
+                assert left.name == "alice"
+            assert "still in the room" not in str(tab.query_one("#chat-status", Label).render())
+
+    with running_server("chat", "threads") as old, running_server("chat", "threads") as new:
+        run(lambda: scenario(old, new))

@@ -9,6 +9,7 @@ sending and leaving run in thread workers so the UI never waits on the network.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Static
+from textual.worker import get_current_worker
 
 from workbench.clients.chat import (
     Admin,
@@ -41,6 +43,19 @@ MAX_EVENTS_PER_DRAIN = 2000
 
 #: ERR codes that refuse something this member just said: its text goes back into the box.
 _REFUSED_TEXT_CODES = {"too-long", "bad-utf8", "bad-text", "empty", "rate-limited"}
+#: How long a member put out of the room (server restarted, link down) keeps trying to rejoin.
+REJOIN_SECONDS = 8.0
+#: Pause between rejoin attempts while nothing answers (a restarting server is back within a second or two).
+REJOIN_RETRY_SECONDS = 0.5
+
+
+def plain_drop_reason(code: str, text: str) -> str:
+    """Why the room let go of this member, in words for a person rather than protocol terms."""
+    if code == "not-logged-in":
+        return "the server no longer knows this member (it was restarted)"
+    if code == "timed-out":
+        return "the server dropped this member after a long silence"
+    return f"the link to the server failed: {text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +129,20 @@ class ChatParticipantPane(Vertical):
     # -- worker results (handled by the pane itself) ----------------------
 
     class LoginSucceeded(Message, bubble=False):
-        def __init__(self, client: ChatClient, name: str) -> None:
+        def __init__(self, client: ChatClient, name: str, rejoined: bool = False) -> None:
             super().__init__()
             self.client = client
             self.name = name
+            self.rejoined = rejoined
+
+    class RejoinFailed(Message, bubble=False):
+        def __init__(self, why: str, error: str) -> None:
+            super().__init__()
+            self.why = why
+            self.error = error
+
+    class Dropped(Message):
+        """This member was put out of the room: the tab asks the others whether they still are in."""
 
     class LoginFailed(Message, bubble=False):
         def __init__(
@@ -161,6 +186,8 @@ class ChatParticipantPane(Vertical):
         self.lost = 0
         self.received = 0
         self._busy = False
+        #: True while the pane rejoins on its own after being put out of the room.
+        self.rejoining = False
         self._last_sent = ""
         #: Text handed to a send worker whose Sent has not come back yet.
         self._sending: str | None = None
@@ -287,6 +314,7 @@ class ChatParticipantPane(Vertical):
         self, message: ChatParticipantPane.LoginSucceeded
     ) -> None:
         self._busy = False
+        self.rejoining = False
         self.client = message.client
         self.joined_name = message.name
         self.lost = self.received = 0
@@ -299,9 +327,87 @@ class ChatParticipantPane(Vertical):
         box = self.message_input
         box.disabled = False
         box.placeholder = "Type a message, Enter sends"
-        box.focus()
-        self.log_widget.add_lines([ChatLine("info", f"You joined the room as {message.name}")])
+        if not message.rejoined:
+            box.focus()  # a rejoin happens on its own: it must not pull the focus from elsewhere
+        self._showing_error = False
+        notice = f"You joined the room as {message.name}"
+        if message.rejoined:
+            notice = (
+                f"You are back in the room as {message.name} ({self._server_label(message.client)})"
+            )
+        self.log_widget.add_lines([ChatLine("info", notice)])
         self._refresh_status()
+
+    # -- rejoining on its own ------------------------------------------------
+
+    @staticmethod
+    def _server_label(client: ChatClient) -> str:
+        return f"{client.transport} {client.host}:{client.port}"
+
+    def rejoin(self, why: str, server: ChatServerAddress | None = None) -> None:
+        """Go back into the room under the same name, on ``server`` or where the tab says it is now.
+
+        Used when the server forgot this member (a restart) or the link broke, and
+        when the tab's address changes under a joined member (it moves to the new room).
+        """
+        name = self.joined_name or self.name_input.value.strip()
+        server = server or self._server()
+        if not name or server is None or self._busy:
+            return
+        if self.client is not None:
+            # Leaving the old room (QUIT) and closing its socket must not wait on the UI thread.
+            _close_in_background(self.client)
+            self.client = None
+        self.joined_name = None
+        self.members = []
+        self.query_one(".chat-members", Static).update("")
+        self.remove_class("-joined")
+        self.border_title = f"↻ {name}"
+        self.refresh_bindings()
+        self._busy = self.rejoining = True
+        self.query_one(".chat-join", Button).disabled = True
+        self.message_input.disabled = True
+        self.log_widget.add_lines([ChatLine("error", f"{why[:1].upper()}{why[1:]}")])
+        self._set_status(
+            f"Rejoining as {name} ({server.transport} {server.host}:{server.port})…", error=True
+        )
+        self._rejoin_worker(server, name, why)
+
+    @work(thread=True, group="chat-login", exit_on_error=False)
+    def _rejoin_worker(self, server: ChatServerAddress, name: str, why: str) -> None:
+        worker = get_current_worker()
+        deadline = time.monotonic() + REJOIN_SECONDS
+        while True:
+            client = ChatClient(server.host, server.port, server.transport)
+            try:
+                client.connect()
+                client.login(name)
+            except ChatError as error:
+                client.close()
+                retry = error.code == "link" and not isinstance(error, NameTaken)
+                if not retry or time.monotonic() >= deadline or worker.is_cancelled:
+                    self.post_message(self.RejoinFailed(why, str(error)))
+                    return
+                # A stopped server answers at once (ICMP, RST): wait for it to come back.
+                time.sleep(REJOIN_RETRY_SECONDS)
+                continue
+            except Exception as error:  # a worker must never take the app down
+                client.close()
+                self.post_message(self.RejoinFailed(why, f"cannot join: {error}"))
+                return
+            if worker.is_cancelled:
+                client.close()  # the pane went away meanwhile: nobody would close it
+                return
+            self.post_message(self.LoginSucceeded(client, client.name or name, rejoined=True))
+            return
+
+    def on_chat_participant_pane_rejoin_failed(
+        self, message: ChatParticipantPane.RejoinFailed
+    ) -> None:
+        self._busy = self.rejoining = False
+        self._mark_out_of_room(
+            f"Out of the room: {message.why}; rejoining failed ({message.error})", error=True
+        )
 
     def on_chat_participant_pane_login_failed(
         self, message: ChatParticipantPane.LoginFailed
@@ -441,6 +547,11 @@ class ChatParticipantPane(Vertical):
                 self.lost = event.lost
                 self.received = event.received
             elif isinstance(event, ChatErrorEvent):
+                if event.code in ("link", "timed-out", "not-logged-in") and self.joined:
+                    # Said once, plainly, by rejoin(): not in protocol terms, not once per PING.
+                    if dropped_reason is None:
+                        dropped_reason = plain_drop_reason(event.code, event.text)
+                    continue
                 lines.append(ChatLine("error", event.text))
                 self._set_status(event.text, error=True)
                 if (
@@ -450,19 +561,26 @@ class ChatParticipantPane(Vertical):
                 ):
                     # The server refused what we said: give the text back rather than lose it.
                     self.message_input.value = self._last_sent
-                if event.code in ("link", "timed-out", "not-logged-in") and self.joined:
-                    dropped_reason = event.text
         if lines:
             self.log_widget.add_lines(lines)
         if members_changed:
             self._show_members()
         if dropped_reason is not None and self.client is not None and not self.client.logged_in:
-            # The link or the membership is gone: a later Join starts on a fresh socket.
-            _close_in_background(self.client)
-            self.client = None
-            self._mark_out_of_room(f"Out of the room: {dropped_reason}", error=True)
+            # The link or the membership is gone: rejoin on a fresh socket under the same name,
+            # and have the other panes check theirs (a restart forgets everyone at once).
+            self.rejoin(dropped_reason)
+            self.post_message(self.Dropped())
             return
         self._refresh_status()
+
+    def check_membership(self) -> None:
+        """Ask the server now whether this member is still in the room (after another was dropped)."""
+        if self.joined and self.client is not None:
+            self._check_membership_worker(self.client)
+
+    @work(thread=True, group="chat-check", exit_on_error=False)
+    def _check_membership_worker(self, client: ChatClient) -> None:
+        client.check_membership()
 
     def _give_back_refused_text(self) -> None:
         """The server refused what we said: put the text back in the box rather than lose it."""
