@@ -435,7 +435,12 @@ def test_nothing_listening_is_a_clear_error() -> None:
     run(scenario)
 
 
-def test_snapshot_two_members_talking(snap_compare: Any, chat_server: ServerProcess) -> None:
+def test_snapshot_two_members_talking(
+    snap_compare: Any, chat_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workbench.widgets import chat_log
+
+    monkeypatch.setattr(chat_log, "clock_text", lambda: "10:42:07")  # the picture must not age
     app = ChatTabHarness(ChatTab(endpoint=("127.0.0.1", chat_server.port)))
 
     async def conversation(pilot: Pilot[Any]) -> None:
@@ -480,7 +485,7 @@ def test_log_restyles_when_the_theme_changes() -> None:
             yield ChatLog()
 
     def first_line_colour(log: ChatLog) -> Any:
-        return next(segment.style.color for segment in log.lines[0] if segment.text.strip())
+        return next(segment.style.color for segment in log.lines[0] if "bob" in segment.text)
 
     async def scenario() -> None:
         app = LogApp()
@@ -621,3 +626,93 @@ def test_changing_the_address_moves_joined_members() -> None:
 
     with running_server("chat", "threads") as old, running_server("chat", "threads") as new:
         run(lambda: scenario(old, new))
+
+
+def test_lost_datagrams_are_marked_where_they_went_missing() -> None:
+    """Each marker sits between the two messages around the gap and counts what is missing."""
+    import re
+
+    async def scenario(proc: ServerProcess) -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            pane = tab.panes[0]
+            await join(pilot, pane, "listener")
+            with ChatClient("127.0.0.1", proc.port) as talker:
+                talker.login("talker")
+                await wait_until(pilot, lambda: "talker" in pane.members, "talker seen")
+                for number in range(60):
+                    talker.say(f"line {number}")
+                talker.say("line 60")
+                # The drop is random (seeded): wait for the last line that made it through.
+                await wait_until(
+                    pilot,
+                    lambda: (
+                        pane.client is not None and pane.client.received + pane.client.lost >= 62
+                    ),
+                    "every datagram accounted",
+                )
+                await pilot.pause(0.3)
+            lines = log_of(pane)
+            markers = [index for index, line in enumerate(lines) if line.kind == "lost"]
+            assert markers, [line.text for line in lines]
+            number_of = {
+                index: int(line.text.split()[1])
+                for index, line in enumerate(lines)
+                if line.kind == "message"
+            }
+            counted = 0
+            for index in markers:
+                count = int(re.fullmatch(r"— (\d+) messages? lost here —", lines[index].text)[1])
+                counted += count
+                after = number_of.get(index + 1)
+                before = number_of.get(index - 1, -1)
+                if after is not None:
+                    assert after - before - 1 == count, (before, count, after)
+            assert pane.client is not None and counted == pane.client.lost
+
+    options = {"drop": 0.3, "drop_seed": 7, "rate_limit": 0}
+    with running_server("chat", "threads", options=options) as proc:
+        run(lambda: scenario(proc))
+
+
+def test_lines_are_timestamped_and_one_member_is_singular(chat_server: ServerProcess) -> None:
+    import re
+
+    async def scenario() -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", chat_server.port), participants=1)
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            pane = tab.panes[0]
+            await join(pilot, pane, "alice")
+            await wait_until(pilot, lambda: "· 1 member ·" in status_of(pane), "singular")
+            await say(pilot, pane, "anyone here?")
+            await wait_until(pilot, lambda: has_line(pane, "own", "anyone here?", "alice"), "sent")
+            shown = [strip.text for strip in pane.log_widget.lines]
+            assert any(re.match(r"\d\d:\d\d:\d\d alice: anyone here\?", text) for text in shown)
+
+    run(scenario)
+
+
+def test_a_too_long_name_is_explained_as_it_is_typed(chat_server: ServerProcess) -> None:
+    async def scenario() -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", chat_server.port), participants=1)
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            pane = tab.panes[0]
+            pane.name_input.value = ""
+            pane.name_input.focus()
+            await pilot.press(*"abcdefghijklmnopqrst")
+            assert "at most" not in status_of(pane)
+            await pilot.press(*"uvw")
+            assert pane.name_input.value == "abcdefghijklmnopqrstuvw"  # nothing cut off
+            assert "at most 20 characters: this one has 23" in status_of(pane)
+            await pilot.press("enter")
+            await pilot.pause(0.2)
+            assert not pane.joined and "at most 20" in status_of(pane)
+            await pilot.press("backspace", "backspace", "backspace")
+            assert "at most" not in status_of(pane)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: pane.joined, "joins with 20 characters")
+
+    run(scenario)

@@ -21,6 +21,7 @@ from textual.message import Message
 from textual.widgets import Button, Input, Label, Static
 from textual.worker import get_current_worker
 
+from servers.chat import protocol as chat_protocol
 from workbench.clients.chat import (
     Admin,
     ChatClient,
@@ -34,7 +35,7 @@ from workbench.clients.chat import (
     NameTaken,
 )
 from workbench.clients.chat import Message as ChatMessage
-from workbench.widgets.chat_log import ChatLine, ChatLog
+from workbench.widgets.chat_log import ChatLine, ChatLog, lost_marker_text
 
 #: How often the pane drains its client's event queue (Hz): live to the eye, cheap for the UI.
 DRAIN_RATE_HZ = 4
@@ -47,6 +48,25 @@ _REFUSED_TEXT_CODES = {"too-long", "bad-utf8", "bad-text", "empty", "rate-limite
 REJOIN_SECONDS = 8.0
 #: Pause between rejoin attempts while nothing answers (a restarting server is back within a second or two).
 REJOIN_RETRY_SECONDS = 0.5
+
+
+NOT_JOINED_TEXT = "Not in the room: type a name and press Enter"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 member``, ``3 members``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def name_problem(name: str) -> str | None:
+    """What is wrong with a name being typed (empty is not wrong yet), in the pane's words."""
+    if len(name) > chat_protocol.MAX_NAME_LENGTH:
+        return (
+            f"Names are at most {chat_protocol.MAX_NAME_LENGTH} characters: this one has "
+            f"{len(name)}, shorten it"
+        )
+    problem = chat_protocol.name_problem(name) if name else None
+    return problem[:1].upper() + problem[1:] if problem else None
 
 
 def plain_drop_reason(code: str, text: str) -> str:
@@ -200,16 +220,13 @@ class ChatParticipantPane(Vertical):
             yield Input(
                 self.suggested_name,
                 placeholder="your name",
-                max_length=20,
                 classes="chat-name",
             )
             yield Button("Join", classes="chat-join", variant="success")
         with Horizontal(classes="chat-body"):
             yield ChatLog(classes="chat-log")
             yield Static("", classes="chat-members", markup=False)
-        yield Label(
-            "Not in the room: type a name and press Enter", classes="chat-status", markup=False
-        )
+        yield Label(NOT_JOINED_TEXT, classes="chat-status", markup=False)
         yield Input(
             placeholder="Join first, then type a message", classes="chat-message", disabled=True
         )
@@ -252,6 +269,18 @@ class ChatParticipantPane(Vertical):
         event.stop()
         self.join()
 
+    @on(Input.Changed, ".chat-name")
+    def _name_edited(self, event: Input.Changed) -> None:
+        # Say what is wrong with a name while it is typed (a box that silently stops at 20
+        # characters looks broken); every character typed stays in the box to edit.
+        if self.joined or self._busy:
+            return
+        problem = name_problem(event.value.strip())
+        if problem:
+            self._set_status(problem, error=True)
+        elif self._showing_error:
+            self._set_status(NOT_JOINED_TEXT)
+
     @on(Button.Pressed, ".chat-join")
     def _join_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -267,6 +296,11 @@ class ChatParticipantPane(Vertical):
         name = self.name_input.value.strip()
         if not name:
             self._set_status("Type a name first", error=True)
+            self.name_input.focus()
+            return
+        problem = name_problem(name)
+        if problem:
+            self._set_status(problem, error=True)
             self.name_input.focus()
             return
         server = self._server()
@@ -546,6 +580,9 @@ class ChatParticipantPane(Vertical):
             elif isinstance(event, LostCount):
                 self.lost = event.lost
                 self.received = event.received
+                if event.new > 0:
+                    # The gap shows up just before the datagram that revealed it: mark the spot.
+                    lines.append(ChatLine("lost", lost_marker_text(event.new)))
             elif isinstance(event, ChatErrorEvent):
                 if event.code in ("link", "timed-out", "not-logged-in") and self.joined:
                     # Said once, plainly, by rejoin(): not in protocol terms, not once per PING.
@@ -607,7 +644,7 @@ class ChatParticipantPane(Vertical):
         received = client.received if client is not None else self.received
         transport = client.transport if client is not None else "udp"
         self._set_status(
-            f"In the room as {self.joined_name} · {len(self.members)} members · "
+            f"In the room as {self.joined_name} · {plural(len(self.members), 'member')} · "
             f"lost {lost} of {lost + received} {'datagram' if transport == 'udp' else 'line'}"
             f"{'' if lost + received == 1 else 's'}",
             joined=True,
