@@ -716,3 +716,37 @@ def test_a_too_long_name_is_explained_as_it_is_typed(chat_server: ServerProcess)
             await wait_until(pilot, lambda: pane.joined, "joins with 20 characters")
 
     run(scenario)
+
+
+def test_a_refusal_arriving_before_sent_keeps_the_text() -> None:
+    """The server's ERR can be drained before the send worker's Sent: the text must not be lost."""
+    import time
+
+    async def scenario(proc: ServerProcess) -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            pane = tab.panes[0]
+            await join(pilot, pane, "alice")
+            await say(pilot, pane, "first")
+            await wait_until(pilot, lambda: has_line(pane, "own", "first", "alice"), "first sent")
+            client = pane.client
+            assert client is not None
+            real_say = client.say
+
+            def say_then_wait_for_the_refusal(text: str) -> None:
+                real_say(text)
+                # Hold the worker's Sent back until the pane has shown the server's refusal.
+                deadline = time.monotonic() + 5
+                while "slow down" not in status_of(pane) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+
+            client.say = say_then_wait_for_the_refusal  # type: ignore[method-assign]
+            await say(pilot, pane, "second, too soon")
+            await wait_until(pilot, lambda: "slow down" in status_of(pane), "refusal shown")
+            await wait_until(pilot, lambda: pane._sending is None, "Sent handled")
+            assert pane.message_input.value == "second, too soon"
+            assert not has_line(pane, "own", "second, too soon", "alice")
+
+    with running_server("chat", "threads", options={"rate_limit": 0.2}) as proc:
+        run(lambda: scenario(proc))

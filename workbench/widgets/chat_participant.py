@@ -591,13 +591,8 @@ class ChatParticipantPane(Vertical):
                     continue
                 lines.append(ChatLine("error", event.text))
                 self._set_status(event.text, error=True)
-                if (
-                    event.code in _REFUSED_TEXT_CODES
-                    and self._last_sent
-                    and not self.message_input.value
-                ):
-                    # The server refused what we said: give the text back rather than lose it.
-                    self.message_input.value = self._last_sent
+                if event.code in _REFUSED_TEXT_CODES:
+                    self._give_back_refused_text()
         if lines:
             self.log_widget.add_lines(lines)
         if members_changed:
