@@ -253,10 +253,8 @@ class WorkbenchApp(App[None]):
             return
         if self.focused is not None and pane in self.focused.ancestors:
             return
-        for widget in pane.query("*"):
-            if widget.focusable:
-                widget.focus()
-                return
+        # Back where the user left off in that tab (or its first focusable widget).
+        self.query_one("#tabs", WorkbenchTabs).restore_focus()
 
     def on_unmount(self) -> None:
         if self._gc_threshold is not None:

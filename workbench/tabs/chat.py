@@ -64,6 +64,13 @@ What to look for:
 | Ctrl+N | add a participant (up to four) |
 | Ctrl+R | remove the focused participant |
 | Ctrl+L | leave the room (in a pane) |
+| Page Up / Page Down | scroll the pane's log |
+| Tab | next name or message box, then the connection bar |
+
+Log lines carry the time they arrived (HH:MM:SS); where datagrams went missing
+the log says so in place: *— 2 messages lost here —*. If the server restarts
+(its room starts empty) or the address above changes (press **Enter** in it),
+every joined member rejoins by itself under the same name.
 """
 
     DEFAULT_CSS = """

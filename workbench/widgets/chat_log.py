@@ -38,8 +38,12 @@ class ChatLine:
     at: str = field(default_factory=lambda: clock_text())
 
 
-class ChatLog(RichLog):
-    """RichLog whose colours come from the theme through component classes, never hard-coded."""
+class ChatLog(RichLog, can_focus=False):
+    """RichLog whose colours come from the theme through component classes, never hard-coded.
+
+    Not a Tab stop: a pane's one stop is its name or message box, and the pane's
+    Page Up / Page Down scroll the log from there.
+    """
 
     COMPONENT_CLASSES = {
         "chat-log--name",

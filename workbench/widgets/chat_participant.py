@@ -144,7 +144,11 @@ class ChatParticipantPane(Vertical):
     }
     """
 
-    BINDINGS = [Binding("ctrl+l", "leave", "Leave room")]
+    BINDINGS = [
+        Binding("ctrl+l", "leave", "Leave room"),
+        Binding("pageup", "scroll_log(-1)", "Scroll log up", show=False),
+        Binding("pagedown", "scroll_log(1)", "Scroll log down", show=False),
+    ]
 
     # -- worker results (handled by the pane itself) ----------------------
 
@@ -222,7 +226,10 @@ class ChatParticipantPane(Vertical):
                 placeholder="your name",
                 classes="chat-name",
             )
-            yield Button("Join", classes="chat-join", variant="success")
+            join_button = Button("Join", classes="chat-join", variant="success")
+            # Enter in the name box joins and Ctrl+L leaves: Tab need not stop on the button.
+            join_button.can_focus = False
+            yield join_button
         with Horizontal(classes="chat-body"):
             yield ChatLog(classes="chat-log")
             yield Static("", classes="chat-members", markup=False)
@@ -245,6 +252,13 @@ class ChatParticipantPane(Vertical):
         if action == "leave":
             return self.joined
         return True
+
+    def action_scroll_log(self, pages: int) -> None:
+        log = self.log_widget
+        if pages < 0:
+            log.scroll_page_up()
+        else:
+            log.scroll_page_down()
 
     @property
     def log_widget(self) -> ChatLog:
