@@ -37,7 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="accounts file (python -m servers.ftp.users add FILE NAME)",
     )
     group.add_argument(
-        "--no-anonymous", action="store_true", help="refuse anonymous logins (USER anonymous/ftp)"
+        "--no-anonymous",
+        action="store_true",
+        help="refuse anonymous logins (USER anonymous/ftp; by default they read everywhere "
+        "and write in uploads/ only)",
     )
     group.add_argument(
         "--idle-timeout",

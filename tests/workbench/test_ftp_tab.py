@@ -291,7 +291,7 @@ def test_error_reply_is_notified_with_its_code(
 def test_refused_mkdir_on_our_server_is_notified(
     our_ftp_port: int, dirs: tuple[Path, Path]
 ) -> None:
-    """Our server lets anonymous users upload but not create folders: the 550 reaches the user."""
+    """Anonymous writes in uploads/ only on our server: a mkdir elsewhere gets its 550 shown."""
     local, remote = dirs
 
     async def scenario() -> None:
@@ -309,6 +309,65 @@ def test_refused_mkdir_on_our_server_is_notified(
             assert "550" in str(tab.remote_pane.query_one(".ftp-pane-status", Label).render())
             assert not (remote / "forbidden").exists()
             assert tab.client is not None  # still connected and usable
+
+    run(scenario)
+
+
+def access_line(tab: FtpTab) -> str:
+    label = tab.remote_pane.query_one(".ftp-pane-access", Label)
+    return str(label.render()) if label.display else ""
+
+
+def test_anonymous_is_told_where_it_may_write_and_may_write_there(
+    our_ftp_port: int, dirs: tuple[Path, Path]
+) -> None:
+    local, remote = dirs
+    (remote / "uploads").mkdir()
+
+    async def scenario() -> None:
+        tab = FtpTab(endpoint=("127.0.0.1", our_ftp_port), local_dir=local)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await wait_until(pilot, lambda: "uploads" in remote_names(tab), "anonymous listing")
+            assert access_line(tab) == "anonymous: read everywhere, write in uploads/"
+            await focus_entry(pilot, tab.remote_pane, "uploads")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: tab.remote_path == "/uploads", "in uploads/")
+            await pilot.press("m")
+            await wait_until(pilot, lambda: isinstance(app.screen, FtpPromptScreen), "mkdir prompt")
+            await pilot.press(*"mine", "enter")
+            await wait_until(pilot, lambda: "mine" in remote_names(tab), "folder made")
+            await focus_entry(pilot, tab.remote_pane, "mine")
+            await pilot.press("r")
+            await wait_until(pilot, lambda: isinstance(app.screen, FtpPromptScreen), "rename")
+            app.screen.query_one(Input).value = "ours"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: "ours" in remote_names(tab), "renamed")
+            await focus_entry(pilot, tab.remote_pane, "ours")
+            await pilot.press("delete", "y")
+            await wait_until(pilot, lambda: remote_names(tab) == [], "deleted")
+            assert list((remote / "uploads").iterdir()) == []
+            assert not [note for note in app._notifications if note.severity == "error"]
+            await pilot.click("#ftp-connect")  # disconnect: the line goes with the login
+            await wait_until(pilot, lambda: access_line(tab) == "", "access line cleared")
+
+    run(scenario)
+
+
+def test_a_named_account_is_told_it_may_write(our_ftp_port: int, dirs: tuple[Path, Path]) -> None:
+    local, _ = dirs
+
+    async def scenario() -> None:
+        tab = FtpTab(local_dir=local)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(140, 40)) as pilot:
+            tab.query_one("#ftp-host", Input).value = "127.0.0.1"
+            tab.query_one("#ftp-port", Input).value = str(our_ftp_port)
+            tab.query_one("#ftp-user", Input).value = "teacher"
+            tab.query_one("#ftp-password", Input).value = "secret"
+            await pilot.click("#ftp-connect")
+            await wait_until(pilot, lambda: access_line(tab) != "", "access line")
+            assert access_line(tab) == "teacher: read-write"
 
     run(scenario)
 

@@ -192,6 +192,17 @@ def sort_entries(entries: Iterable[RemoteEntry]) -> list[RemoteEntry]:
 # The client
 
 
+def describe_access(user: str, login_reply: str) -> str:
+    """What a login may do, for a person: from our server's ``230 User x logged in (what).``
+
+    Other servers do not say; then the line says so, and a refused action will answer 550.
+    """
+    stated = re.search(r"logged in \((.+)\)", login_reply)
+    if stated:
+        return f"{user}: {stated[1]}"
+    return f"{user}: logged in (the server does not say what this login may change)"
+
+
 class FtpClient:
     """One FTP control connection with browsing and chunked, cancellable transfers."""
 
@@ -210,6 +221,8 @@ class FtpClient:
         self.password = password if password or self.user != "anonymous" else "anonymous@"
         self.timeout = timeout
         self.welcome = ""
+        #: The server's answer to the login (230 ...): ours says there what this login may do.
+        self.login_reply = ""
         self._ftp: ftplib.FTP | None = None
         self._lock = threading.RLock()
         self._mlsd_supported: bool | None = None
@@ -230,7 +243,7 @@ class FtpClient:
             ftp = ftplib.FTP(timeout=self.timeout, encoding="utf-8")
             try:
                 self.welcome = ftp.connect(self.host, self.port)
-                ftp.login(self.user, self.password)
+                self.login_reply = ftp.login(self.user, self.password)
                 ftp.voidcmd("TYPE I")
             except BaseException as error:
                 _close_quietly(ftp)

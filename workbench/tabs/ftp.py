@@ -25,7 +25,14 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, ProgressBar
 
-from workbench.clients.ftp import FtpClient, FtpError, RemoteEntry, TransferCancelled, sort_entries
+from workbench.clients.ftp import (
+    FtpClient,
+    FtpError,
+    RemoteEntry,
+    TransferCancelled,
+    describe_access,
+    sort_entries,
+)
 from workbench.tabs.endpoint import server_endpoint
 from workbench.widgets.ftp_dialogs import FtpConfirmScreen, FtpPromptScreen
 from workbench.widgets.ftp_file_pane import FtpFilePane, format_size
@@ -105,6 +112,10 @@ class FtpTab(Widget):
 A two-pane browser: **your disk on the left, the FTP server on the right**.
 It talks to the workbench's own FTP server by default, and to any FTP server
 (host, port, user and password at the top; anonymous when the user is empty).
+On the workbench's own server **anonymous reads everywhere and writes (upload,
+new folder, rename, delete) inside `uploads/` only**; named accounts from a
+users file may write everywhere. The line under the Remote title says what the
+current login may do.
 
 FTP keeps **two connections**: a *control* connection where commands and
 three-digit replies travel (`RETR file` → `150`, then `226`), and a fresh *data*
@@ -442,6 +453,7 @@ transfer leaves no half-written file behind.
             f"Connected to {client.host}:{client.port} as {client.user}", connected=True
         )
         self._show_remote(message.path, message.entries, None)
+        self.remote_pane.set_access(describe_access(client.user, client.login_reply))
         # Move into the listing only from our own connection bar: focusing a widget of a hidden
         # tab would make the app switch to it in the middle of whatever the user is doing.
         focused = self.screen.focused
@@ -454,6 +466,7 @@ transfer leaves no half-written file behind.
         self.query_one("#ftp-connect", Button).label = "Connect"
         self._set_status(message.error, error=True)
         self.remote_pane.show_placeholder("Not connected", error=True)
+        self.remote_pane.set_access("")
         self._notify_error(message.error, message.code)
 
     def _disconnect(self, reason: str, *, error: bool = False) -> None:
@@ -464,6 +477,7 @@ transfer leaves no half-written file behind.
         self.query_one("#ftp-connect", Button).label = "Connect"
         self._set_status(f"{reason} — press Connect to reconnect", error=error)
         self.remote_pane.show_placeholder("Not connected", error=error)
+        self.remote_pane.set_access("")
 
     @work(thread=True, group="ftp-close", exit_on_error=False)
     def _close_in_background(self, client: FtpClient) -> None:

@@ -56,6 +56,15 @@ class FtpFilePane(Vertical, can_focus=False):
         color: $text;
         text-style: bold;
     }
+    FtpFilePane > .ftp-pane-access {
+        width: 1fr;
+        padding: 0 1;
+        color: $text-accent;
+        display: none;
+    }
+    FtpFilePane > .ftp-pane-access.-shown {
+        display: block;
+    }
     FtpFilePane > .ftp-pane-status {
         width: 1fr;
         padding: 0 1;
@@ -92,6 +101,7 @@ class FtpFilePane(Vertical, can_focus=False):
 
     def compose(self) -> ComposeResult:
         yield Label(self.heading, classes="ftp-pane-title", markup=False)
+        yield Label("", classes="ftp-pane-access", markup=False)
         table: DataTable[str | Text] = DataTable(cursor_type="row", zebra_stripes=True)
         table.add_column("Name", key="name")
         table.add_column("Size", key="size")
@@ -144,6 +154,12 @@ class FtpFilePane(Vertical, can_focus=False):
         self.query_one(".ftp-pane-title", Label).update(self.heading)
         self.path = ""
         self.set_status(message, error=error)
+
+    def set_access(self, text: str) -> None:
+        """What the current login may do here (shown under the title; hidden when empty)."""
+        access = self.query_one(".ftp-pane-access", Label)
+        access.update(text)
+        access.set_class(bool(text), "-shown")
 
     def set_status(self, message: str, *, error: bool = False) -> None:
         status = self.query_one(".ftp-pane-status", Label)

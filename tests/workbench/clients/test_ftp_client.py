@@ -376,8 +376,9 @@ def test_no_ui_imports() -> None:
 @pytest.fixture
 def our_server_root(tmp_path: Path) -> Path:
     root = tmp_path / "served"
-    root.mkdir()
-    (root / "keep.bin").write_bytes(b"original content")
+    (root / "uploads").mkdir(parents=True)
+    # Anonymous writes in uploads/ only on our server: the write tests work there.
+    (root / "uploads" / "keep.bin").write_bytes(b"original content")
     return root
 
 
@@ -392,14 +393,19 @@ def test_round_trip_on_our_server(our_port: int, our_server_root: Path, tmp_path
     source = tmp_path / "up.bin"
     source.write_bytes(payload)
     with FtpClient("127.0.0.1", our_port) as ftp:
+        with pytest.raises(FtpError) as refused:
+            ftp.mkdir("anonymous-may-not")  # our server: anonymous writes in uploads/ only
+        assert refused.value.code == "550"
+        ftp.cwd("uploads")
         assert ftp.upload(source, "up.bin") == len(payload)
         entries = {entry.name: entry for entry in ftp.list_dir()}
         assert entries["up.bin"].size == len(payload)
         assert ftp.download("up.bin", tmp_path / "down.bin") == len(payload)
         assert (tmp_path / "down.bin").read_bytes() == payload
-        with pytest.raises(FtpError) as refused:
-            ftp.mkdir("anonymous-may-not")  # our server: anonymous may upload, not create folders
-        assert refused.value.code == "550"
+        ftp.mkdir("mine")
+        ftp.rename("up.bin", "mine/up.bin")
+        ftp.remove_dir("mine", recursive=True)
+        assert _names(ftp.list_dir()) == ["keep.bin"]
 
 
 def test_cancelled_upload_over_an_existing_file_keeps_it(
@@ -410,9 +416,10 @@ def test_cancelled_upload_over_an_existing_file_keeps_it(
     source.write_bytes(b"\x03" * (8 * 1024 * 1024))
     cancel = threading.Event()
     with FtpClient("127.0.0.1", our_port) as ftp:
+        ftp.cwd("uploads")
         with pytest.raises(TransferCancelled):
             ftp.upload(source, "keep.bin", progress=lambda done, total: cancel.set(), cancel=cancel)
-        assert (our_server_root / "keep.bin").read_bytes() == b"original content"
+        assert (our_server_root / "uploads" / "keep.bin").read_bytes() == b"original content"
         assert "keep.bin" in _names(ftp.list_dir())  # still in step
 
 
