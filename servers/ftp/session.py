@@ -121,6 +121,8 @@ class FTPSettings:
     #: After an upload's data EOF, how long to watch for the control connection
     #: closing too (a killed client) before the upload is committed.
     upload_close_grace: float = 0.02
+    #: Bytes per second each data connection may move (``--max-rate``, in KiB/s); 0: no limit.
+    max_rate: int = 0
     banner: str = "Network Workbench FTP server ready."
 
 
