@@ -577,3 +577,58 @@ def test_snapshot_no_server(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 30), run_before=settle)
+
+
+def test_a_rate_limited_upload_shows_its_eta_and_takes_its_time(
+    our_ftp_port: int, dirs: tuple[Path, Path]
+) -> None:
+    import time
+
+    local, remote = dirs
+    (remote / "uploads").mkdir()
+    size = 150 * 1024
+    (local / "paced.bin").write_bytes(b"\x09" * size)
+
+    async def scenario() -> None:
+        tab = FtpTab(endpoint=("127.0.0.1", our_ftp_port), local_dir=local)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await wait_until(pilot, lambda: "uploads" in remote_names(tab), "remote listing")
+            await focus_entry(pilot, tab.remote_pane, "uploads")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: tab.remote_path == "/uploads", "in uploads/")
+            rate_box = tab.query_one("#ftp-rate", Input)
+
+            rate_box.value = "0"
+            await focus_entry(pilot, tab.local_pane, "paced.bin")
+            await pilot.press("u")
+            await wait_until(
+                pilot, lambda: any("Limit must be" in n for n in notifications(app)), "refused"
+            )
+            assert not tab.transferring and rate_box.value == "0"  # nothing lost or started
+
+            rate_box.value = "100"
+            label = tab.query_one("#ftp-transfer-label", Label)
+            started = time.monotonic()
+            await pilot.press("u")
+            shown: list[str] = []
+            while not str(label.render()).startswith("Uploaded"):
+                shown.append(str(label.render()))
+                assert time.monotonic() - started < 10, shown[-1]
+                await pilot.pause(0.05)
+            elapsed = time.monotonic() - started
+            assert elapsed >= size / (100 * 1024)
+            assert any(" ETA 0:0" in text and "KiB/s" in text for text in shown), shown
+            assert (remote / "uploads" / "paced.bin").read_bytes() == b"\x09" * size
+
+    run(scenario)
+
+
+def test_eta_format() -> None:
+    from workbench.tabs.ftp import format_eta, parse_rate_limit
+
+    assert [format_eta(s) for s in (0, 7.4, 65, 3725)] == ["0:00", "0:07", "1:05", "1:02:05"]
+    assert parse_rate_limit("") is None and parse_rate_limit(" 64 ") == 64 * 1024
+    for bad in ("0", "-5", "fast"):
+        with pytest.raises(ValueError, match="whole number of KiB/s"):
+            parse_rate_limit(bad)

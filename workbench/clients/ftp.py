@@ -23,6 +23,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +43,35 @@ ProgressCallback = Callable[[int, int | None], None]
 
 #: Bytes per socket call in transfers: large enough that Python's per-call cost stays small.
 CHUNK_SIZE = 256 * 1024
+#: A rate-limited transfer moves about this many chunks a second: smooth progress, few calls.
+PACED_CHUNKS_PER_SECOND = 20
+
+
+class TransferPacer:
+    """Holds one transfer to ``bytes_per_second`` (None: no limit), waking early on cancel.
+
+    After each chunk it waits until the average since the start is back at the
+    limit; chunks shrink to a twentieth of a second's worth so progress moves smoothly.
+    """
+
+    def __init__(self, bytes_per_second: int | None, cancel: threading.Event | None) -> None:
+        self.rate = bytes_per_second if bytes_per_second and bytes_per_second > 0 else None
+        self._cancel = cancel or threading.Event()
+        self._started = time.monotonic()
+
+    def chunk(self, largest: int) -> int:
+        if self.rate is None:
+            return largest
+        return min(largest, max(1024, self.rate // PACED_CHUNKS_PER_SECOND))
+
+    def pace(self, done: int) -> None:
+        if self.rate is None:
+            return
+        ahead = done / self.rate - (time.monotonic() - self._started)
+        if ahead > 0:
+            self._cancel.wait(ahead)  # a cancel ends the wait at once
+
+
 _REPLY_CODE = re.compile(r"^(\d{3})[ -]")
 
 
@@ -411,8 +441,11 @@ class FtpClient:
         local_path: str | os.PathLike[str],
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
+        max_rate: int | None = None,
     ) -> int:
         """RETR ``remote_name`` into ``local_path``; return the byte count.
+
+        ``max_rate`` (bytes per second) holds this transfer to that speed.
 
         Bytes go to a temporary file next to the target, renamed into place only
         when complete, so a failed or cancelled download never clobbers an
@@ -429,16 +462,18 @@ class FtpClient:
                     # One reused buffer: recv_into avoids a new bytes object per chunk.
                     buffer = bytearray(CHUNK_SIZE)
                     view = memoryview(buffer)
+                    pacer = TransferPacer(max_rate, cancel)
 
                     def receive(data_conn: socket.socket) -> bool:
                         nonlocal done
-                        count = data_conn.recv_into(buffer)
+                        count = data_conn.recv_into(buffer, pacer.chunk(CHUNK_SIZE))
                         if not count:
                             return False
                         output.write(view[:count])
                         done += count
                         if progress is not None:
                             progress(done, total)
+                        pacer.pace(done)
                         return True
 
                     self._transfer(
@@ -460,8 +495,11 @@ class FtpClient:
         remote_name: str,
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
+        max_rate: int | None = None,
     ) -> int:
         """STOR ``local_path`` as ``remote_name``; return the byte count.
+
+        ``max_rate`` (bytes per second) holds this transfer to that speed.
 
         On cancel the data connection is reset (not closed cleanly) and ABOR sent,
         so the server sees an abort rather than a short file. If the target did not
@@ -478,16 +516,18 @@ class FtpClient:
             self._binary_mode()
             existed_before = self._remote_file_exists(remote_name)
             done = 0
+            pacer = TransferPacer(max_rate, cancel)
 
             def send(data_conn: socket.socket) -> bool:
                 nonlocal done
                 # socket.sendfile: os.sendfile underneath, the kernel copies file to socket.
-                sent = data_conn.sendfile(data_source, done, CHUNK_SIZE)
+                sent = data_conn.sendfile(data_source, done, pacer.chunk(CHUNK_SIZE))
                 if not sent:
                     return False
                 done += sent
                 if progress is not None:
                     progress(done, total)
+                pacer.pace(done)
                 return True
 
             with data_source:

@@ -50,6 +50,29 @@ ENDPOINT_POLL_SECONDS = 1.0
 NO_SERVER_TEXT = "No server — enter host and port, then Connect"
 
 
+def format_eta(seconds: float) -> str:
+    """Time left as ``m:ss`` (or ``h:mm:ss``), what a progress line shows after "ETA"."""
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def parse_rate_limit(text: str) -> int | None:
+    """The Limit field (KiB/s per transfer) in bytes per second; None when empty (no limit).
+
+    Raises ValueError with a sentence for the user when it is not a positive whole number.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) == 0:
+        raise ValueError(
+            f"Limit must be a whole number of KiB/s above 0 (empty for no limit), not {text!r}"
+        )
+    return int(text) * 1024
+
+
 def list_local_dir(path: Path) -> list[RemoteEntry]:
     """Entries of a local directory in the same shape as a remote listing."""
     entries = []
@@ -166,6 +189,9 @@ transfer leaves no half-written file behind.
     }
     FtpTab #ftp-connection #ftp-port {
         width: 12;
+    }
+    FtpTab #ftp-connection #ftp-rate {
+        width: 11;
     }
     FtpTab #ftp-connection Button {
         margin-left: 1;
@@ -322,6 +348,13 @@ transfer leaves no half-written file behind.
                 yield Input(placeholder="anonymous", id="ftp-user")
                 yield Label("Password")
                 yield Input(placeholder="(anonymous)", password=True, id="ftp-password")
+                yield Label("Limit")
+                yield Input(
+                    placeholder="KiB/s",
+                    type="integer",
+                    id="ftp-rate",
+                    tooltip="Most KiB/s each transfer may move, to watch it happen; empty: no limit",
+                )
                 yield Button("Connect", id="ftp-connect", variant="primary")
             yield Label("", id="ftp-status", markup=False)
         with Horizontal(id="ftp-transfer"):
@@ -491,6 +524,18 @@ transfer leaves no half-written file behind.
     @on(Input.Submitted, "#ftp-connection Input")
     def _field_submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        if event.input.id == "ftp-rate":
+            # The limit applies to the next transfer: no need to reconnect for it.
+            try:
+                limit = parse_rate_limit(event.value)
+            except ValueError as error:
+                self._set_status(str(error), error=True)
+                return
+            self.notify(
+                f"Each transfer limited to {limit // 1024} KiB/s" if limit else "No transfer limit",
+                title="FTP",
+            )
+            return
         if self.client is not None:
             # New fields mean a new server: drop the old connection first.
             self._disconnect("Disconnected")
@@ -678,6 +723,12 @@ transfer leaves no half-written file behind.
             return
         if self.client is None:
             return
+        try:
+            max_rate = parse_rate_limit(self.query_one("#ftp-rate", Input).value)
+        except ValueError as error:
+            self._set_status(str(error), error=True)
+            self.notify(str(error), title="Transfer not started", severity="error")
+            return
         client = self.client
         cancel = threading.Event()
         self._transfer_cancel = cancel
@@ -688,7 +739,9 @@ transfer leaves no half-written file behind.
         self.query_one("#ftp-transfer-label", Label).update(f"{verb} {name}…")
         self.query_one("#ftp-progress", ProgressBar).update(total=None, progress=0)
         params = (client.host, client.port, client.user, client.password)
-        self._transfer_worker(params, self.remote_path, direction, name, local_path, cancel)
+        self._transfer_worker(
+            params, self.remote_path, direction, name, local_path, cancel, max_rate
+        )
 
     @work(thread=True, group="ftp-transfer", exit_on_error=False)
     def _transfer_worker(
@@ -699,6 +752,7 @@ transfer leaves no half-written file behind.
         name: str,
         local_path: Path,
         cancel: threading.Event,
+        max_rate: int | None = None,
     ) -> None:
         started = time.monotonic()
         last_post = 0.0
@@ -716,9 +770,9 @@ transfer leaves no half-written file behind.
             if remote_dir:
                 client.cwd(remote_dir)
             if direction == "download":
-                count = client.download(name, local_path, progress, cancel)
+                count = client.download(name, local_path, progress, cancel, max_rate)
             else:
-                count = client.upload(local_path, name, progress, cancel)
+                count = client.upload(local_path, name, progress, cancel, max_rate)
             elapsed = max(time.monotonic() - started, 1e-6)
             detail = (
                 f"{format_size(count)} in {elapsed:.1f} s ({format_size(int(count / elapsed))}/s)"
@@ -746,11 +800,16 @@ transfer leaves no half-written file behind.
             bar.update(total=total, progress=message.done)
         verb = "Downloading" if self._transfer_direction == "download" else "Uploading"
         of_total = f" of {format_size(total)}" if total is not None else ""
-        rate = (
-            format_size(int(message.done / message.elapsed)) + "/s" if message.elapsed > 0 else ""
+        speed = message.done / message.elapsed if message.elapsed > 0 else 0.0
+        rate = f"{format_size(int(speed))}/s" if speed else ""
+        # Time left at the speed so far (the limit's speed when one is set).
+        eta = (
+            f"  ETA {format_eta((total - message.done) / speed)}"
+            if total is not None and speed and message.done < total
+            else ""
         )
         self.query_one("#ftp-transfer-label", Label).update(
-            f"{verb} {self._transfer_name}: {format_size(message.done)}{of_total}  {rate}"
+            f"{verb} {self._transfer_name}: {format_size(message.done)}{of_total}  {rate}{eta}"
         )
 
     def on_ftp_tab_transfer_finished(self, message: FtpTab.TransferFinished) -> None:

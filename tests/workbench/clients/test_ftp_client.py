@@ -6,6 +6,7 @@ import hashlib
 import select
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -456,3 +457,40 @@ def test_idle_timeout_then_reconnect_in_the_same_folder(our_server_root: Path) -
         assert not ftp.connected, dropped.value
         ftp.reconnect()
         assert ftp.pwd() == "/sub"
+
+
+def test_a_rate_limit_holds_each_transfer_to_its_speed(
+    our_port: int, our_server_root: Path, tmp_path: Path
+) -> None:
+    """100 KiB/s on 150 KiB: each way takes at least 1.5 s, on our own (unlimited) server."""
+    size, rate = 150 * 1024, 100 * 1024
+    source = tmp_path / "paced.bin"
+    source.write_bytes(b"\x05" * size)
+    with FtpClient("127.0.0.1", our_port) as ftp:
+        ftp.cwd("uploads")
+        started = time.monotonic()
+        assert ftp.upload(source, "paced.bin", max_rate=rate) == size
+        upload_seconds = time.monotonic() - started
+        started = time.monotonic()
+        assert ftp.download("paced.bin", tmp_path / "back.bin", max_rate=rate) == size
+        download_seconds = time.monotonic() - started
+    assert (tmp_path / "back.bin").read_bytes() == source.read_bytes()
+    assert size / rate <= upload_seconds < size / rate + 3
+    assert size / rate <= download_seconds < size / rate + 3
+
+
+def test_cancel_ends_a_paced_transfer_at_once(our_port: int, tmp_path: Path) -> None:
+    source = tmp_path / "slow.bin"
+    source.write_bytes(b"\x05" * (1024 * 1024))  # 100 s at 10 KiB/s
+    cancel = threading.Event()
+
+    def cancel_after_the_first_chunk(done: int, total: int | None) -> None:
+        cancel.set()
+
+    with FtpClient("127.0.0.1", our_port) as ftp:
+        ftp.cwd("uploads")
+        started = time.monotonic()
+        with pytest.raises(TransferCancelled):
+            ftp.upload(source, "slow.bin", cancel_after_the_first_chunk, cancel, max_rate=10 * 1024)
+        assert time.monotonic() - started < 3
+        assert "slow.bin" not in _names(ftp.list_dir())
