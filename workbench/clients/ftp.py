@@ -393,6 +393,15 @@ class FtpClient:
         except FtpError:
             return None
 
+    def modified(self, name: str) -> datetime | None:
+        """Remote modification time via MDTM (RFC 3659, UTC), or None when the server cannot tell."""
+        try:
+            reply = self._run(f"time of {name}", lambda ftp: ftp.sendcmd(f"MDTM {name}"))
+        except FtpError:
+            return None
+        code, _, value = str(reply).partition(" ")
+        return _parse_mlsd_time(value.strip()) if code == "213" else None
+
     def _binary_mode(self) -> None:
         # ftplib's retrlines (LIST, MLSD) switches to TYPE A; transfers and SIZE need image mode.
         self._run("switch to binary mode", lambda ftp: ftp.voidcmd("TYPE I"))
@@ -449,13 +458,17 @@ class FtpClient:
 
         Bytes go to a temporary file next to the target, renamed into place only
         when complete, so a failed or cancelled download never clobbers an
-        existing local file.
+        existing local file. The file gets the server's modification time (MDTM)
+        when the server tells it.
         """
         target = Path(local_path)
         partial = target.with_name(f".{target.name}.part")
         with self._lock:
             self._binary_mode()
             total = self.size(remote_name)
+            # The copy keeps the server's time, as cp -p and FTP GUI clients do: "now" would
+            # make every download look newer than its source.
+            modified = self.modified(remote_name)
             done = 0
             try:
                 with open(partial, "wb") as output:
@@ -479,6 +492,9 @@ class FtpClient:
                     self._transfer(
                         f"RETR {remote_name}", f"download {remote_name}", receive, cancel
                     )
+                if modified is not None:
+                    stamp = modified.timestamp()
+                    os.utime(partial, (stamp, stamp))
                 os.replace(partial, target)
             except BaseException as error:
                 _unlink_quietly(partial)

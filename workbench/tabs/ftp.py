@@ -164,7 +164,12 @@ how each concurrency model (threads, processes, pool…) serves them.
 | `Ctrl+R` | refresh both panes |
 
 Existing files are never overwritten without asking, and a cancelled or failed
-transfer leaves no half-written file behind.
+transfer leaves no half-written file behind. A downloaded file keeps the
+server's modification time (asked with `MDTM`).
+
+**Limit** (KiB/s, empty for none) holds each transfer to that speed, so a
+class can watch one move: the bottom line shows bytes, speed and ETA. The
+server has the same knob for every client: `--max-rate` (KiB/s per transfer).
 """
 
     DEFAULT_CSS = """

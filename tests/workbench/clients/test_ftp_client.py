@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import select
 import socket
 import threading
@@ -494,3 +495,25 @@ def test_cancel_ends_a_paced_transfer_at_once(our_port: int, tmp_path: Path) -> 
             ftp.upload(source, "slow.bin", cancel_after_the_first_chunk, cancel, max_rate=10 * 1024)
         assert time.monotonic() - started < 3
         assert "slow.bin" not in _names(ftp.list_dir())
+
+
+@pytest.mark.parametrize("server", ["ours", "pyftpdlib"])
+def test_a_download_keeps_the_servers_modification_time(
+    server: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """MDTM says when the file changed on the server; the local copy gets that time, not "now"."""
+    when = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC).timestamp()
+    if server == "ours":
+        root = request.getfixturevalue("our_server_root")
+        port = request.getfixturevalue("our_port")
+    else:
+        root = request.getfixturevalue("ftp_root")
+        port = request.getfixturevalue("pyftpdlib_port")
+    (root / "old.txt").write_bytes(b"written long ago\n")
+    os.utime(root / "old.txt", (when, when))
+    with FtpClient("127.0.0.1", port) as ftp:
+        assert ftp.modified("old.txt") == datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
+        ftp.download("old.txt", tmp_path / "old.txt")
+        assert ftp.modified("no-such-file.txt") is None
+        assert ftp.list_dir()  # the control connection is still in step after the 550
+    assert (tmp_path / "old.txt").stat().st_mtime == when
