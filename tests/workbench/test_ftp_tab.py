@@ -632,3 +632,140 @@ def test_eta_format() -> None:
     for bad in ("0", "-5", "fast"):
         with pytest.raises(ValueError, match="whole number of KiB/s"):
             parse_rate_limit(bad)
+
+
+# ---------------------------------------------------------------------------
+# Keyboard and mouse in the file lists
+
+
+@pytest.fixture
+def many_files(tmp_path: Path) -> Path:
+    folder = tmp_path / "many"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("alpha.txt", "beta.txt", "bravo.txt", "data.csv", "zulu.txt"):
+        (folder / name).write_text(name)
+    # Wider than the pane: End used to scroll the table sideways and cut the names off.
+    (folder / ("long-" * 30 + ".txt")).write_text("long")
+    return folder
+
+
+def cursor_name(pane: Any) -> str:
+    entry = pane.selected_entry
+    return entry.name if entry is not None else ".."
+
+
+def test_home_and_end_go_to_the_first_and_last_row_without_scrolling_sideways(
+    many_files: Path,
+) -> None:
+    async def scenario() -> None:
+        tab = FtpTab(local_dir=many_files)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(120, 30)) as pilot:
+            pane = tab.local_pane
+            await wait_until(pilot, lambda: "zulu.txt" in local_names(tab), "listing")
+            await focus_entry(pilot, pane, "beta.txt")
+            assert pane.table.max_scroll_x > 0  # the long name makes the table scrollable
+            await pilot.press("end")
+            assert cursor_name(pane) == "zulu.txt"
+            assert pane.table.scroll_x == 0
+            await pilot.press("home")
+            assert cursor_name(pane) == ".."  # the parent row is the first row
+            assert pane.table.scroll_x == 0
+
+    run(scenario)
+
+
+def test_typing_a_name_jumps_to_it(many_files: Path) -> None:
+    async def scenario() -> None:
+        tab = FtpTab(local_dir=many_files)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(120, 30)) as pilot:
+            pane = tab.local_pane
+            await wait_until(pilot, lambda: "zulu.txt" in local_names(tab), "listing")
+            pane.focus_table()
+            await pilot.press("b")
+            assert cursor_name(pane) == "beta.txt"
+            await pilot.press("r")
+            assert cursor_name(pane) == "bravo.txt"
+            status = pane.query_one(".ftp-pane-status", Label)
+            assert "Find: br" in str(status.render())
+            await pilot.press("escape")
+            assert "Find" not in str(status.render())
+            # d is Download: a find that starts with it begins with "/".
+            await pilot.press("slash", "d", "a")
+            assert cursor_name(pane) == "data.csv"
+            await pilot.press("escape", "Z")
+            assert cursor_name(pane) == "zulu.txt"  # case does not matter
+            await pilot.press("q")
+            assert cursor_name(pane) == "zulu.txt"
+            assert "no such name" in str(status.render())
+
+    run(scenario)
+
+
+def test_the_path_box_goes_where_it_is_told_and_keeps_a_bad_path(
+    many_files: Path, our_ftp_port: int, dirs: tuple[Path, Path]
+) -> None:
+    (dirs[1] / "books" / "poems").mkdir()
+
+    async def scenario() -> None:
+        tab = FtpTab(endpoint=("127.0.0.1", our_ftp_port), local_dir=many_files)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await wait_until(pilot, lambda: "books" in remote_names(tab), "remote listing")
+            local_box = tab.local_pane.path_input
+            local_box.focus()
+            local_box.value = "sub"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: tab.local_path == many_files / "sub", "local sub/")
+            assert local_box.value == str(many_files / "sub")
+            assert app.focused is tab.local_pane.table  # back in the list
+
+            local_box.focus()
+            local_box.value = "no/such/folder"
+            await pilot.press("enter")
+            await wait_until(
+                pilot, lambda: any("cannot open" in n for n in notifications(app)), "local error"
+            )
+            assert local_box.value == "no/such/folder"
+            assert tab.local_path == many_files / "sub"
+
+            remote_box = tab.remote_pane.path_input
+            remote_box.focus()
+            remote_box.value = "/books/poems"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: tab.remote_path == "/books/poems", "remote folder")
+            assert remote_box.value == "/books/poems"
+            remote_box.focus()
+            remote_box.value = "/nowhere"
+            await pilot.press("enter")
+            await wait_until(
+                pilot, lambda: any("FTP 550" in n for n in notifications(app)), "remote error"
+            )
+            await pilot.pause(0.1)
+            assert remote_box.value == "/nowhere"  # kept to edit
+            assert tab.remote_path == "/books/poems"
+
+    run(scenario)
+
+
+def test_a_click_on_the_highlighted_folder_opens_it(tmp_path: Path) -> None:
+    many_files = tmp_path / "few"
+    (many_files / "sub").mkdir(parents=True)
+    (many_files / "notes.txt").write_text("notes")
+
+    async def scenario() -> None:
+        tab = FtpTab(local_dir=many_files)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(120, 30)) as pilot:
+            pane = tab.local_pane
+            await wait_until(pilot, lambda: "sub" in local_names(tab), "listing")
+            await focus_entry(pilot, pane, "sub")
+            table = pane.table
+            row = table.cursor_row
+            # Click the Size cell of the highlighted row: anywhere on the row opens it.
+            name_width = table.ordered_columns[0].get_render_width(table)
+            await pilot.click(table, offset=(name_width + 2, 1 + row))
+            await wait_until(pilot, lambda: tab.local_path == many_files / "sub", "opened")
+
+    run(scenario)

@@ -82,3 +82,19 @@ async def test_tab_walks_inputs_not_every_widget(manager):
         stops = [widget for widget in walked if widget in chat.query("*")]
         assert set(stops) == {*bar, alice.name_input, bob.name_input}
         assert len(walked) == 7, walked
+
+
+@run_async
+async def test_the_ftp_tab_starts_in_the_file_list_and_tab_walks_pane_by_pane(manager):
+    app = WorkbenchApp(server_manager=manager, start_servers=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.focused is not None, "first focus")
+        await pilot.press("f3")
+        ftp = app.query_one(FtpTab)
+        local, remote = ftp.local_pane, ftp.remote_pane
+        await wait_until(pilot, lambda: app.focused is local.table, "the local list first")
+        walked = []
+        for _ in range(3):
+            await pilot.press("tab")
+            walked.append(app.focused)
+        assert walked == [remote.path_input, remote.table, app.query_one("ContentTabs")]

@@ -153,7 +153,10 @@ how each concurrency model (threads, processes, pool…) serves them.
 
 | Key | Action |
 |---|---|
-| Enter / Backspace | open folder / go up |
+| Enter / Backspace | open folder / go up (a click on the highlighted row opens it too) |
+| Home / End | first / last row |
+| letters | jump to the first name starting with them (`/` first when a name starts with a command key: d, u, m, r, x) |
+| path box | type a path at the top of a pane, Enter goes there |
 | Tab | switch between the panes and the connection bar |
 | `d` | download the remote file under the cursor into the local folder |
 | `u` | upload the local file under the cursor into the remote folder |
@@ -336,6 +339,8 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
         self._transfer_name = ""
         #: The address last filled in from the server manager (to follow a restart, not override typing).
         self._auto_endpoint: tuple[str, int] | None = None
+        #: A path typed in a pane's path box whose folder has not opened yet, by side.
+        self._typed_paths: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         # The panes come first in the DOM so focusing "the first focusable widget" (what the app
@@ -556,10 +561,14 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
             pane.select_name(select)
 
     def on_ftp_tab_remote_listed(self, message: FtpTab.RemoteListed) -> None:
+        if message.path != self.remote_path:
+            self._typed_paths.pop("remote", None)  # it opened: the box shows where we are now
         if self.client is not None:
             self._show_remote(message.path, message.entries, message.select)
 
     def on_ftp_tab_local_listed(self, message: FtpTab.LocalListed) -> None:
+        if message.path != self.local_path:
+            self._typed_paths.pop("local", None)
         self.local_path = message.path
         pane = self.local_pane
         pane.show_entries(
@@ -569,6 +578,10 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
             pane.select_name(message.select)
 
     def on_ftp_tab_operation_failed(self, message: FtpTab.OperationFailed) -> None:
+        typed = self._typed_paths.pop(message.side, None)
+        if typed is not None:
+            pane = self.local_pane if message.side == "local" else self.remote_pane
+            pane.path_input.value = typed
         self._notify_error(message.error, message.code)
         # The pane keeps the last error in view after the notification fades.
         pane = self.local_pane if message.side == "local" else self.remote_pane
@@ -592,6 +605,20 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
                 self.remote_path.rstrip("/").rsplit("/", 1)[-1] if message.entry is None else None
             )
             self._remote_operation(lambda client: client.cwd(target_name), select=previous)
+
+    def on_ftp_file_pane_path_entered(self, message: FtpFilePane.PathEntered) -> None:
+        message.stop()
+        side = "local" if message.pane is self.local_pane else "remote"
+        # Kept until the folder opens: a refused path goes back into the box to edit.
+        self._typed_paths[side] = message.path
+        if message.pane is self.local_pane:
+            typed = Path(message.path).expanduser()
+            self._local_worker(typed if typed.is_absolute() else self.local_path / typed)
+        elif self.client is not None:
+            path = message.path
+            self._remote_operation(lambda client: client.cwd(path))
+        else:
+            message.pane.set_status("Not connected: connect first, then type a path", error=True)
 
     @work(thread=True, group="ftp-local", exit_on_error=False)
     def _local_worker(
