@@ -286,7 +286,9 @@ every joined member rejoins by itself under the same name.
         for pane in elsewhere:
             assert server is not None
             pane.rejoin(
-                f"moving to the room at {server.transport} {server.host}:{server.port}", server
+                f"moving to the room at {server.transport} {server.host}:{server.port}",
+                server,
+                error=False,
             )
         if elsewhere:
             self._update_status()

@@ -392,7 +392,9 @@ class ChatParticipantPane(Vertical):
     def _server_label(client: ChatClient) -> str:
         return f"{client.transport} {client.host}:{client.port}"
 
-    def rejoin(self, why: str, server: ChatServerAddress | None = None) -> None:
+    def rejoin(
+        self, why: str, server: ChatServerAddress | None = None, *, error: bool = True
+    ) -> None:
         """Go back into the room under the same name, on ``server`` or where the tab says it is now.
 
         Used when the server forgot this member (a restart) or the link broke, and
@@ -415,9 +417,10 @@ class ChatParticipantPane(Vertical):
         self._busy = self.rejoining = True
         self.query_one(".chat-join", Button).disabled = True
         self.message_input.disabled = True
-        self.log_widget.add_lines([ChatLine("error", f"{why[:1].upper()}{why[1:]}")])
+        kind = "error" if error else "info"
+        self.log_widget.add_lines([ChatLine(kind, f"{why[:1].upper()}{why[1:]}")])
         self._set_status(
-            f"Rejoining as {name} ({server.transport} {server.host}:{server.port})…", error=True
+            f"Rejoining as {name} ({server.transport} {server.host}:{server.port})…", error=error
         )
         self._rejoin_worker(server, name, why)
 
