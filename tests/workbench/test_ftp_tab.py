@@ -699,6 +699,9 @@ def test_typing_a_name_jumps_to_it(many_files: Path) -> None:
             await pilot.press("q")
             assert cursor_name(pane) == "zulu.txt"
             assert "no such name" in str(status.render())
+            # A pause ends the find: the line goes back to the listing's summary.
+            await wait_until(pilot, lambda: "Find" not in str(status.render()), "find over")
+            assert str(status.render()) == "1 folder, 6 files"
 
     run(scenario)
 

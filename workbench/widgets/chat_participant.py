@@ -400,14 +400,17 @@ class ChatParticipantPane(Vertical):
         Used when the server forgot this member (a restart) or the link broke, and
         when the tab's address changes under a joined member (it moves to the new room).
         """
+        if self._busy:
+            return  # a join or leave is under way: its outcome sets the pane's state
         name = self.joined_name or self.name_input.value.strip()
         server = server or self._server()
-        if not name or server is None or self._busy:
-            return
         if self.client is not None:
             # Leaving the old room (QUIT) and closing its socket must not wait on the UI thread.
             _close_in_background(self.client)
             self.client = None
+        if not name or server is None:
+            self._mark_out_of_room(f"Out of the room: {why}", error=True)
+            return
         self.joined_name = None
         self.members = []
         self.query_one(".chat-members", Static).update("")

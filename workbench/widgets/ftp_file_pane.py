@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.coordinate import Coordinate
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import DataTable, Input, Label
 
 from workbench.clients.ftp import RemoteEntry
@@ -62,6 +63,7 @@ class FileTable(DataTable[str | Text]):
         super().__init__(cursor_type="row", zebra_stripes=True)
         self.find_text = ""
         self._find_at = 0.0
+        self._find_timer: Timer | None = None
         #: Row names in order (the ../ row included), so a find needs no cell rendering.
         self.row_names: list[str] = []
 
@@ -120,9 +122,19 @@ class FileTable(DataTable[str | Text]):
         self.find_text = text
         self._find_started = started
         self._find_at = time.monotonic()
+        if self._find_timer is not None:
+            self._find_timer.stop()
+            self._find_timer = None
+        if text or started:
+            # A pause ends the find (and its status line), as in a file manager.
+            self._find_timer = self.set_timer(FIND_PAUSE_SECONDS, self._end_find)
         if text:
             self.jump_to_prefix(text)
         self.post_message(self.FindChanged(text or ("/" if started else "")))
+
+    def _end_find(self) -> None:
+        self._find_timer = None
+        self._set_find("")
 
     def jump_to_prefix(self, prefix: str) -> bool:
         """Put the cursor on the first name starting with ``prefix`` (case-insensitive)."""
