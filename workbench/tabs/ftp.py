@@ -157,7 +157,7 @@ how each concurrency model (threads, processes, pool…) serves them.
 | Home / End | first / last row |
 | letters | jump to the first name starting with them (`/` first when a name starts with a command key: d, u, m, r, x) |
 | path box | type a path at the top of a pane, Enter goes there |
-| Tab | switch between the panes and the connection bar |
+| Tab | next stop: each pane's path box and list, then the connection bar |
 | `d` | download the remote file under the cursor into the local folder |
 | `u` | upload the local file under the cursor into the remote folder |
 | `m` | new folder (in the pane you are in) |
