@@ -517,7 +517,8 @@ class LaunchedServerManager:
 
     def row(self, server_id: str) -> Any:
         class Row:
-            pid = self.proc.pid
+            # As the real manager's rows: no pid while the server is not running.
+            pid = self.proc.pid if self.proc.state == "running" else None
 
         return Row()
 
@@ -565,6 +566,26 @@ def test_a_server_restart_rejoins_everyone_at_once_in_plain_words() -> None:
                 assert len(notices) == 1, texts
                 assert "no longer knows" in notices[0] or "link to the server" in notices[0]
                 assert any(text.startswith("You are back in the room as") for text in texts)
+
+    with running_server("chat", "threads", options={"timeout": 30}) as proc:
+        run(lambda: scenario(proc))
+
+
+def test_a_stopped_server_is_noticed_within_a_poll() -> None:
+    """Stopping the app's chat server: the joined members stop claiming a room at once."""
+
+    async def scenario(proc: ServerProcess) -> None:
+        tab = ChatTab()
+        manager = LaunchedServerManager(proc)
+        app = ChatTabHarness(tab, server_manager=manager)
+        async with app.run_test(size=(140, 36)) as pilot:
+            await wait_until(pilot, lambda: tab.query_one("#chat-port", Input).value != "", "port")
+            alice = tab.panes[0]
+            await join(pilot, alice, "alice")
+            await asyncio.to_thread(proc.stop)
+            # The heartbeat would take up to 10 s; the tab's 1 s poll sees the pid go.
+            await wait_until(pilot, lambda: not alice.joined, "alice out", timeout=4)
+            assert "members" not in status_of(alice)
 
     with running_server("chat", "threads", options={"timeout": 30}) as proc:
         run(lambda: scenario(proc))

@@ -136,7 +136,8 @@ every joined member rejoins by itself under the same name.
         self._next_pane_number = 0
         #: The address last filled in from the server manager (to follow a restart, not override typing).
         self._auto_endpoint: tuple[str, int] | None = None
-        #: The pid of the app's chat server when last polled: a new one means it restarted.
+        #: The pid of the app's chat server when last polled: a new one (or none) means the room
+        #: the members were in is gone.
         self._server_pid: int | None = None
 
     def compose(self) -> ComposeResult:
@@ -187,15 +188,16 @@ every joined member rejoins by itself under the same name.
     def _server_endpoint(self) -> tuple[str, int] | None:
         return server_endpoint(self, "chat", self._endpoint_override)
 
-    def _managed_server_pid(self) -> int | None:
+    def _managed_server_pid(self) -> tuple[bool, int | None]:
+        """(known, pid) of the app's chat server; pid None when it is stopped."""
         if self._endpoint_override is not None:
-            return None
+            return False, None
         manager = getattr(self.app, "server_manager", None)
         try:
             row = manager.row(manager.default_server_id("chat"))  # type: ignore[union-attr]
         except Exception:
-            return None  # no manager, or one mid-restart: try again at the next poll
-        return getattr(row, "pid", None)
+            return False, None  # no manager, or one mid-restart: try again at the next poll
+        return True, getattr(row, "pid", None)
 
     def follow_server_endpoint(self) -> None:
         """Fill the address from the app's chat server; follow it if it restarts on another port.
@@ -205,8 +207,9 @@ every joined member rejoins by itself under the same name.
         process, same port) forgets every member: the joined panes check at once
         instead of at their next heartbeat, and rejoin.
         """
-        pid = self._managed_server_pid()
-        if pid is not None and pid != self._server_pid:
+        known, pid = self._managed_server_pid()
+        if known and pid != self._server_pid:
+            # Restarted (a new pid) or stopped (none): the room the members were in is gone.
             if self._server_pid is not None:
                 self._check_joined_panes()
             self._server_pid = pid
