@@ -604,7 +604,9 @@ class ChatParticipantPane(Vertical):
                     # The gap shows up just before the datagram that revealed it: mark the spot.
                     lines.append(ChatLine("lost", lost_marker_text(event.new)))
             elif isinstance(event, ChatErrorEvent):
-                if event.code in ("link", "timed-out", "not-logged-in") and self.joined:
+                client = self.client
+                dropped = client is not None and not client.logged_in and self.joined
+                if event.code in ("link", "timed-out", "not-logged-in") and dropped:
                     # Said once, plainly, by rejoin(): not in protocol terms, not once per PING.
                     if dropped_reason is None:
                         dropped_reason = plain_drop_reason(event.code, event.text)
