@@ -64,6 +64,8 @@ class FileTable(DataTable[str | Text]):
         self.find_text = ""
         self._find_at = 0.0
         self._find_timer: Timer | None = None
+        #: "/" was pressed: the next letter starts a find even if it is a command key.
+        self._find_started = False
         #: Row names in order (the ../ row included), so a find needs no cell rendering.
         self.row_names: list[str] = []
 
@@ -112,8 +114,6 @@ class FileTable(DataTable[str | Text]):
             return
         event.stop()
         event.prevent_default()
-
-    _find_started = False
 
     def _command_keys(self) -> set[str]:
         return {key for key, active in self.screen.active_bindings.items() if active.enabled}
