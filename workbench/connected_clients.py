@@ -50,20 +50,24 @@ class ClientTracker:
     """The open connections of one server process, kept from its event records.
 
     The events are the server's own (servers/stats.py: ``connect``/``disconnect`` carry
-    the peer's ``host:port``; the chat room's ``join`` says ``NAME from host:port``), so
-    the list says what the server saw, not a guess. A server that dropped events under
+    the peer's ``host:port``; the chat room's ``join`` says ``NAME from host:port`` and
+    ``leave`` says ``NAME (reason)``), so the list says what the server saw, not a guess.
+    A UDP room has no connections: its members are there from join to leave. A server that dropped events under
     load may have lost a disconnect: the view then says it is partial.
     """
 
     def __init__(self) -> None:
         self._addresses: dict[str, None] = {}
         self._names: dict[str, str] = {}
+        #: Members known from their join alone (UDP): their leave ends them, no disconnect comes.
+        self._members_only: set[str] = set()
         self.partial = False
 
     def reset(self) -> None:
         """A new server process: nobody is connected to it yet."""
         self._addresses.clear()
         self._names.clear()
+        self._members_only.clear()
         self.partial = False
 
     def fold(self, kind: str, detail: str) -> None:
@@ -72,20 +76,30 @@ class ClientTracker:
                 self.partial = True
                 return
             self._addresses[detail] = None
+            self._members_only.discard(detail)
         elif kind == "disconnect":
             self._addresses.pop(detail, None)
             self._names.pop(detail, None)
+            self._members_only.discard(detail)
         elif kind == "join":
             name, separator, address = detail.partition(" from ")
             if separator:
                 self._names[address] = name
-                # A TCP chat member's connection came first; a UDP member's "connect" is its login.
-                self._addresses.setdefault(address, None)
+                # A TCP member's connection came first; a UDP member has only this join.
+                if address not in self._addresses:
+                    if len(self._addresses) >= MAX_TRACKED:
+                        self.partial = True
+                        return
+                    self._addresses[address] = None
+                    self._members_only.add(address)
         elif kind == "leave":
             name = detail.partition(" (")[0]
             for address, member in list(self._names.items()):
                 if member == name:
                     del self._names[address]
+                    if address in self._members_only:
+                        self._members_only.discard(address)
+                        self._addresses.pop(address, None)
 
     def dropped(self, count: int) -> None:
         if count:

@@ -40,19 +40,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def local_connect_host(bind_host: str) -> str:
-    """The address this machine's own clients use to reach a server bound to ``bind_host``.
-
-    A wildcard bind accepts on loopback too, so local tabs keep using it: their traffic
-    then never leaves the machine whatever the interfaces are.
-    """
-    if bind_host in ("", "0.0.0.0"):
-        return LOCAL_HOST
-    if bind_host == "::":
-        return "::1"
-    return bind_host
-
-
 def host_port(host: str, port: int) -> str:
     """``host:port``, with brackets around an IPv6 host (``[fd00::2]:8080``)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

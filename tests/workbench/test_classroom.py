@@ -134,7 +134,7 @@ async def test_a_teacher_listening_shows_the_addresses_and_who_connects_from_whe
                 app.servers_tab.select_server("chat")
                 await wait_until(
                     pilot,
-                    lambda: shown(clients) == "Clients: 1 connected — carol@127.0.0.4",
+                    lambda: shown(clients) == "Members: 1 in the room — carol@127.0.0.4",
                     "the chat member in the Servers tab",
                 )
                 assert manager.clients("chat").addresses == (f"127.0.0.4:{member_port}",)
@@ -300,6 +300,7 @@ def test_snapshot_a_teacher_with_a_class_in_the_room(snap_compare):
             active=active,
             accepted=active,
             is_default=True,
+            transport="udp" if protocol == "chat" else "tcp",
         )
         for protocol, model, port, pid, threads, active in (
             ("chat", "datagram", 9000, 4100, 4, 2),

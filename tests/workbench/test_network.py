@@ -16,7 +16,6 @@ from workbench.network import (
     host_port,
     is_loopback,
     lan_addresses,
-    local_connect_host,
     student_hosts,
 )
 
@@ -64,10 +63,7 @@ def test_no_network_and_no_servers_yet_are_said_plainly():
     ]
 
 
-def test_local_clients_reach_a_wildcard_server_on_loopback():
-    assert local_connect_host("0.0.0.0") == "127.0.0.1"
-    assert local_connect_host("::") == "::1"
-    assert local_connect_host("127.0.0.2") == "127.0.0.2"
+def test_ipv6_hosts_are_bracketed():
     assert host_port("fd00::2", 80) == "[fd00::2]:80"
 
 
@@ -104,17 +100,25 @@ def test_connects_and_disconnects_leave_the_open_ones_grouped_by_host():
     assert view.summary() == "192.168.1.21 ×2 · 127.0.0.1"
 
 
-def test_chat_members_are_named_with_their_host_until_they_leave():
+def test_udp_members_are_there_from_join_to_leave():
     tracker = ClientTracker()
-    # UDP: the room counts a login as the connection, then says who joined from where.
-    tracker.fold("connect", "192.168.1.21:5001")
+    # UDP: no connections, so no connect/disconnect; the room says who joined from where.
     tracker.fold("join", "alice from 192.168.1.21:5001")
-    tracker.fold("connect", "[fd00::7]:5002")
     tracker.fold("join", "bob from [fd00::7]:5002")
     assert tracker.view().summary() == "alice@192.168.1.21 · bob@fd00::7"
-    tracker.fold("disconnect", "192.168.1.21:5001")
-    tracker.fold("leave", "alice (quit)")
+    tracker.fold("leave", "alice (timeout)")
     assert tracker.view().summary() == "bob@fd00::7"
+    assert tracker.view().addresses == ("[fd00::7]:5002",)
+
+
+def test_a_tcp_member_who_quits_stays_connected_without_a_name():
+    tracker = ClientTracker()
+    tracker.fold("connect", "192.168.1.21:5001")
+    tracker.fold("join", "alice from 192.168.1.21:5001")
+    tracker.fold("leave", "alice (quit)")
+    assert tracker.view().summary() == "192.168.1.21"  # QUIT leaves the room, not the socket
+    tracker.fold("disconnect", "192.168.1.21:5001")
+    assert tracker.view().addresses == ()
 
 
 def test_a_server_that_dropped_events_makes_the_list_partial_until_reset():
