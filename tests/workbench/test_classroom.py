@@ -81,6 +81,19 @@ async def test_by_default_the_header_says_local_only_and_how_to_open_up(tmp_path
 
 
 @run_async
+async def test_a_new_server_is_offered_the_listening_address(tmp_path):
+    manager = ServerManager(ensure_data_dir(tmp_path / "data"), bind_host=TEACHER)
+    app = WorkbenchApp(server_manager=manager, start_servers=False, initial_tab="servers")
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            app.servers_tab.action_new_server()
+            await wait_until(pilot, lambda: app.screen.query("#form-host"), "the form")
+            assert app.screen.query_one("#form-host", Input).value == TEACHER
+    finally:
+        manager.close()
+
+
+@run_async
 async def test_a_teacher_listening_shows_the_addresses_and_who_connects_from_where(tmp_path):
     manager = ServerManager(
         ensure_data_dir(tmp_path / "data"), bind_host=TEACHER, publish_interval=0.2

@@ -361,7 +361,13 @@ class ServersTab(Vertical):
 
     def action_new_server(self) -> None:
         self.app.push_screen(
-            ServerFormScreen("Start a server", submit_label="Start"), self._start_from_form
+            # A new server binds where the class can reach it when the workbench --listen's.
+            ServerFormScreen(
+                "Start a server",
+                submit_label="Start",
+                host=getattr(self.manager, "bind_host", "127.0.0.1"),
+            ),
+            self._start_from_form,
         )
 
     def _start_from_form(self, settings: ServerSettings | None) -> None:
