@@ -17,7 +17,15 @@ import os
 import socket
 import threading
 
-from servers.contracts import LINGER_SECONDS, Application, FileSlice, Output, Peer, monotonic
+from servers.contracts import (
+    LINGER_SECONDS,
+    Application,
+    FileSlice,
+    Output,
+    Peer,
+    Wake,
+    monotonic,
+)
 
 RECV_SIZE = 65536
 #: Accepts per readiness event, so a connection storm cannot starve the others.
@@ -77,6 +85,7 @@ class EventLoopServer:
         self._timers: list[tuple[float, int, LoopConnection]] = []
         self._timer_order = itertools.count()
         self._pushed: collections.deque[tuple[LoopConnection, list[Output]]] = collections.deque()
+        self._woken: collections.deque[LoopConnection] = collections.deque()
         self._dirty: set[LoopConnection] = set()
         self._loop_thread = threading.get_ident()
         self.waker_reader, self._waker_writer = socket.socketpair()
@@ -124,7 +133,8 @@ class EventLoopServer:
         conn = LoopConnection(sock, address)
         self.connections[conn.fd] = conn
         self.stats.connection_opened(address)
-        conn.handler = self.new_handler(Peer(address, self._make_push(conn)))
+        peer = Peer(address, self._make_push(conn), self._make_wake(conn), sock.getsockname())
+        conn.handler = self.new_handler(peer)
         self.watch(conn.fd, False)
         self.after_handler(conn, conn.handler.start())
 
@@ -163,6 +173,7 @@ class EventLoopServer:
             pass
         self._wake_pending = False
         self._take_pushed()
+        self._tick_woken()
         self.flush_dirty()
 
     def _take_pushed(self) -> None:
@@ -171,6 +182,12 @@ class EventLoopServer:
             if self.connections.get(conn.fd) is conn and not conn.lingering:
                 conn.outbox.extend(items)
                 self._dirty.add(conn)
+
+    def _tick_woken(self) -> None:
+        while self._woken:
+            conn = self._woken.popleft()
+            if self.connections.get(conn.fd) is conn and not conn.lingering:
+                self.after_handler(conn, conn.handler.tick(monotonic()))
 
     # -- handler output, flushing and closing -----------------------------------------
 
@@ -350,6 +367,18 @@ class EventLoopServer:
                     pass
 
         return push
+
+    def _make_wake(self, conn: LoopConnection) -> Wake:
+        def wake() -> None:
+            self._woken.append(conn)
+            if not self._wake_pending:
+                self._wake_pending = True
+                try:
+                    self._waker_writer.send(b"\0")
+                except (BlockingIOError, OSError):
+                    pass
+
+        return wake
 
     # -- timers ------------------------------------------------------------------
 

@@ -27,7 +27,8 @@ def make_handler(tmp_path):
             stats=ServerStats(),
             limiter=limiter or ConnectionLimiter(8),
         )
-        handler = FTPEventHandler(context, Peer(("127.0.0.1", 40000), lambda items: None))
+        peer = Peer(("127.0.0.1", 40000), lambda items: None, lambda: None, ("127.0.0.1", 2121))
+        handler = FTPEventHandler(context, peer)
         handlers.append(handler)
         return handler
 
