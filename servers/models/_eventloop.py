@@ -5,7 +5,8 @@ readiness mechanism (``select()``, ``poll()``, ``epoll``) and its loop; this
 module holds what they all need around it: accepting without blocking, feeding
 sans-IO handlers, buffering output a slow peer cannot take yet, sending file
 slices with ``os.sendfile``, firing handler deadlines, and taking output pushed
-from other threads (a chat broadcast, an admin announcement).
+from other threads (a chat broadcast, an admin announcement) or the wake a
+helper thread asks for (an FTP transfer that ended).
 """
 
 from __future__ import annotations
