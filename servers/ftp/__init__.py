@@ -1,4 +1,4 @@
-"""FTP server (RFC 959 + RFC 2428 + parts of RFC 3659): the course's file server (3.1), for real clients.
+"""FTP server (RFC 959 + RFC 2428 + parts of RFC 3659): the course's ftp 文件服务器 exercise (3.2), for real clients.
 
 ``python -m servers ftp --model threads --root DIR`` serves DIR to curl, lftp,
 ftplib or any GUI client. Without ``--root`` it serves a private copy of the

@@ -24,7 +24,7 @@ from servers.ftp.control import ControlCore
 from servers.ftp.server import FTPContext
 from servers.ftp.session import TRANSFER_LOCAL_ERROR, Action, TransferResult, normalize_host
 from servers.ftp.transfer import DataChannel, WakeupWatch
-from servers.signals import HelperThread
+from servers.signals import ServingThread
 
 #: How long closing a connection waits for its transfer thread to clean up (s).
 TRANSFER_JOIN = 2.0
@@ -98,11 +98,13 @@ class FTPEventHandler(BaseSansIOHandler):
             self.should_close = True
         return [replies] if replies else []
 
+    # -- transfers in a thread of their own ---------------------------------------------------
+
     def _start_transfer(self, action: Action) -> None:
         if self.transfer_thread is not None:
             self.transfer_thread.join()  # it reported already: only its last instructions remain
         self.watch.reset()
-        self.transfer_thread = HelperThread(
+        self.transfer_thread = ServingThread(
             target=self._run_transfer, args=(action,), name="ftp-transfer", daemon=True
         )
         self.transfer_thread.start()

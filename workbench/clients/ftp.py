@@ -1,4 +1,4 @@
-"""UI-free FTP client for the FTP tab: ftplib with listings, progress and cancel (course 3.1 file server).
+"""UI-free FTP client for the FTP tab: ftplib with listings, progress and cancel (course 3.2 ftp 文件服务器 exercise).
 
 :class:`FtpClient` wraps one control connection (RFC 959). It lists a directory
 with MLSD (RFC 3659, machine-readable facts) and falls back to parsing ``LIST``

@@ -55,8 +55,9 @@ What to look for:
 - **Admin announcements** (admin ▸) come from the server side: the Servers tab's
   announcement box, or the server's standard input.
 - **Lost datagrams**: UDP does not retransmit. Every room datagram carries a
-  sequence number, so a gap is a loss; start the chat server with `--drop 0.1`
-  and each pane counts what it missed.
+  sequence number, so a gap is a loss. To make the room lose some on purpose, select
+  the chat row in the Servers tab, press **m** and set *Drop rate* to 0.1 (or run
+  `python -m servers chat --drop 0.1`): each pane counts what it missed.
 
 | Key | Action |
 |---|---|

@@ -1,4 +1,4 @@
-"""The FTP tab: a two-pane local | remote file browser over FTP (course 3.1: the file server exercise).
+"""The FTP tab: a two-pane local | remote file browser over FTP (course 3.2: the ftp 文件服务器 exercise).
 
 Every network and disk call runs in a thread worker and comes back as a message
 nested in :class:`FtpTab`. Browsing uses one control connection; each transfer
@@ -130,7 +130,7 @@ class FtpTab(Widget):
     """Local and remote panes side by side, a connection bar on top and a transfer bar below."""
 
     HELP = """\
-# FTP — the file server (文件服务器, course 3.1)
+# FTP — the file server (ftp 文件服务器, the exercise of course 3.2 多任务并发模型)
 
 A two-pane browser: **your disk on the left, the FTP server on the right**.
 It talks to the workbench's own FTP server by default, and to any FTP server
@@ -149,7 +149,11 @@ connection for each listing or file (passive mode: the server opens a port with
 
 Every transfer opens its own control connection, so you can keep browsing while
 it runs; watch the server's connection count climb in the **Servers** tab and see
-how each concurrency model (threads, processes, pool…) serves them.
+how each concurrency model (threads, processes, pool…) serves them. Under the
+event-loop models (select, poll, epoll, asyncio) the loop handles the control connections
+and each data transfer runs in a thread of its own, so *Thr* reads `2+3` while one
+file moves. To serve read-only or with accounts, select the ftp row there, press
+**m** and tick *Read-only* or give a *Users file*.
 
 | Key | Action |
 |---|---|
