@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,9 +50,16 @@ PROGRESS_INTERVAL = 0.5
 CommandBuilder = Callable[[str, Mapping[str, ParamValue]], list[str]]
 
 
+def short_term(course_term: str) -> str:
+    """The head of a course term, for the list: ``粘包 (tcp粘包问题)`` -> ``粘包``,
+    ``阻塞IO / 非阻塞IO / 超时检测`` -> ``阻塞IO`` (the whole term is on the right)."""
+    head = re.split(r"[:：(（/,，]", course_term, maxsplit=1)[0].strip()
+    return head or course_term.strip()
+
+
 def list_label(lab: Lab) -> str:
     """How a lab reads in the list: the course's term, then its name (``粘包 framing``)."""
-    return f"{lab.course_term} {lab.name}".strip()
+    return f"{short_term(lab.course_term)} {lab.name}".strip()
 
 
 def describe_params(params: Mapping[str, ParamValue]) -> str:
@@ -211,7 +219,9 @@ class LabsTab(Horizontal):
         if run is not None:
             output.add_events(run.events)
         self._show_status()
-        self.query_one("#lab-detail", VerticalScroll).scroll_home(animate=False)
+        detail = self.query_one("#lab-detail", VerticalScroll)
+        detail.anchor(False)
+        detail.scroll_home(animate=False)
 
     @property
     def form(self) -> LabParamsForm:
@@ -269,9 +279,8 @@ class LabsTab(Horizontal):
         if lab is self.selected:
             self.query_one(LabOutput).clear()
             self._show_status()
-            self.query_one("#lab-detail", VerticalScroll).scroll_to_widget(
-                self.query_one("#lab-status"), top=True, animate=False
-            )
+            # Follow the output as it grows, until the user scrolls up to read.
+            self.query_one("#lab-detail", VerticalScroll).anchor()
         self._progress_timer = self.set_interval(PROGRESS_INTERVAL, self._show_status)
         self._read_run(run)
 
@@ -302,11 +311,7 @@ class LabsTab(Horizontal):
             and self.selected.name == run.lab
             and self.runs.get(run.lab) is run
         ):
-            detail = self.query_one("#lab-detail", VerticalScroll)
-            following = detail.scroll_y >= detail.max_scroll_y - 1
             self.query_one(LabOutput).add_events(message.events)
-            if following:
-                detail.call_after_refresh(detail.scroll_end, animate=False)
 
     def on_labs_tab_run_ended(self, message: RunEnded) -> None:
         run = message.run
@@ -356,7 +361,7 @@ class LabsTab(Horizontal):
         """*Open lab NAME* for every lab (the app adds these to its command palette)."""
         for lab in self.labs:
             yield SystemCommand(
-                f"Open lab {lab.name} ({lab.course_term})",
+                f"Open lab {lab.name} ({short_term(lab.course_term)})",
                 lab.title,
                 partial(self.open_lab, lab.name),
             )

@@ -16,8 +16,8 @@ from workbench.labs.base import Figure
 
 #: Characters textual's Digits draws in its 3x3 font (others would fall to the bottom row).
 DIGIT_CHARACTERS = frozenset(" 0123456789+-^x:ABCDEF$£€().,")
-#: Width of one figure card, so a 120-column terminal holds three side by side.
-FIGURE_CARD_WIDTH = 28
+#: Narrowest figure card: three side by side in the 86 columns a 120-column terminal leaves.
+FIGURE_CARD_WIDTH = 26
 
 
 def figure_from_event(event: Mapping[str, Any]) -> Figure:
@@ -55,12 +55,13 @@ class FigureCard(Vertical):
 
     DEFAULT_CSS = """
     FigureCard {
-        width: 28;
+        width: 1fr;
         height: auto;
         border: round $primary;
         padding: 0 1;
     }
-    FigureCard .figure-label { color: $text; text-style: bold; }
+    /* Two lines even for a short label, so the cards of a row line up. */
+    FigureCard .figure-label { color: $text; text-style: bold; min-height: 2; }
     FigureCard .figure-row { height: auto; }
     FigureCard Digits { width: auto; color: $accent; text-style: bold; }
     FigureCard .figure-text { color: $accent; text-style: bold; width: auto; padding: 1 0 0 0; }
@@ -99,7 +100,7 @@ class FigureGrid(Widget):
         layout: grid;
         grid-size: 3;
         grid-gutter: 0 1;
-        grid-columns: 28;
+        grid-columns: 1fr;
         grid-rows: auto;
         height: auto;
         margin: 1 0 0 0;

@@ -33,8 +33,7 @@ class LabParamsForm(Vertical):
         margin: 1 0 0 0;
     }
     LabParamsForm .param-row {
-        height: 1;
-        margin: 0 0 1 0;
+        height: auto;
     }
     LabParamsForm .param-name {
         width: 16;
