@@ -69,6 +69,8 @@ class LabProcess:
         self.command = list(command)
         self.started = time.monotonic()
         self.cancelled = False
+        #: Set once :meth:`batches` owns the pipes (and so closes them when it is done).
+        self._reading = False
         self._stderr_tail = b""
         self._process = subprocess.Popen(
             self.command,
@@ -91,6 +93,7 @@ class LabProcess:
         """Yield the child's events in batches until its stdout closes, then one last batch
         with an ``error`` event if it ended badly without saying why (a crash, a kill)."""
         assert self._process.stdout is not None and self._process.stderr is not None
+        self._reading = True
         selector = selectors.DefaultSelector()
         selector.register(self._process.stdout, selectors.EVENT_READ, "out")
         selector.register(self._process.stderr, selectors.EVENT_READ, "err")
@@ -122,6 +125,8 @@ class LabProcess:
                     batch_started = time.monotonic()
         finally:
             selector.close()
+            self._process.stdout.close()
+            self._process.stderr.close()
         if pending.strip():
             batch.append(parse_event(pending.decode("utf-8", "replace")))
         returncode = self._process.wait()
@@ -141,13 +146,18 @@ class LabProcess:
             pass  # the whole group has already gone
 
     def close(self) -> None:
-        """Cancel if still running and reap the child, so no zombie is left."""
+        """Cancel if still running and reap the child, so no zombie is left.
+
+        The pipes stay open while a reader is in :meth:`batches` (it closes them at EOF):
+        an fd closed under epoll just vanishes from it, and the reader would wait forever.
+        """
         if self._process.poll() is None:
             self.cancel()
         try:
             self._process.wait(timeout=5)
         except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
             pass
-        for stream in (self._process.stdout, self._process.stderr):
-            if stream is not None:
-                stream.close()
+        if not self._reading:
+            for stream in (self._process.stdout, self._process.stderr):
+                if stream is not None:
+                    stream.close()
