@@ -331,7 +331,10 @@ class WorkbenchApp(App[None]):
             row = self.server_manager.row(server_id) if server_id else None
             if row is not None:
                 running.append((row.server_id, row.model))
-        return build_help(title, tab_help or "No help for this tab.", running)
+        uses_a_server = protocol is not None or pane_id == "servers"
+        return build_help(
+            title, tab_help or "No help for this tab.", running if uses_a_server else None
+        )
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -152,7 +152,7 @@ def build_help(tab_title: str, tab_help: str, running: list[tuple[str, str]] | N
         for server_id, model in running:
             parts.append(model_help(model, server_id))
             parts.append(related_labs_markdown(model))
-    else:
+    elif running is not None:  # None: a tab that uses no server (Labs)
         parts.append("## Model\n\nNo server is running for this tab.\n")
     parts.append(APP_HELP)
     return "\n".join(parts)

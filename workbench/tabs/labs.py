@@ -25,22 +25,23 @@ from workbench.widgets.lab_params import LabParamsForm
 
 HELP = """\
 The **Labs** tab runs the short experiments the course only describes — 粘包 on a real TCP
-socket, a real zombie process, lost updates without a Lock, the GIL on real threads — and
-shows what each one measured.
+socket, a real zombie process, lost updates without a Lock, a deadlock caught in the act —
+and shows what each one measured.
 
 * The **list** on the left has every lab in course order, with the course's term. Move with
   ↑/↓: the right side shows the lab's title, course term and section, what it shows and why,
-  and its **parameters** (a field per number, a switch per yes/no; Tab moves between them).
-  A value out of range is marked and explained under the form, and the lab does not run.
-* **r** (or **Enter** in the list or in a field) runs the selected lab **in a child process**
-  of its own. Its lines appear as they happen, then its tables, its **figures** in large
-  digits, and the **verdict** it computed from them (green); a lab that fails shows its
-  error (red). The status line counts the seconds while it runs.
+  and its **parameters** (a field per number, a switch per yes/no). **Tab** moves on to the
+  text (↑/↓ scroll it) and then to each field. A value out of range is marked and explained
+  under the fields, and the lab does not run.
+* **r** (**Ctrl+R** in a field, or **Enter**) runs the selected lab **in a child process**
+  of its own. Its lines and tables appear as they happen, its **figures** in large digits,
+  and last the **verdict** it computed from them (green); a lab that fails shows its error
+  (red). The status line counts the seconds while it runs.
 * **x** or **Esc** cancels the run: the child and every process it started are killed.
   One lab runs at a time; quitting the app kills a running one.
 * Each lab's last run stays: look at another lab and come back, it is still there.
-* F1 on the other tabs names the labs that show its server's model; Ctrl+P → *Open lab …*
-  jumps to any lab.
+* F1 on the other tabs lists the labs that show the model of the server in use;
+  Ctrl+P → *Open lab …* jumps to any lab.
 """
 
 #: Seconds between refreshes of "running for N s" while a lab runs.
@@ -100,10 +101,15 @@ class LabsTab(Horizontal):
 
     HELP = HELP
 
+    #: r and x are letters a parameter field takes as text, so each has a twin that works
+    #: (and shows in the footer) while a field has focus.
+    _RUN_KEYS = Binding.Group("Run")
+    _CANCEL_KEYS = Binding.Group("Cancel")
     BINDINGS = [
-        Binding("r", "run_lab", "Run"),
-        Binding("x", "cancel_lab", "Cancel"),
-        Binding("escape", "cancel_lab", "Cancel", show=False),
+        Binding("r", "run_lab", "Run", group=_RUN_KEYS),
+        Binding("ctrl+r", "run_lab", "Run", group=_RUN_KEYS),
+        Binding("x", "cancel_lab", "Cancel", group=_CANCEL_KEYS),
+        Binding("escape", "cancel_lab", "Cancel", group=_CANCEL_KEYS),
     ]
 
     class RunOutput(Message):
