@@ -17,6 +17,9 @@ import psutil
 
 from workbench.labs.base import Lab, LabContext, Param
 
+_MB = 1024 * 1024
+#: The unit in which the kernel copies memory on write (4 KiB on x86-64 and most arm64).
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 #: prctl(2) option that makes a process adopt its orphaned descendants (Linux >= 3.4).
 _PR_SET_CHILD_SUBREAPER = 36
 #: How long the orphan lab waits for an adopter other than itself to reap the orphan.
@@ -133,7 +136,7 @@ def _other_threads_note(ctx: LabContext) -> None:
 class ForkLab(Lab):
     name = "fork"
     title = "fork(): one process becomes two, each with its own copy of memory"
-    course_term = "子进程复制父进程内存空间"
+    course_term = "子进程复制父进程全部内存空间"
     course_section = "2.2.2"
     order = 2.22
     explanation = (
@@ -142,18 +145,23 @@ class ForkLab(Lab):
         "addresses (id() is equal in both) — but a separate process: os.getpid() differs, the "
         "child's os.getppid() is the parent's PID, and a variable the child changes stays "
         "unchanged in the parent, because each process now has its own memory (Linux copies a "
-        "page only when one side writes it: copy-on-write). The parent must still reap the child "
-        "with waitpid (join in multiprocessing) or it lingers as a zombie (2.2.3)."
+        "page only when one side writes it: copy-on-write — the lab measures it: the child's "
+        "private memory (USS) grows by about the size of a buffer only once it writes to every "
+        "page of it). The parent must still reap the child with waitpid (join in "
+        "multiprocessing) or it lingers as a zombie (2.2.3)."
     )
     params = (
         Param("start", 1, "the value of the variable before fork()"),
         Param("child_sets", 42, "the value the child writes into it"),
+        Param("buffer_mb", 32, "MB buffer the child writes to, to show copy-on-write", 0, 256),
     )
 
     def run(self, ctx: LabContext) -> None:
         _other_threads_note(ctx)
         shared = {"counter": int(ctx["start"])}
         address = id(shared)
+        # Filled, not zeroed: every page really exists in the parent before fork().
+        buffer = bytearray(b"\x01") * (int(ctx["buffer_mb"]) * _MB)
         parent = os.getpid()
         report_r, report_w = os.pipe()
         go_r, go_w = os.pipe()
@@ -163,6 +171,11 @@ class ForkLab(Lab):
             os.close(report_r)
             os.close(go_w)
             shared["counter"] = int(ctx["child_sets"])
+            me = psutil.Process()
+            private_before = me.memory_full_info().uss
+            for offset in range(0, len(buffer), _PAGE):
+                buffer[offset] = 2  # one write per page: the kernel must copy each page
+            private_after = me.memory_full_info().uss
             write_json(
                 report_w,
                 {
@@ -170,6 +183,8 @@ class ForkLab(Lab):
                     "ppid": os.getppid(),
                     "counter": shared["counter"],
                     "address": id(shared),
+                    "private_before": private_before,
+                    "private_after": private_after,
                 },
             )
             wait_for_eof(go_r)  # stay alive until the parent has looked at us
@@ -188,6 +203,12 @@ class ForkLab(Lab):
                 f"child says: os.getpid() = {seen['pid']}, os.getppid() = {seen['ppid']}; "
                 f"it set counter = {seen['counter']} at address {seen['address']:#x}"
             )
+            if buffer:
+                ctx.line(
+                    f"child wrote to each page of a {len(buffer) // _MB} MB buffer it shared "
+                    f"with the parent: its private memory went from "
+                    f"{seen['private_before'] / _MB:.1f} to {seen['private_after'] / _MB:.1f} MB"
+                )
             process = psutil.Process(pid)
             ctx.line(
                 f"psutil sees child {pid}: ppid {process.ppid()}, status {process.status()}, "
@@ -195,6 +216,7 @@ class ForkLab(Lab):
             )
             ctx.line(
                 f"parent pid {parent}: counter is still {shared['counter']} at {id(shared):#x}"
+                + (f"; its buffer still holds {buffer[0]}s" if buffer else "")
             )
         finally:
             os.close(go_w)  # the child's wait ends: it exits
@@ -211,6 +233,18 @@ class ForkLab(Lab):
         ctx.figure("parent_counter", "counter in the parent afterwards", shared["counter"])
         ctx.figure("same_address", "same address in both", seen["address"] == address)
         ctx.figure("fork_ms", "fork() took", round(fork_ms, 3), "ms")
+        copied_mb = (seen["private_after"] - seen["private_before"]) / _MB
+        if buffer:
+            ctx.figure("buffer_mb", "buffer shared at fork()", len(buffer) // _MB, "MB")
+            ctx.figure(
+                "copied_on_write_mb",
+                "child's memory copied by its writes",
+                round(copied_mb, 1),
+                "MB",
+            )
+            ctx.figure(
+                "parent_buffer_untouched", "parent's buffer unchanged", set(buffer[::_PAGE]) == {1}
+            )
         copied = seen["counter"] != shared["counter"] and seen["address"] == address
         ctx.verdict(
             f"two processes: parent {parent}, child {seen['pid']} whose parent is "
@@ -220,6 +254,12 @@ class ForkLab(Lab):
                 f"(still {shared['counter']}) although both live at {address:#x}: separate memory"
                 if copied
                 else f"the counters agree ({shared['counter']}): the child's write was not separate"
+            )
+            + (
+                f"; writing the shared {len(buffer) // _MB} MB buffer copied {copied_mb:.1f} MB "
+                "into the child (copy-on-write)"
+                if buffer
+                else ""
             )
         )
 
@@ -288,9 +328,8 @@ class OrphanLab(Lab):
             os.close(report_r)
             os.close(hold_w)
             fork_child(orphan_body)
-            os.close(hold_r)
-            while True:  # wait to be killed
-                time.sleep(1)
+            # Wait to be killed; should the lab itself die first, EOF lets this parent go too.
+            wait_for_eof(hold_r)
 
         parent = fork_child(parent_body)
         os.close(report_w)
@@ -525,7 +564,9 @@ class ZombieLab(Lab):
             os.close(report_r)
             if way != "ignore":
                 reap(child_pid)
-            elif process_status(child_pid) not in (None, psutil.STATUS_ZOMBIE):
+            elif (state := process_status(child_pid)) == psutil.STATUS_ZOMBIE:
+                reap(child_pid)  # SIG_IGN did not reap it (not Linux?): do not leave it behind
+            elif state is not None:
                 os.kill(child_pid, signal.SIGKILL)  # still SIG_IGN here: the kernel reaps it
         if gone_at is None:
             raise RuntimeError(f"child {child_pid} was never reaped under way {way!r}")

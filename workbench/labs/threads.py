@@ -58,7 +58,8 @@ class DaemonThreadsLab(Lab):
         "rule holds — 'daemon为True时主线程退出分支线程也退出': the interpreter exits as soon as "
         "the main thread is done and the daemon thread is simply stopped mid-work (its 'finished' "
         "line never prints, its finally blocks never run). The lab times, from outside, how long "
-        "each process lived after its main thread ended."
+        "each process lived after its main thread ended. (The course's t.setDaemon() and "
+        "t.isDaemon() are deprecated since Python 3.10: set daemon=True or t.daemon = True.)"
     )
     params = (Param("work", 1.0, "seconds the worker thread works", minimum=0.2, maximum=5.0),)
 
@@ -176,7 +177,7 @@ class LockLab(Lab):
     )
     params = (
         Param("threads", 4, "threads incrementing the counter", minimum=2, maximum=16),
-        Param("increments", 20000, "increments per thread", minimum=1000, maximum=200000),
+        Param("increments", 100000, "increments per thread", minimum=1000, maximum=1000000),
         Param(
             "switch_us", 1.0, "thread switch interval (µs) during the run", minimum=1, maximum=5000
         ),
@@ -285,12 +286,18 @@ class EventLab(Lab):
         def worker() -> None:
             name = threading.current_thread().name
             native[name] = threading.get_native_id()
-            ready.wait()
+            try:
+                ready.wait(timeout=_JOIN_TIMEOUT_S)
+            except threading.BrokenBarrierError:
+                return  # the run was abandoned before it began
             event.wait()
             woke[name] = time.perf_counter()
 
         def impatient() -> None:
-            ready.wait()
+            try:
+                ready.wait(timeout=_JOIN_TIMEOUT_S)
+            except threading.BrokenBarrierError:
+                return
             impatient_result.append(event.wait(timeout=delay / 3))
 
         workers = [threading.Thread(target=worker, name=f"worker-{n}") for n in range(count)]
@@ -313,6 +320,7 @@ class EventLab(Lab):
             event.set()
             ctx.line("the main thread called event.set()")
         finally:
+            ready.abort()  # a no-op once all have passed it; frees them if the run failed first
             event.set()  # never leave a worker waiting
             left = join_all(workers)
         delays_ms = sorted((woke[name] - set_at) * 1000 for name in woke)
