@@ -482,7 +482,10 @@ def _drain(busy: list[socket.socket], outstanding: int) -> None:
 
 def select_wall(anchor: socket.socket) -> tuple[int, str]:
     """Put a socket at fd >= FD_SETSIZE and hand it to select(); returns (fd, what select said)."""
-    high = fcntl.fcntl(anchor.fileno(), fcntl.F_DUPFD, FD_SETSIZE)
+    try:
+        high = fcntl.fcntl(anchor.fileno(), fcntl.F_DUPFD, FD_SETSIZE)
+    except OSError as error:  # RLIMIT_NOFILE's hard limit is at or below FD_SETSIZE
+        return -1, f"No fd >= {FD_SETSIZE} could be opened to try: {error_name(error)}"
     try:
         try:
             select.select([high], [], [], 0)
@@ -533,6 +536,12 @@ class IdleSweepLab(Lab):
         if raised > soft:
             resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
             ctx.line(f"RLIMIT_NOFILE soft limit {soft} -> {raised} (hard limit {hard})")
+        room = max(raised, soft) - busy_count - 128
+        if idle_count > room:
+            ctx.line(
+                f"RLIMIT_NOFILE leaves room for {max(room, 0)} idle connections, not {idle_count}"
+            )
+            idle_count = max(room, 0)
         context = multiprocessing.get_context("spawn")
         process = None
         control = None
@@ -705,11 +714,12 @@ class IdleSweepLab(Lab):
         if idle_count:
             parts.append(compare(idle_count))
         said = "; ".join(parts)
-        ctx.verdict(
-            said[:1].upper()
-            + said[1:]
-            + f". select() on fd {high_fd} said: {wall.removeprefix('ValueError: ')}."
+        wall_said = (
+            f"select() on fd {high_fd} said: {wall.removeprefix('ValueError: ')}"
+            if high_fd >= 0
+            else wall
         )
+        ctx.verdict(f"{said[:1].upper()}{said[1:]}. {wall_said}.")
 
 
 LABS = (MultiplexTraceLab(), IdleSweepLab())
