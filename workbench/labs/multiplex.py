@@ -709,7 +709,7 @@ class IdleSweepLab(Lab):
             winner = "epoll" if ratio > 1.1 else ("select" if ratio < 1 / 1.1 else "neither")
             return (
                 f"with {phase} idle select made {selected:,} round trips/s and epoll {epolled:,}"
-                f" ({winner + ' faster' if winner != 'neither' else 'within 10%'}, x{ratio:.2f})"
+                f" ({winner + ' faster' if winner != 'neither' else 'within 10%'}: epoll/select = {ratio:.2f})"
             )
 
         parts = [compare(0)]
