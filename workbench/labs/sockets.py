@@ -470,20 +470,20 @@ class BlockingLab(Lab):
             [
                 (
                     "non-blocking loop",
-                    f"{spun[1] * 1000:.0f} ms",
-                    f"{spun[2] * 1000:.0f} ms",
+                    f"{spun[1] * 1000:.1f} ms",
+                    f"{spun[2] * 1000:.2f} ms",
                     f"raised BlockingIOError {spun[0]:,} times",
                 ),
                 (
                     f"settimeout({asked:g})",
-                    f"{ctx.report.value('timeout_measured_ms')} ms",
-                    f"{ctx.report.value('timeout_cpu_ms')} ms",
+                    f"{ctx.report.value('timeout_measured_ms'):.1f} ms",
+                    f"{ctx.report.value('timeout_cpu_ms'):.2f} ms",
                     "raised TimeoutError once",
                 ),
                 (
                     "blocking",
-                    f"{ctx.report.value('blocking_wait_ms')} ms",
-                    f"{ctx.report.value('blocking_cpu_ms')} ms",
+                    f"{ctx.report.value('blocking_wait_ms'):.1f} ms",
+                    f"{ctx.report.value('blocking_cpu_ms'):.2f} ms",
                     f"returned {len(data)} bytes when they came",
                 ),
             ],
