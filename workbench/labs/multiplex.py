@@ -347,6 +347,13 @@ def run_echo_clients(port: int, busy: int, control: Connection) -> None:
 
     Runs in its own (spawned) process so the server's descriptors stay below FD_SETSIZE.
     """
+    try:
+        _echo_until_told(port, busy, control)
+    except (OSError, EOFError):
+        return  # the lab has gone (its listener or our pipe closed): nobody left to serve
+
+
+def _echo_until_told(port: int, busy: int, control: Connection) -> None:
     chooser = selectors.DefaultSelector()
     idle: list[socket.socket] = []
     talkers = [
