@@ -108,11 +108,15 @@ class FramingLab(Lab):
         ctx.figure("udp_datagrams", "UDP datagrams received", len(datagrams))
         ctx.figure("messages_recovered", "TCP messages the receiver got back whole", recovered)
 
-        merged = len(chunks) < len(messages)
+        kept = chunks == messages
         how = "framing on '\\n'" if split_lines else "taking each recv() as a message"
         ctx.verdict(
             f"TCP turned {len(messages)} sends into {len(chunks)} recv() chunk(s)"
-            + (" — the boundaries were lost (粘包)" if merged else " — apart only by timing")
+            + (
+                " — each its own, but only by timing"
+                if kept
+                else " — the boundaries were lost (粘包)"
+            )
             + f"; UDP returned {len(datagrams)} datagram(s) for {len(messages)} sendto()s; "
             f"{how} recovered {recovered} of {len(messages)} messages."
         )
@@ -173,6 +177,9 @@ class FramingLab(Lab):
                 ctx.line("sender: shutdown(SHUT_WR) — no more bytes (FIN)")
                 report_arrivals(time.perf_counter() + SAFETY_TIMEOUT)
             finally:
+                # On every way out (a cancel too), end the stream so the reader's recv returns.
+                with contextlib.suppress(OSError):
+                    sender.shutdown(socket.SHUT_WR)
                 reader_may_start.set()
                 reader.join(SAFETY_TIMEOUT)
 
@@ -463,20 +470,20 @@ class BlockingLab(Lab):
             [
                 (
                     "non-blocking loop",
-                    f"{spun[1] * 1000:.0f} ms",
-                    f"{spun[2] * 1000:.0f} ms",
+                    f"{spun[1] * 1000:.1f} ms",
+                    f"{spun[2] * 1000:.2f} ms",
                     f"raised BlockingIOError {spun[0]:,} times",
                 ),
                 (
                     f"settimeout({asked:g})",
-                    f"{ctx.report.value('timeout_measured_ms')} ms",
-                    f"{ctx.report.value('timeout_cpu_ms')} ms",
+                    f"{ctx.report.value('timeout_measured_ms'):.1f} ms",
+                    f"{ctx.report.value('timeout_cpu_ms'):.2f} ms",
                     "raised TimeoutError once",
                 ),
                 (
                     "blocking",
-                    f"{ctx.report.value('blocking_wait_ms')} ms",
-                    f"{ctx.report.value('blocking_cpu_ms')} ms",
+                    f"{ctx.report.value('blocking_wait_ms'):.1f} ms",
+                    f"{ctx.report.value('blocking_cpu_ms'):.2f} ms",
                     f"returned {len(data)} bytes when they came",
                 ),
             ],
