@@ -281,6 +281,42 @@ async def test_quitting_the_app_kills_a_running_lab(with_test_labs):
     assert not child.is_running()
 
 
+CHATTY_CHILD = """
+import json
+for number in range(20000):
+    print(json.dumps({"type": "line", "text": f"line {number}"}))
+print(json.dumps({"type": "verdict", "text": "said a lot"}))
+"""
+
+
+@run_async
+async def test_a_chatty_lab_comes_in_batches_and_shows_its_last_lines(with_test_labs, monkeypatch):
+    monkeypatch.setattr(
+        labs_tab_module, "lab_command", lambda name, params: [sys.executable, "-c", CHATTY_CHILD]
+    )
+    batches = []
+    original = LabsTab.on_labs_tab_run_output
+
+    def counting(self, message):
+        batches.append(len(message.events))
+        original(self, message)
+
+    monkeypatch.setattr(LabsTab, "on_labs_tab_run_output", counting)
+    app = labs_app()
+    async with app.run_test(size=SIZE) as pilot:
+        tab = app.query_one(LabsTab)
+        await pilot.pause()
+        await pilot.press("r")
+        await run_finished(pilot, tab, "loopback-chunks")
+        await pilot.pause()
+        output = tab.query_one(LabOutput)
+        assert len(output.lines) == 20000 and output.verdict == "said a lot"
+        assert sum(batches) == 20001 and len(batches) < 200  # batched, not a message per line
+        shown = str(output.query_one(".lab-lines").render())
+        assert shown.startswith("… 18,000 earlier lines not shown\nline 18000")
+        assert shown.endswith("line 19999")
+
+
 def test_a_lab_process_batches_events_and_explains_a_crash():
     process = LabProcess(
         [

@@ -113,6 +113,10 @@ class FigureGrid(Widget):
             self.styles.grid_size_columns = columns
 
 
+#: Lines one block shows at most: a runaway lab must not make the UI lay out a million lines.
+MAX_SHOWN_LINES = 2000
+
+
 class LinesBlock(Static):
     """Consecutive lines of a run in one widget: a chatty lab does not mount a widget per line."""
 
@@ -120,9 +124,13 @@ class LinesBlock(Static):
         super().__init__("", classes="lab-lines", markup=False)
         self.lines: list[str] = []
 
-    def add(self, text: str) -> None:
-        self.lines.append(text)
-        self.update("\n".join(self.lines))
+    def show_lines(self) -> None:
+        """Redraw with every line added so far (called once per batch, not per line)."""
+        hidden = len(self.lines) - MAX_SHOWN_LINES
+        shown = self.lines[-MAX_SHOWN_LINES:]
+        if hidden > 0:
+            shown = [f"… {hidden:,} earlier lines not shown", *shown]
+        self.update("\n".join(shown))
 
 
 class LabOutput(Vertical):
@@ -187,10 +195,11 @@ class LabOutput(Vertical):
 
     def add_events(self, events: Iterable[Mapping[str, Any]]) -> None:
         """Append a batch of events in order; a run of lines becomes one block, not a widget each."""
+        grown: set[LinesBlock] = set()
         for event in events:
             kind = event.get("type")
             if kind == "line":
-                self._add_line(str(event.get("text", "")))
+                grown.add(self._add_line(str(event.get("text", ""))))
                 continue
             self._lines_block = None
             if kind == "figure":
@@ -207,13 +216,16 @@ class LabOutput(Vertical):
                 self.errors.append(text)
                 self.mount(Static(f"✗ {text}", classes="lab-error", markup=False))
             elif kind != "done":
-                self._add_line(f"({kind}) {dict(event)}")
+                grown.add(self._add_line(f"({kind}) {dict(event)}"))
+        for block in grown:
+            block.show_lines()
 
-    def _add_line(self, text: str) -> None:
+    def _add_line(self, text: str) -> LinesBlock:
         if self._lines_block is None:
             self._lines_block = LinesBlock()
             self.mount(self._lines_block)
-        self._lines_block.add(text)
+        self._lines_block.lines.append(text)
+        return self._lines_block
 
     def _add_figure(self, figure: Figure) -> None:
         card = self._cards.get(figure.key)
