@@ -173,6 +173,19 @@ async def test_a_bad_value_is_explained_and_the_lab_does_not_run(with_test_labs)
         assert not error.display and not field.has_class("-invalid")
 
 
+@run_async
+async def test_a_click_in_the_list_shows_a_lab_without_running_it(with_test_labs):
+    app = labs_app()
+    async with app.run_test(size=SIZE) as pilot:
+        tab = app.query_one(LabsTab)
+        await pilot.pause()
+        items = tab.query("#lab-list ListItem")
+        await pilot.click(items[2])
+        await wait_until(pilot, lambda: tab.selected.name == "broken")
+        await pilot.pause()
+        assert not tab.runs and tab.running is None
+
+
 # -- running ----------------------------------------------------------------------------
 
 
@@ -315,6 +328,8 @@ async def test_a_chatty_lab_comes_in_batches_and_shows_its_last_lines(with_test_
         shown = str(output.query_one(".lab-lines").render())
         assert shown.startswith("… 18,000 earlier lines not shown\nline 18000")
         assert shown.endswith("line 19999")
+        detail = tab.query_one("#lab-detail")
+        assert detail.max_scroll_y > 0 and detail.scroll_y == detail.max_scroll_y  # followed
 
 
 def test_a_lab_process_batches_events_and_explains_a_crash():
@@ -442,6 +457,7 @@ async def _fixed_run(pilot) -> None:
     await pilot.pause()
     run = labs_tab_module.LabRun("loopback-chunks", {"messages": 3}, seconds=0.42, state="done")
     tab.runs[run.lab] = run
+    tab._following = True  # as a run started with r does: the view follows the output
     tab.post_message(
         LabsTab.RunOutput(
             run,
@@ -473,7 +489,6 @@ async def _fixed_run(pilot) -> None:
     )
     await pilot.pause()
     tab._show_status()
-    tab.query_one("#lab-detail").anchor()  # where a run leaves the view: at its verdict
     tab.query_one("#lab-list").focus()
     await pilot.pause()
 

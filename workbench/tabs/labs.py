@@ -28,7 +28,7 @@ The **Labs** tab runs the short experiments the course only describes — 粘包
 socket, a real zombie process, lost updates without a Lock, a deadlock caught in the act —
 and shows what each one measured.
 
-* The **list** on the left has every lab in course order, with the course's term. Move with
+* The **list** on the left has every lab in course order, with the course's term. Click, or move with
   ↑/↓: the right side shows the lab's title, course term and section, what it shows and why,
   and its **parameters** (a field per number, a switch per yes/no). **Tab** moves on to the
   text (↑/↓ scroll it) and then to each field. A value out of range is marked and explained
@@ -96,6 +96,18 @@ class LabRun:
         return f"✗ {self.lab} failed after {self.elapsed:.1f} s{given}"
 
 
+class LabList(ListView):
+    """The list of labs: Enter runs the highlighted lab, a click only shows it (a student
+    clicking to read a lab should not start it)."""
+
+    class RunRequested(Message):
+        """Enter was pressed on a lab."""
+
+    def action_select_cursor(self) -> None:
+        if self.highlighted_child is not None:
+            self.post_message(self.RunRequested())
+
+
 class LabsTab(Horizontal):
     """List of labs on the left; the selected lab, its parameters and its last run on the right."""
 
@@ -146,13 +158,16 @@ class LabsTab(Horizontal):
         self.selected: Lab | None = self.labs[0] if self.labs else None
         self._progress_timer: Timer | None = None
         self._form: LabParamsForm | None = None
+        #: Keep the end of the run's output in view as it grows (cleared when the user scrolls up).
+        self._following = False
+        self._last_max_scroll_y = 0.0
 
     # -- layout -----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         with Vertical(id="lab-list-pane"):
             yield Label("Labs", id="lab-list-title")
-            yield ListView(
+            yield LabList(
                 *(
                     ListItem(Label(list_label(lab), markup=False), name=lab.name)
                     for lab in self.labs
@@ -184,8 +199,8 @@ class LabsTab(Horizontal):
             if lab is not self.selected:
                 self._show_lab(lab)
 
-    @on(ListView.Selected, "#lab-list")
-    def _lab_chosen(self, event: ListView.Selected) -> None:
+    @on(LabList.RunRequested)
+    def _lab_chosen(self) -> None:
         self.action_run_lab()
 
     @on(Input.Submitted)
@@ -225,9 +240,21 @@ class LabsTab(Horizontal):
         if run is not None:
             output.add_events(run.events)
         self._show_status()
+        self._following = False
+        self.query_one("#lab-detail", VerticalScroll).scroll_home(animate=False)
+
+    @on(LabOutput.Grew)
+    def _output_grew(self) -> None:
+        """Follow a running lab's output, like ``tail -f``, unless the user scrolled up to read.
+
+        Not Textual's ``anchor()``: that also pins short content to the bottom of the view.
+        """
         detail = self.query_one("#lab-detail", VerticalScroll)
-        detail.anchor(False)
-        detail.scroll_home(animate=False)
+        if self._following and detail.scroll_y < self._last_max_scroll_y - 1:
+            self._following = False  # the user scrolled up since the last growth
+        if self._following:
+            detail.scroll_end(animate=False)  # after the refresh: the new height is laid out
+        self._last_max_scroll_y = detail.max_scroll_y
 
     @property
     def form(self) -> LabParamsForm:
@@ -285,8 +312,7 @@ class LabsTab(Horizontal):
         if lab is self.selected:
             self.query_one(LabOutput).clear()
             self._show_status()
-            # Follow the output as it grows, until the user scrolls up to read.
-            self.query_one("#lab-detail", VerticalScroll).anchor()
+            self._following = True
         self._progress_timer = self.set_interval(PROGRESS_INTERVAL, self._show_status)
         self._read_run(run)
 

@@ -9,6 +9,7 @@ from rich import box
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Digits, Static
 
@@ -150,6 +151,7 @@ class LabOutput(Vertical):
         margin: 1 0 0 0;
     }
     LabOutput .lab-verdict {
+        width: 1fr;
         margin: 1 0 0 0;
         padding: 0 1;
         border: tall $success;
@@ -158,6 +160,7 @@ class LabOutput(Vertical):
         text-style: bold;
     }
     LabOutput .lab-error {
+        width: 1fr;
         margin: 1 0 0 0;
         padding: 0 1;
         border: tall $error;
@@ -167,6 +170,9 @@ class LabOutput(Vertical):
     }
     """
 
+    class Grew(Message):
+        """The output changed size (new lines, a table, figure cards laid out): a chance to follow it."""
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._lines_block: LinesBlock | None = None
@@ -174,6 +180,9 @@ class LabOutput(Vertical):
         self._grid: FigureGrid | None = None
         self.verdict = ""
         self.errors: list[str] = []
+
+    def on_resize(self) -> None:
+        self.post_message(self.Grew())
 
     def clear(self) -> None:
         self.remove_children()
