@@ -88,7 +88,7 @@ class LabRun:
         """The status line of this run, e.g. ``✓ framing done in 1.2 s  (rounds=3)``."""
         given = f"  ({describe_params(self.params)})" if self.params else ""
         if self.state == "running":
-            return f"▶ {self.lab} running for {self.elapsed:.0f} s… — x cancels{given}"
+            return f"▶ {self.lab} running for {int(self.elapsed)} s… — x cancels{given}"
         if self.state == "done":
             return f"✓ {self.lab} done in {self.elapsed:.2f} s{given}"
         if self.state == "cancelled":
