@@ -490,6 +490,17 @@ async def _fixed_run(pilot) -> None:
     await pilot.pause()
     tab._show_status()
     tab.query_one("#lab-list").focus()
+    detail = tab.query_one("#lab-detail")
+    # The cards compose and the view follows them a refresh or two later: wait for the end.
+    await wait_until(
+        pilot,
+        lambda: (
+            tab.query(".lab-verdict")
+            and tab.query_one(LabOutput).figures
+            and detail.scroll_y == detail.max_scroll_y
+            and tab.query_one(".lab-verdict").region.bottom <= detail.content_region.bottom
+        ),
+    )
     await pilot.pause()
 
 

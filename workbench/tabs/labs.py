@@ -158,9 +158,8 @@ class LabsTab(Horizontal):
         self.selected: Lab | None = self.labs[0] if self.labs else None
         self._progress_timer: Timer | None = None
         self._form: LabParamsForm | None = None
-        #: Keep the end of the run's output in view as it grows (cleared when the user scrolls up).
+        #: Keep the end of the selected lab's run in view as its output grows.
         self._following = False
-        self._last_max_scroll_y = 0.0
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -241,20 +240,21 @@ class LabsTab(Horizontal):
             output.add_events(run.events)
         self._show_status()
         self._following = False
-        self.query_one("#lab-detail", VerticalScroll).scroll_home(animate=False)
+        detail = self.query_one("#lab-detail", VerticalScroll)
+        detail.anchor(False)
+        detail.scroll_home(animate=False)
 
     @on(LabOutput.Grew)
     def _output_grew(self) -> None:
-        """Follow a running lab's output, like ``tail -f``, unless the user scrolled up to read.
+        """Follow a running lab's output, like ``tail -f``, once it is taller than the view.
 
-        Not Textual's ``anchor()``: that also pins short content to the bottom of the view.
+        Textual's anchor keeps the end in view through every layout (and lets go while the
+        user scrolls up); set only once the content overflows, since an anchored view pins
+        short content to its bottom edge.
         """
         detail = self.query_one("#lab-detail", VerticalScroll)
-        if self._following and detail.scroll_y < self._last_max_scroll_y - 1:
-            self._following = False  # the user scrolled up since the last growth
-        if self._following:
-            detail.scroll_end(animate=False)  # after the refresh: the new height is laid out
-        self._last_max_scroll_y = detail.max_scroll_y
+        if self._following and not detail.is_anchored and detail.max_scroll_y > 0:
+            detail.anchor()
 
     @property
     def form(self) -> LabParamsForm:
@@ -313,6 +313,7 @@ class LabsTab(Horizontal):
             self.query_one(LabOutput).clear()
             self._show_status()
             self._following = True
+            self.query_one("#lab-detail", VerticalScroll).anchor(False)  # until it overflows
         self._progress_timer = self.set_interval(PROGRESS_INTERVAL, self._show_status)
         self._read_run(run)
 
