@@ -26,6 +26,9 @@ UI_FREE_MODULES = [
     "workbench.clients.loadgen",
     "workbench.network",
     "workbench.connected_clients",
+    "workbench.labs",
+    "workbench.labs.runner",
+    "workbench.labs.concepts",
 ]
 
 PROBE = """
