@@ -213,6 +213,28 @@ def test_status_entry_agrees_with_the_events(case: tuple[str, bytes], cuts: list
         assert reader.keep_alive and reader.idle
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(responses(), min_size=2, max_size=6), st.lists(st.integers(min_value=0)))
+def test_one_reader_over_many_keep_alive_responses(
+    cases: list[tuple[str, bytes]], cuts: list[int]
+) -> None:
+    """Responses one after another on a connection: the fast path never answers for another."""
+    reader = ResponseReader("GET")
+    # Each response twice: a repeat takes the fastest path.
+    twice = [case for pair in zip(cases, cases, strict=True) for case in pair]
+    for method, data in twice:
+        if method != "GET":
+            continue  # one connection, one request method
+        events, keep_alive = ours(method, [data])
+        final = [event[1] for event in events if event[0] == "head" and event[1] >= 200]
+        statuses = [status for status in map(reader.feed_status, split_at(data, cuts)) if status]
+        if keep_alive is None:  # the body ran until the close: the last on this connection
+            statuses += [status for status in [reader.feed_eof_status()] if status]
+        assert statuses == final
+        if not keep_alive:
+            return
+
+
 def test_two_responses_on_one_connection() -> None:
     reader = ResponseReader()
     first = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
@@ -233,6 +255,11 @@ def test_fast_path_takes_a_whole_response_in_one_piece() -> None:
         assert reader.keep_alive and reader.idle
     assert reader.feed_status(response[:20]) == 0
     assert reader.feed_status(response[20:]) == 200
+    chunked = b"HTTP/1.1 404 Gone\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"
+    assert reader.feed_status(chunked) == 404
+    assert reader.feed_status(response) == 200  # not the 404 of the last head parsed
+    assert reader.feed_status(response.replace(b"OK", b"No")) == 200
+    assert reader.feed_status(response.replace(b"200 OK", b"201 Hi")) == 201
 
 
 def test_a_long_body_is_passed_on_without_copies() -> None:
