@@ -94,12 +94,13 @@ def build_request(
     body: bytes = b"",
     *,
     user_agent: str = USER_AGENT,
+    accept: str | None = "*/*",
     close: bool = True,
 ) -> bytes:
     """The request exactly as it goes on the wire: request line, headers, blank line, body.
 
-    Host, User-Agent, Accept, Content-Length and (with ``close``) Connection are
-    added unless ``headers`` already has them. Raises HeaderError for text that
+    Host, User-Agent, Accept (unless None), Content-Length and (with ``close``)
+    Connection are added unless ``headers`` already has them. Raises HeaderError for text that
     is not Latin-1.
     """
     method = method.upper()
@@ -110,8 +111,8 @@ def build_request(
         lines.append(f"Host: {url.host_header}")
     if "user-agent" not in names:
         lines.append(f"User-Agent: {user_agent}")
-    if "accept" not in names:
-        lines.append("Accept: */*")
+    if accept is not None and "accept" not in names:
+        lines.append(f"Accept: {accept}")
     lines.extend(f"{name}: {value}" for name, value in headers)
     if (body or method in METHODS_WITH_BODY) and "content-length" not in names:
         lines.append(f"Content-Length: {len(body)}")

@@ -78,6 +78,7 @@ def build_request(config: LoadConfig, target: ParsedUrl) -> bytes:
             config.headers.items(),
             config.body,
             user_agent=USER_AGENT,
+            accept=None,  # as wrk: every header is parsing work for the server under test
             close=not config.keepalive,
         )
     except HeaderError as exc:
