@@ -199,13 +199,9 @@ def _parse_fields(lines: list[bytes], what: str) -> list[tuple[str, str]]:
     return fields
 
 
-def _comma_values(headers: list[tuple[str, str]], name: str) -> list[str]:
-    """All comma-separated values of one header, lowercased (for Connection, Transfer-Encoding)."""
-    values: list[str] = []
-    for key, value in headers:
-        if key.lower() == name:
-            values.extend(part.strip().lower() for part in value.split(",") if part.strip())
-    return values
+def _comma_list(value: str) -> list[str]:
+    """A comma-separated header value as lowercase items (Connection, Transfer-Encoding)."""
+    return [part.strip().lower() for part in value.split(",") if part.strip()]
 
 
 class ResponseReader:
@@ -234,6 +230,8 @@ class ResponseReader:
         #: The head and size of the last response feed_status took whole (its fast path).
         self._repeat_head = b"\0"
         self._repeat_size = -1
+        #: True when the current head fixes the body's length (Content-Length, or no body).
+        self._length_framed = False
         #: The last final (non-1xx) status seen; 0 before one.
         self.status = 0
         self.http_version = ""
@@ -307,11 +305,19 @@ class ResponseReader:
                             self._repeat_head = data[: head_end + 4]
                             self._repeat_size = len(data)
                             return status
-        completed = 0
+        was_idle = not self._started
+        completed = heads = 0
         for event in self.feed(data):
             if type(event) is EndOfMessage:
                 completed = self.status
+            elif type(event) is ResponseHead:
+                heads += 1
         if completed and self.keep_alive:
+            if was_idle and heads == 1 and not self._buffer and self._length_framed:
+                # Exactly one response, whose length its head fixes (Content-Length,
+                # or no body): the same bytes again frame the same way.
+                self._repeat_head = data[: data.find(b"\r\n\r\n") + 4]
+                self._repeat_size = len(data)
             self.next_response()
         return completed
 
@@ -469,12 +475,24 @@ class ResponseReader:
                 raise ProtocolError("101 Switching Protocols: this client does not switch")
             return event  # informational: the real head follows
         self.status, self.http_version = status, version
-        connection = _comma_values(headers, "connection")
+        # One pass over the headers for what frames the body and what closes the connection.
+        connection: list[str] = []
+        codings: list[str] = []
+        lengths: set[str] = set()
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == "content-length":
+                lengths.update(part.strip() for part in value.split(","))
+            elif lowered == "transfer-encoding":
+                codings.extend(_comma_list(value))
+            elif lowered == "connection":
+                connection.extend(_comma_list(value))
         self.keep_alive = version == "HTTP/1.1" and "close" not in connection
-        codings = _comma_values(headers, "transfer-encoding")
+        self._length_framed = True
         if self.method == "HEAD" or status in _NO_BODY_STATUSES:
             self._state = _DONE
         elif codings:
+            self._length_framed = False
             # RFC 9112 6.3: Transfer-Encoding beats Content-Length; chunked must be last,
             # and a body coded some other way runs until the server closes.
             if codings[-1] == "chunked":
@@ -482,9 +500,10 @@ class ResponseReader:
             else:
                 self._state, self.keep_alive = _UNTIL_CLOSE, False
         else:
-            length = _content_length(headers)
+            length = _content_length(lengths)
             if length is None:
                 self._state, self.keep_alive = _UNTIL_CLOSE, False
+                self._length_framed = False
             elif length == 0:
                 self._state = _DONE
             else:
@@ -492,17 +511,13 @@ class ResponseReader:
         return event
 
 
-def _content_length(headers: list[tuple[str, str]]) -> int | None:
+def _content_length(values: set[str]) -> int | None:
     """The one Content-Length (repeats must agree, as in h11), or None when there is none."""
-    seen: set[str] = set()
-    for key, value in headers:
-        if key.lower() == "content-length":
-            seen.update(part.strip() for part in value.split(","))
-    if not seen:
+    if not values:
         return None
-    if len(seen) > 1:
-        raise ProtocolError(f"conflicting Content-Length values {sorted(seen)}")
-    text = seen.pop()
+    if len(values) > 1:
+        raise ProtocolError(f"conflicting Content-Length values {sorted(values)}")
+    text = next(iter(values))
     if not text.isdigit() or not text.isascii() or len(text) > _CONTENT_LENGTH_DIGITS:
         raise ProtocolError(f"bad Content-Length {text[:30]!r}")
     return int(text)
