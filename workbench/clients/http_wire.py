@@ -214,7 +214,8 @@ class ResponseReader:
 
     ``feed_status(data)`` is the load generator's entry: no events, body bytes
     skipped, and a whole keep-alive response with a Content-Length in one piece
-    (nearly every response of a load test) recognised with a few ``find`` calls.
+    (nearly every response of a load test) recognised with a few ``find`` calls,
+    or one ``startswith`` when its head repeats the last one.
     """
 
     def __init__(self, method: str = "GET") -> None:
