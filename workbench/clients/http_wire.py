@@ -183,15 +183,16 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 
 def _parse_fields(lines: list[bytes], what: str) -> list[tuple[str, str]]:
     """Header lines -> (name, value) pairs; obsolete line folding is joined as h11 does."""
-    fields: list[tuple[str, str]] = []
+    joined: list[bytes] = []
     for line in lines:
         if line[:1] in (b" ", b"\t"):
-            if not fields:
+            if not joined:
                 raise ProtocolError(f"{what} starts with a continuation line: {line[:60]!r}")
-            name, value = fields[-1]
-            folded = line.strip(b" \t").decode("latin-1")
-            fields[-1] = (name, f"{value} {folded}".strip())
-            continue
+            joined[-1] += b" " + line.lstrip(b" \t")
+        else:
+            joined.append(line)
+    fields: list[tuple[str, str]] = []
+    for line in joined:
         match = _HEADER_FIELD.fullmatch(line)
         if match is None:
             raise ProtocolError(f"bad {what} line {line[:60]!r}: expected 'Name: value'")
@@ -489,6 +490,7 @@ class ResponseReader:
             elif lowered == "connection":
                 connection.extend(_comma_list(value))
         self.keep_alive = version == "HTTP/1.1" and "close" not in connection
+        length = _content_length(lengths)  # checked even where it frames nothing, as h11 does
         self._length_framed = True
         if self.method == "HEAD" or status in _NO_BODY_STATUSES:
             self._state = _DONE
@@ -501,7 +503,6 @@ class ResponseReader:
             else:
                 self._state, self.keep_alive = _UNTIL_CLOSE, False
         else:
-            length = _content_length(lengths)
             if length is None:
                 self._state, self.keep_alive = _UNTIL_CLOSE, False
                 self._length_framed = False

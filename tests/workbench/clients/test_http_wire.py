@@ -235,6 +235,45 @@ def test_one_reader_over_many_keep_alive_responses(
             return
 
 
+def _up_to_the_end(result: tuple[list[tuple], bool | None]) -> tuple[list[tuple], bool | None]:
+    """Events until the response ends: what follows is the next response's business."""
+    events, keep_alive = result
+    ends = [index for index, event in enumerate(events) if event[0] == "end"]
+    return (events[: ends[0] + 1] if ends else events), keep_alive
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(responses(), st.integers(min_value=0), st.binary(min_size=1, max_size=2), st.booleans())
+def test_a_damaged_response_is_never_read_more_loosely_than_h11_reads_it(
+    case: tuple[str, bytes], where: int, damage: bytes, insert: bool
+) -> None:
+    """A byte or two overwritten or inserted anywhere: both readers agree, or we refuse.
+
+    Two refusals of h11 we do not share, both on purpose: a transfer coding other
+    than chunked (RFC 9112 6.3: the body then runs until the close), and bytes
+    after a response the server said it would close (never read, so harmless).
+    """
+    method, data = case
+    at = where % len(data)
+    data = data[:at] + damage + data[at + (0 if insert else len(damage)) :]
+    try:
+        ours_result = _up_to_the_end(ours(method, [data]))
+    except ProtocolError:
+        return  # refusing is always allowed
+    try:
+        oracle_result = _up_to_the_end(oracle(method, [data]))
+    except h11.RemoteProtocolError as exc:
+        heads = [event for event in ours_result[0] if event[0] == "head"]
+        other_coding = any(
+            name.lower() == b"transfer-encoding" and value.lower() != b"chunked"
+            for head in heads
+            for name, value in head[3]
+        )
+        assert other_coding or "expecting EOF" in str(exc), f"h11 refused: {exc}"
+        return
+    assert ours_result == oracle_result
+
+
 def test_two_responses_on_one_connection() -> None:
     reader = ResponseReader()
     first = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
