@@ -286,12 +286,18 @@ def test_two_responses_on_one_connection() -> None:
     assert isinstance(again[1], EndOfMessage)
 
 
-def test_fast_path_takes_a_whole_response_in_one_piece() -> None:
+def test_fast_path_takes_a_whole_response_in_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
     reader = ResponseReader()
     response = b"HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 5\r\n\r\nhello"
-    for _ in range(3):
-        assert reader.feed_status(response) == 200
-        assert reader.keep_alive and reader.idle
+    with monkeypatch.context() as patch:
+
+        def general_path(data: bytes) -> list:
+            raise AssertionError("a whole small response went the general way")
+
+        patch.setattr(reader, "feed", general_path)
+        for _ in range(3):
+            assert reader.feed_status(response) == 200
+            assert reader.keep_alive and reader.idle
     assert reader.feed_status(response[:20]) == 0
     assert reader.feed_status(response[20:]) == 200
     chunked = b"HTTP/1.1 404 Gone\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"
