@@ -197,7 +197,11 @@ class ServerFormScreen(ModalScreen[ServerSettings | None]):
     }
     ServerFormScreen > Vertical {
         width: 76;
+        max-width: 100%;
         height: auto;
+        /* Taller than 24 rows with every field: scroll rather than lose the buttons. */
+        max-height: 100%;
+        overflow-y: auto;
         border: thick $primary;
         background: $surface;
         padding: 0 2;

@@ -1,0 +1,165 @@
+"""Snapshots of every tab at 80x24 and 120x32 (and light-theme Servers and HTTP): the classroom sizes."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from workbench.app import WorkbenchApp
+from workbench.tabs.ftp import FtpTab
+
+pytestmark = pytest.mark.timeout(60)
+
+SMALL = (80, 24)
+CLASSROOM = (120, 32)
+#: Fixed addresses the Chat and HTTP tabs fill in: nothing listens there and nothing is sent.
+ENDPOINTS = {"chat": ("127.0.0.1", 40001), "http": ("127.0.0.1", 40003)}
+#: Local file times shown in the FTP tab, so the picture does not age.
+FILE_TIME = datetime(2026, 3, 2, 9, 30)
+
+
+def _load_servers_snapshots() -> Any:
+    """The Servers panel's fixed feed lives beside its own snapshots; share it rather than copy it."""
+    path = Path(__file__).with_name("test_snapshots_servers.py")
+    spec = importlib.util.spec_from_file_location("servers_snapshot_feed", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+servers_feed = _load_servers_snapshots()
+
+
+class FixedEndpointManager(servers_feed.FedServerManager):
+    """No servers and no threads: the tabs see fixed addresses, the Servers panel fixed stats.
+
+    FTP gets no address, because its tab connects at once and a port nobody
+    owns might be someone else's by the time the test runs.
+    """
+
+    def endpoint(self, protocol: str) -> tuple[str, int] | None:
+        return ENDPOINTS.get(protocol)
+
+
+def make_app(tab: str, theme: str = "dark") -> WorkbenchApp:
+    return WorkbenchApp(
+        server_manager=FixedEndpointManager(),
+        start_servers=False,
+        initial_tab=tab,
+        theme_name=theme,
+    )
+
+
+async def still_cursors(pilot: Pilot[Any]) -> None:
+    """A blinking cursor would make the picture depend on timing."""
+    for box in pilot.app.screen.query(Input):
+        box.cursor_blink = False
+    await pilot.pause()
+
+
+async def settle_chat(pilot: Pilot[Any]) -> None:
+    await pilot.pause()
+    await still_cursors(pilot)
+
+
+@pytest.fixture
+def classroom_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The FTP tab's local side starts in the working directory: give it a small, fixed one."""
+    local = tmp_path / "classroom"
+    (local / "exercises").mkdir(parents=True)
+    (local / "notes.md").write_text("# notes\n" * 40)
+    (local / "server.py").write_text("print('hi')\n" * 300)
+    monkeypatch.chdir(local)
+    return local
+
+
+async def settle_ftp(pilot: Pilot[Any]) -> None:
+    tab = pilot.app.query_one(FtpTab)
+    for _ in range(100):
+        if tab.local_pane.entries:
+            break
+        await pilot.pause(0.02)
+    assert tab.local_pane.entries, "the local listing never arrived"
+    # The title shows the absolute (temporary) path and times in the local zone: show stable ones.
+    entries = [replace(entry, modified=FILE_TIME) for entry in tab.local_pane.entries]
+    tab.local_pane.show_entries("~/classroom", entries, can_go_up=True)
+    tab.local_pane.focus_table()
+    await still_cursors(pilot)
+
+
+async def settle_http(pilot: Pilot[Any]) -> None:
+    url = pilot.app.query_one("#url", Input)
+    for _ in range(100):
+        if url.value:
+            break
+        await pilot.pause(0.02)
+    assert url.value == "http://127.0.0.1:40003/"
+    await still_cursors(pilot)
+
+
+async def settle_servers(pilot: Pilot[Any]) -> None:
+    await servers_feed.feed_fixed_stats(pilot)
+    await still_cursors(pilot)
+
+
+@pytest.mark.parametrize("size", [SMALL, CLASSROOM], ids=["80x24", "120x32"])
+def test_chat(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(make_app("chat"), terminal_size=size, run_before=settle_chat)
+
+
+@pytest.mark.parametrize("size", [SMALL, CLASSROOM], ids=["80x24", "120x32"])
+def test_ftp(snap_compare: Any, size: tuple[int, int], classroom_dir: Path) -> None:
+    assert snap_compare(make_app("ftp"), terminal_size=size, run_before=settle_ftp)
+
+
+@pytest.mark.parametrize("size", [SMALL, CLASSROOM], ids=["80x24", "120x32"])
+def test_http(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(make_app("http"), terminal_size=size, run_before=settle_http)
+
+
+@pytest.mark.parametrize("section", ["http-load", "http-compare"])
+def test_http_sections_at_80x24(snap_compare: Any, section: str) -> None:
+    """The Load and Compare forms' buttons must stay on screen at 80 columns."""
+
+    async def open_section(pilot: Pilot[Any]) -> None:
+        await settle_http(pilot)
+        pilot.app.query_one("#http-sections").active = section
+        await pilot.pause()
+        await still_cursors(pilot)
+
+    assert snap_compare(make_app("http"), terminal_size=SMALL, run_before=open_section)
+
+
+@pytest.mark.parametrize("size", [SMALL, CLASSROOM], ids=["80x24", "120x32"])
+def test_servers(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(make_app("servers"), terminal_size=size, run_before=settle_servers)
+
+
+def test_new_server_form_at_80x24(snap_compare: Any) -> None:
+    """The form is taller than 24 rows: it scrolls, and its buttons are reachable."""
+
+    async def open_form(pilot: Pilot[Any]) -> None:
+        await settle_servers(pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        await still_cursors(pilot)
+
+    assert snap_compare(make_app("servers"), terminal_size=SMALL, run_before=open_form)
+
+
+def test_servers_light(snap_compare: Any) -> None:
+    app = make_app("servers", theme="light")
+    assert snap_compare(app, terminal_size=CLASSROOM, run_before=settle_servers)
+
+
+def test_http_light(snap_compare: Any) -> None:
+    app = make_app("http", theme="light")
+    assert snap_compare(app, terminal_size=CLASSROOM, run_before=settle_http)
