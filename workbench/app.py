@@ -146,7 +146,7 @@ class WorkbenchApp(App[None]):
 
     CSS_PATH = "workbench.tcss"
     #: Screen classes workbench.tcss keys its compact layouts on (80x24 must stay usable).
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (130, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     TITLE = "Network Workbench"
     SUB_TITLE = "concurrent network programming"
