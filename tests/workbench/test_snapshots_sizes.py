@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 from dataclasses import replace
 from datetime import datetime
@@ -163,3 +164,40 @@ def test_servers_light(snap_compare: Any) -> None:
 def test_http_light(snap_compare: Any) -> None:
     app = make_app("http", theme="light")
     assert snap_compare(app, terminal_size=CLASSROOM, run_before=settle_http)
+
+
+#: Rows of fields and buttons that must fit whole at 80x24: (tab, inner section, container).
+FORM_ROWS = [
+    ("chat", None, "#chat-connection"),
+    ("ftp", None, "#ftp-connection"),
+    ("http", None, "#request-line"),
+    ("http", "http-load", "#http-load .form-row"),
+    ("http", "http-compare", "#compare-form .form-row"),
+]
+
+
+@pytest.mark.parametrize(("tab", "section", "selector"), FORM_ROWS)
+def test_every_field_and_button_fits_at_80x24(
+    tab: str, section: str | None, selector: str, classroom_dir: Path
+) -> None:
+    """Beyond the pictures: no field or button is cut by the screen edge or squeezed shut."""
+    asyncio.run(_check_row_fits(tab, section, selector))
+
+
+async def _check_row_fits(tab: str, section: str | None, selector: str) -> None:
+    app = make_app(tab)
+    async with app.run_test(size=SMALL) as pilot:
+        if section is not None:
+            app.query_one("#http-sections").active = section
+        await pilot.pause()
+        screen = app.screen.region
+        row = app.query_one(selector)
+        widgets = list(row.query("Input, Button, Select, Checkbox"))
+        assert widgets
+        for widget in widgets:
+            region = widget.region
+            assert screen.contains_region(region), f"{widget} at {region} is off screen"
+            assert region.width >= 9, f"{widget} is squeezed to {region.width} cells"
+        keys = [key for key in app.screen.query("FooterKey") if key.display]
+        help_key = next(key for key in keys if key.key == "f1")
+        assert screen.contains_region(help_key.region), "F1 Help is off the footer"
