@@ -201,3 +201,28 @@ async def _check_row_fits(tab: str, section: str | None, selector: str) -> None:
         keys = [key for key in app.screen.query("FooterKey") if key.display]
         help_key = next(key for key in keys if key.key == "f1")
         assert screen.contains_region(help_key.region), "F1 Help is off the footer"
+
+
+def test_servers_panel_keeps_every_part_at_80x24() -> None:
+    """Table, both sparklines, the process tree, the event log and the announcement box all show."""
+
+    async def scenario() -> None:
+        app = make_app("servers")
+        async with app.run_test(size=SMALL) as pilot:
+            await settle_servers(pilot)
+            screen = app.screen.region
+            for selector, rows in (
+                ("#server-table", 4),
+                ("#rps-sparkline", 1),
+                ("#active-sparkline", 1),
+                ("#tree-scroll", 2),
+                ("#event-lines", 3),
+                ("#announce", 1),
+            ):
+                region = app.query_one(selector).region
+                assert screen.contains_region(region), f"{selector} at {region} is off screen"
+                assert region.height >= rows, f"{selector} has {region.height} rows"
+            for label in app.query(".graph-label"):
+                assert label.region.height == 1, f"{label.id} wraps"
+
+    asyncio.run(scenario())
