@@ -63,7 +63,11 @@ class LoopConnection:
         self.lingering = False  # ended by us, half-closed, input drained until EOF
 
     def next_piece(self) -> Output:
-        """The outbox's first piece, with the byte strings queued behind it joined into one send."""
+        """The outbox's first piece, with the byte strings queued behind it joined into one send.
+
+        Pipelined requests answered in one go leave many small answers queued:
+        joined, they cost one send instead of one each.
+        """
         outbox = self.outbox
         piece = outbox[0]
         if type(piece) is bytes and len(outbox) > 1 and type(outbox[1]) is bytes:
@@ -80,15 +84,9 @@ class LoopConnection:
             self.file = open(piece.path, "rb")  # noqa: SIM115 - kept open across sends
         return self.file.fileno()
 
-    def sent(self, piece: Output, count: int) -> bool:
-        """``count`` bytes of the first piece left: True when it is all gone, False when the socket is full."""
+    def file_sent(self, piece: FileSlice, count: int) -> bool:
+        """sendfile() sent ``count`` bytes of ``piece``: True when it is all gone, False when the socket is full."""
         outbox = self.outbox
-        if type(piece) is bytes:
-            if count < len(piece):
-                outbox[0] = piece[count:]
-                return False
-            outbox.popleft()
-            return True
         if count == piece.count or count == 0:
             outbox.popleft()
             self.file.close()

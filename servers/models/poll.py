@@ -111,17 +111,22 @@ class PollServer(EventLoopBookkeeping):
         outbox = conn.outbox
         try:
             while outbox:
-                piece = conn.next_piece()
+                piece = outbox[0] if len(outbox) == 1 else conn.next_piece()
                 if type(piece) is bytes:
                     # MSG_MORE: a response head followed by a file slice leaves in
                     # full segments with the file's first bytes (nginx's tcp_nopush).
                     more = socket.MSG_MORE if len(outbox) > 1 else 0
                     sent = conn.sock.send(piece, more)
+                    self.bytes_out += sent
+                    if sent < len(piece):
+                        outbox[0] = piece[sent:]  # the socket's buffer is full
+                        break
+                    outbox.popleft()
                 else:
                     sent = os.sendfile(conn.fd, conn.file_for(piece), piece.offset, piece.count)
-                self.bytes_out += sent
-                if not conn.sent(piece, sent):
-                    break  # the socket's buffer is full
+                    self.bytes_out += sent
+                    if not conn.file_sent(piece, sent):
+                        break  # the socket's buffer is full
         except (BlockingIOError, InterruptedError):
             pass
         except OSError:
