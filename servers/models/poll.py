@@ -42,6 +42,7 @@ class PollServer(EventLoopBookkeeping):
         self.poller.register(self.waker_reader.fileno(), select.POLLIN)
 
     def run(self) -> None:
+        """Wait in poll(), handle what is ready, fire the due timers; again, until stopped."""
         listen_fd = self.listener.fileno()
         waker_fd = self.waker_reader.fileno()
         connections = self.connections
@@ -156,11 +157,13 @@ class PollServer(EventLoopBookkeeping):
         self.start_lingering(conn)
 
     def close(self, conn: LoopConnection) -> None:
+        """Stop watching ``conn`` and close its socket (once)."""
         if self.forget(conn):
             self.poller.unregister(conn.fd)
             conn.sock.close()
 
     def watch_listener(self, watching: bool) -> None:
+        """Resume or pause accepting (paused while out of descriptors)."""
         if watching:
             self.poller.register(self.listener.fileno(), select.POLLIN)
         else:

@@ -50,6 +50,7 @@ class SelectServer(EventLoopBookkeeping):
         self._log = ThrottledLog(log)
 
     def run(self) -> None:
+        """Wait in select(), handle what is ready, fire the due timers; again, until stopped."""
         listen_fd = self.listener.fileno()
         waker_fd = self.waker_reader.fileno()
         connections = self.connections
@@ -168,12 +169,14 @@ class SelectServer(EventLoopBookkeeping):
         self.start_lingering(conn)
 
     def close(self, conn: LoopConnection) -> None:
+        """Stop watching ``conn`` and close its socket (once)."""
         if self.forget(conn):
             self.rlist.discard(conn.fd)
             self.wlist.discard(conn.fd)
             conn.sock.close()
 
     def watch_listener(self, watching: bool) -> None:
+        """Resume or pause accepting (paused while out of descriptors)."""
         if watching:
             self.rlist.add(self.listener.fileno())
         else:
