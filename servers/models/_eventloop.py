@@ -6,8 +6,9 @@ The socket calls are not here. Each model file (``select.py``, ``poll.py``,
 IO多路复用 example (3.2.4, the steps of 3.2.5). What every such loop needs
 around those calls lives in :class:`EventLoopBookkeeping`: which connection
 owes which bytes and file slices, whose idle timer is due, output other
-threads pushed (the waker), which connections are lingering after a close,
-and the counts the stats panel shows.
+threads pushed or a wake a helper thread asked for (an FTP transfer that
+ended; both come through the waker), which connections are lingering after a
+close, and the counts the stats panel shows.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ import itertools
 import socket
 import threading
 
-from servers.contracts import LINGER_SECONDS, Application, FileSlice, Output, Peer, monotonic
+from servers.contracts import (
+    LINGER_SECONDS,
+    Application,
+    FileSlice,
+    Output,
+    Peer,
+    Wake,
+    monotonic,
+)
 from servers.fdlimit import OUT_OF_DESCRIPTORS, SpareDescriptor
 
 RECV_SIZE = 65536
@@ -118,9 +127,11 @@ class EventLoopBookkeeping:
         self._timers: list[tuple[float, int, LoopConnection]] = []
         self._timer_order = itertools.count()
         self._pushed: collections.deque[tuple[LoopConnection, list[Output]]] = collections.deque()
+        self._woken: collections.deque[LoopConnection] = collections.deque()
         self._dirty: set[LoopConnection] = set()
         self._loop_thread = threading.get_ident()
-        #: Other threads push output (a chat broadcast) and write a byte here to wake the loop.
+        #: Other threads push output (a chat broadcast) or ask for a tick (an FTP
+        #: transfer ended) and write a byte here to wake the loop.
         self.waker_reader, self._waker_writer = socket.socketpair()
         self.waker_reader.setblocking(False)
         self._waker_writer.setblocking(False)
@@ -147,12 +158,15 @@ class EventLoopBookkeeping:
 
     # -- connections coming and going -------------------------------------------------
 
-    def open_connection(self, sock: socket.socket, address: tuple) -> LoopConnection:
+    def open_connection(
+        self, sock: socket.socket, address: tuple, local_address: tuple
+    ) -> LoopConnection:
         """Count a freshly accepted socket and give it a handler; the model watches it."""
         conn = LoopConnection(sock, address)
         self.connections[conn.fd] = conn
         self.stats.connection_opened(address)
-        conn.handler = self.new_handler(Peer(address, self._make_push(conn)))
+        peer = Peer(address, self._make_push(conn), self._make_wake(conn), local_address)
+        conn.handler = self.new_handler(peer)
         return conn
 
     def accept_failed(self, error: OSError) -> bool:
@@ -255,8 +269,20 @@ class EventLoopBookkeeping:
 
         return push
 
+    def _make_wake(self, conn: LoopConnection) -> Wake:
+        def wake() -> None:
+            self._woken.append(conn)
+            if not self._wake_pending:
+                self._wake_pending = True
+                try:
+                    self._waker_writer.send(b"\0")
+                except (BlockingIOError, OSError):
+                    pass
+
+        return wake
+
     def woken(self) -> None:
-        """The waker is readable: another thread pushed output; send it."""
+        """The waker is readable: send what other threads pushed, tick the handlers they woke."""
         try:
             while self.waker_reader.recv(4096):
                 pass
@@ -264,6 +290,7 @@ class EventLoopBookkeeping:
             pass
         self._wake_pending = False
         self._take_pushed()
+        self._tick_woken()
         self._send_dirty()
 
     def _take_pushed(self) -> None:
@@ -272,6 +299,13 @@ class EventLoopBookkeeping:
             if self.connections.get(conn.fd) is conn and not conn.lingering:
                 conn.outbox.extend(items)
                 self._dirty.add(conn)
+
+    def _tick_woken(self) -> None:
+        while self._woken:
+            conn = self._woken.popleft()
+            if self.connections.get(conn.fd) is conn and not conn.lingering:
+                self.queue_output(conn, conn.handler.tick(monotonic()))
+                self.send_owed(conn)
 
     def _send_dirty(self) -> None:
         dirty, self._dirty = self._dirty, set()

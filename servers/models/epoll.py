@@ -82,7 +82,7 @@ class EpollServer(EventLoopBookkeeping):
             if sock.family != socket.AF_UNIX:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.epoll.register(sock.fileno(), READ)  # 【2】
-            conn = self.open_connection(sock, address)
+            conn = self.open_connection(sock, address, sock.getsockname())
             self.queue_output(conn, conn.handler.start())
             self.send_owed(conn)
 
