@@ -112,10 +112,11 @@ class LoopConnection:
 class EventLoopBookkeeping:
     """Everything an IO-multiplexing loop keeps besides its sockets. The model supplies the I/O.
 
-    A model subclasses this and provides its socket calls: ``send_owed(conn)``
-    sends what the socket takes of ``conn``'s outbox, ``close(conn)`` closes it
-    for good, and ``watch_listener(watching)`` stops or resumes watching the
-    listener (paused while out of descriptors).
+    A model subclasses this and provides its socket calls: ``answer(conn,
+    output)`` sends a handler's output (queuing what the socket does not take),
+    ``send_owed(conn)`` sends what the socket takes of ``conn``'s outbox,
+    ``close(conn)`` closes it for good, and ``watch_listener(watching)`` stops
+    or resumes watching the listener (paused while out of descriptors).
     """
 
     def __init__(self, listener: socket.socket, app: Application) -> None:
@@ -148,6 +149,9 @@ class EventLoopBookkeeping:
     # -- the model's socket calls -------------------------------------------------
 
     def watch_listener(self, watching: bool) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def answer(self, conn: LoopConnection, output: list[Output]) -> None:  # pragma: no cover
         raise NotImplementedError
 
     def send_owed(self, conn: LoopConnection) -> None:  # pragma: no cover - abstract
@@ -238,8 +242,8 @@ class EventLoopBookkeeping:
 
     # -- handler output -----------------------------------------------------------
 
-    def queue_output(self, conn: LoopConnection, output: list[Output]) -> None:
-        """Put what the handler said in ``conn``'s outbox; note a wish to close and re-arm its timer."""
+    def note_handler_state(self, conn: LoopConnection) -> None:
+        """After a handler call: note its wish to close, re-arm its timer if its deadline moved."""
         handler = conn.handler
         if handler.should_close:
             conn.closing = True
@@ -248,8 +252,6 @@ class EventLoopBookkeeping:
             conn.deadline = deadline
             if deadline is not None:
                 heapq.heappush(self._timers, (deadline, next(self._timer_order), conn))
-        if output:
-            conn.outbox.extend(output)
 
     def _make_push(self, conn: LoopConnection):
         def push(items: list[Output]) -> None:
@@ -304,8 +306,7 @@ class EventLoopBookkeeping:
         while self._woken:
             conn = self._woken.popleft()
             if self.connections.get(conn.fd) is conn and not conn.lingering:
-                self.queue_output(conn, conn.handler.tick(monotonic()))
-                self.send_owed(conn)
+                self.answer(conn, conn.handler.tick(monotonic()))
 
     def _send_dirty(self) -> None:
         dirty, self._dirty = self._dirty, set()
@@ -351,8 +352,7 @@ class EventLoopBookkeeping:
                 self.close(conn)  # the peer kept its side open: enough
                 continue
             conn.deadline = None
-            self.queue_output(conn, conn.handler.tick(now))
-            self.send_owed(conn)
+            self.answer(conn, conn.handler.tick(now))
         if self._dirty:
             self._send_dirty()
 
