@@ -2,8 +2,9 @@
 
 The socket calls are not here. Each model file (``select.py``, ``poll.py``,
 ``epoll.py``) owns its loop and its ``accept``, ``recv``, ``send``,
-``sendfile``, ``shutdown`` and ``close``, in the shape of the course's
-IO多路复用 example (3.2.4, the steps of 3.2.5). What every such loop needs
+``sendfile``, ``shutdown`` and ``close``, in the shape the course teaches
+(3.2.4 IO多路复用 for the calls, the six steps of 3.2.5 IO并发模型 for the
+loop). What every such loop needs
 around those calls lives in :class:`EventLoopBookkeeping`: which connection
 owes which bytes and file slices, whose idle timer is due, output other
 threads pushed or a wake a helper thread asked for (an FTP transfer that
