@@ -24,6 +24,9 @@ UI_FREE_MODULES = [
     "workbench.clients.ftp",
     "workbench.clients.http",
     "workbench.clients.loadgen",
+    "workbench.labs",
+    "workbench.labs.runner",
+    "workbench.labs.concepts",
 ]
 
 PROBE = """
