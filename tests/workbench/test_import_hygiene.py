@@ -25,6 +25,9 @@ UI_FREE_MODULES = [
     "workbench.clients.http",
     "workbench.clients.http_wire",
     "workbench.clients.loadgen",
+    "workbench.labs",
+    "workbench.labs.runner",
+    "workbench.labs.concepts",
 ]
 
 PROBE = """
