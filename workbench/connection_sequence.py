@@ -63,6 +63,12 @@ class ConnectionSequence:
     note: str = ""
 
 
+def _time_wait_left(timer: str) -> str:
+    """``timewait,52sec,0`` -> ``52sec``; ``""`` when ss gave no timer."""
+    parts = timer.split(",")
+    return parts[1] if len(parts) >= 2 and parts[0] == "timewait" else ""
+
+
 def parse_peer(detail: str) -> Address | None:
     """``127.0.0.1:5000`` or ``[::1]:5000`` (a connect event's detail) -> an address."""
     match = _PEER.match(detail.strip())
@@ -230,7 +236,8 @@ def _steps(
             SequenceStep(
                 server_time_wait.time,
                 "",
-                f"server side TIME_WAIT for 2×MSL ({server_time_wait.timer or 'timer unknown'})",
+                "server side TIME_WAIT for 2×MSL"
+                + (f", {left} left" if (left := _time_wait_left(server_time_wait.timer)) else ""),
                 "CLOSED",
                 "TIME_WAIT",
                 OBSERVED_KERNEL,

@@ -273,14 +273,16 @@ def _address(value: object) -> Address | None:
     return str(host), int(port)
 
 
-def probe_server(pid: int, port: int) -> SocketReport:
+def probe_server(pid: int | None, port: int) -> SocketReport:
     """Sample the sockets of ``pid``'s process tree and the kernel's sockets on ``port``. Blocks.
 
-    Raises psutil.NoSuchProcess when the server has gone.
+    With no pid (the server is down) only what the kernel still keeps on the port is
+    reported: the TIME_WAITs a new listener would collide with. Raises
+    psutil.NoSuchProcess when the server has gone.
     """
     now = time.time()
     owned: dict[tuple, dict] = {}  # key: inode (or the addresses when it is unknown)
-    for process in _tree(pid):
+    for process in _tree(pid) if pid is not None else ():
         try:
             connections = process.net_connections(kind="inet")
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
@@ -345,7 +347,7 @@ def probe_server(pid: int, port: int) -> SocketReport:
     rows.sort(
         key=lambda row: (_STATE_ORDER.get(row.state, 9), not row.owned, row.remote or ("", 0))
     )
-    return SocketReport(now, pid, port, tuple(rows), tuple(peer_time_waits), problem)
+    return SocketReport(now, pid or 0, port, tuple(rows), tuple(peer_time_waits), problem)
 
 
 def _row(entry: dict, kernel: KernelSocket | None) -> ServerSocket:
@@ -380,7 +382,9 @@ def explain_bind_failure(error: str, port: int, time_waits: int) -> str:
     if "address already in use" not in error.lower():
         return error
     held = (
-        f"{time_waits} TIME_WAIT socket{'s' if time_waits != 1 else ''} still hold port {port}"
+        f"{time_waits} TIME_WAIT sockets still hold port {port}"
+        if time_waits > 1
+        else f"a TIME_WAIT socket still holds port {port}"
         if time_waits
         else f"port {port} is still held (TIME_WAIT or another listener)"
     )

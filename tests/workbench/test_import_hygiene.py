@@ -24,6 +24,8 @@ UI_FREE_MODULES = [
     "workbench.clients.ftp",
     "workbench.clients.http",
     "workbench.clients.loadgen",
+    "workbench.socket_probe",
+    "workbench.connection_sequence",
 ]
 
 PROBE = """

@@ -100,6 +100,9 @@ def test_explain_bind_failure_names_time_wait_and_reuseaddr():
     )
     assert "3 TIME_WAIT sockets still hold port 80" in text
     assert "SO_REUSEADDR" in text and "2×MSL" in text
+    assert "a TIME_WAIT socket still holds port 80" in explain_bind_failure(
+        "address already in use", 80, 1
+    )
     assert explain_bind_failure("permission denied", 80, 0) == "permission denied"
 
 
