@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -83,9 +82,14 @@ def _parse_address(text: str) -> Address | None:
     return host, int(port)
 
 
-def _number_after(key: str, text: str) -> str | None:
-    match = re.search(rf"(?:^|\s){re.escape(key)}:(\S+)", text)
-    return match.group(1) if match else None
+def _key_values(text: str) -> dict[str, str]:
+    """``rtt:0.2/0.1 unacked:2 timer:(timewait,59sec,0)`` -> {"rtt": "0.2/0.1", ...} (first wins)."""
+    values: dict[str, str] = {}
+    for token in text.split():
+        key, colon, value = token.partition(":")
+        if colon and key not in values:
+            values[key] = value
+    return values
 
 
 def parse_ss(text: str) -> list[KernelSocket]:
@@ -109,12 +113,13 @@ def parse_ss(text: str) -> list[KernelSocket]:
         local = _parse_address(local_text)
         if local is None:
             continue
-        extra = " ".join(rest)
-        timer = re.search(r"timer:\(([^)]*)\)", extra)
-        inode = _number_after("ino", extra)
-        rtt = _number_after("rtt", info)
-        unacked = _number_after("unacked", info)
-        retrans = _number_after("retrans", info)
+        extra = _key_values(" ".join(rest))
+        figures = _key_values(info)
+        timer = extra.get("timer", "").strip("()")
+        inode = extra.get("ino", "")
+        rtt = figures.get("rtt")
+        unacked = figures.get("unacked")
+        retrans = figures.get("retrans")
         sockets.append(
             KernelSocket(
                 transport=transport,
@@ -123,12 +128,12 @@ def parse_ss(text: str) -> list[KernelSocket]:
                 send_q=int(send_q),
                 local=local,
                 remote=_parse_address(remote_text),
-                inode=int(inode) if inode and inode.isdigit() else 0,
+                inode=int(inode) if inode.isdigit() else 0,
                 rtt_ms=float(rtt.split("/")[0]) if rtt else None,
                 unacked=int(unacked) if unacked else None,
                 # retrans:NOW/TOTAL — the total is what a student wants to see grow.
                 retransmits=int(retrans.split("/")[-1]) if retrans else None,
-                timer=timer.group(1) if timer else "",
+                timer=timer,
             )
         )
     return sockets

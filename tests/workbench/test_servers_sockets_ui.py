@@ -265,5 +265,21 @@ async def test_announce_is_a_dialog_stray_keys_send_nothing(manager):
 
             await wait_until(pilot, admin_arrived)
             assert [e.text for e in received] == ["exam on Friday"]
+
+            # A send that fails loses nothing: the next a offers the text again.
+            await asyncio.to_thread(manager.stop, server_id)
+            await wait_until(pilot, lambda: app.servers_tab.rows[server_id].state == "stopped")
+            await pilot.press("a")
+            await wait_until(pilot, lambda: isinstance(app.screen, AnnounceScreen))
+            app.screen.query_one("#announce-text").value = "room closes at five"
+            await pilot.press("enter")
+            await wait_until(
+                pilot,
+                lambda: any("chat is not running" in n.message for n in app._notifications),
+            )
+            await pilot.press("a")
+            await wait_until(pilot, lambda: isinstance(app.screen, AnnounceScreen))
+            assert app.screen.query_one("#announce-text").value == "room closes at five"
+            await pilot.press("escape")
         finally:
             await asyncio.to_thread(member.close)

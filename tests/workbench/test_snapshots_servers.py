@@ -213,7 +213,7 @@ def fixed_socket_report(pid: int | None, port: int) -> SocketReport:
     return SocketReport(T0 + 12, pid or 0, port, sockets)
 
 
-def test_servers_panel_sockets_and_last_connection(snap_compare, monkeypatch):
+def test_servers_panel_sockets(snap_compare, monkeypatch):
     # The fixed rows' pids are not ours: read fixed sockets instead of whatever has that pid.
     monkeypatch.setattr("workbench.tabs.servers.probe_server", fixed_socket_report)
 
