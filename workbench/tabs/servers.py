@@ -80,9 +80,10 @@ count climbing under `threads`, one process holding thousands of connections und
     what `ss` reads from the kernel — TCP state, Recv-Q/Send-Q, RTT, unacknowledged and
     retransmitted segments — sampled about once a second while the view is open. On the
     `LISTEN` row Recv-Q is the accept backlog (监听队列, `listen(n)`, 1.3.2) and Send-Q its
-    limit: an `iterative` server's waiting clients queue there, as rows with no pid
-    marked *backlog* (the kernel finished their handshake; nobody has accept()ed them). After the server closes first, the connection stays in
-    `TIME_WAIT` for 2×MSL (60 s on Linux) with no process at all: it is found by the port.
+    limit: an `iterative` server's waiting clients queue there, as rows with no pid marked
+    *backlog* (the kernel finished their handshake; nobody has accept()ed them yet). After
+    the server closes first, the connection stays in `TIME_WAIT` for 2×MSL (60 s on Linux)
+    with no process at all: it is found by the port.
   * **Last connection**: its 三次握手, data and 四次挥手 (1.3.1) with timestamps. Only the
     server's own events and the sampled states are *observed*; the packets in between are
     *inferred* (greyed) — nothing is captured on the wire.
