@@ -130,6 +130,7 @@ class SocketTable(Vertical):
         self.report = report
         table = self.query_one("#socket-rows", DataTable)
         summary = self.query_one("#socket-summary", Label)
+        cursor = table.cursor_row
         table.clear()
         if report is None:
             summary.update(message)
@@ -143,6 +144,9 @@ class SocketTable(Vertical):
         summary.update(text)
         for index, sock in enumerate(report.sockets[:MAX_SOCKET_ROWS]):
             table.add_row(*socket_cells(sock), key=str(index))
+        # Rebuilt every second: keep the reader's place.
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1), animate=False)
 
 
 class SequenceView(VerticalScroll):
