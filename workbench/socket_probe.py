@@ -223,6 +223,11 @@ class SocketReport:
         return sum(1 for sock in self.sockets if sock.state == state)
 
     @property
+    def own_ports(self) -> set[int]:
+        """Local TCP ports the server's processes hold now (its port, FTP data ports...)."""
+        return {sock.local[1] for sock in self.sockets if sock.owned and sock.transport == "TCP"}
+
+    @property
     def listener(self) -> ServerSocket | None:
         return next((sock for sock in self.sockets if sock.state == "LISTEN"), None)
 
@@ -278,12 +283,14 @@ def _address(value: object) -> Address | None:
     return str(host), int(port)
 
 
-def probe_server(pid: int | None, port: int) -> SocketReport:
+def probe_server(pid: int | None, port: int, other_ports: Iterable[int] = ()) -> SocketReport:
     """Sample the sockets of ``pid``'s process tree and the kernel's sockets on ``port``. Blocks.
 
-    With no pid (the server is down) only what the kernel still keeps on the port is
-    reported: the TIME_WAITs a new listener would collide with. Raises
-    psutil.NoSuchProcess when the server has gone.
+    ``other_ports`` are more of the server's own ports (an FTP server's passive data
+    ports, seen in earlier samples): the TIME_WAITs its closed data connections leave
+    there are its too. With no pid (the server is down) only what the kernel still
+    keeps on the ports is reported: the TIME_WAITs a new listener would collide with.
+    Raises psutil.NoSuchProcess when the server has gone.
     """
     now = time.time()
     owned: dict[tuple, dict] = {}  # key: inode (or the addresses when it is unknown)
@@ -313,7 +320,8 @@ def probe_server(pid: int | None, port: int) -> SocketReport:
                 }
             elif process.pid not in entry["pids"]:
                 entry["pids"].append(process.pid)
-    ports = {port} | {entry["local"][1] for entry in owned.values() if entry["local"]}
+    server_ports = {port, *other_ports}
+    ports = server_ports | {entry["local"][1] for entry in owned.values() if entry["local"]}
     problem = ""
     try:
         kernel = read_kernel_sockets(ports)
@@ -331,7 +339,7 @@ def probe_server(pid: int | None, port: int) -> SocketReport:
     for sock in kernel:
         if sock.inode or sock.transport != "tcp":
             continue
-        if sock.local[1] == port:
+        if sock.local[1] in server_ports:
             # No descriptor holds it: TIME_WAIT after the server closed, or a connection
             # the kernel completed that the server has not accept()ed yet.
             rows.append(

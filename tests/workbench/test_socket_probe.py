@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ftplib
 import socket
 import time
 from pathlib import Path
@@ -242,3 +243,33 @@ def test_restart_without_reuse_address_hits_eaddrinuse_while_time_wait_holds_the
     # With SO_REUSEADDR (a plain restart) the same port binds at once, TIME_WAIT or not.
     assert manager.restart(server_id, port=port) == port
     assert manager.row(server_id).state == "running"
+
+
+@needs_ss
+def test_ftp_data_connection_time_wait_is_found_on_its_passive_port(tmp_path):
+    (tmp_path / "hello.txt").write_text("hello\n")
+    with running_server("ftp", "threads", options={"root": str(tmp_path)}) as server:
+        ftp = ftplib.FTP()
+        ftp.connect("127.0.0.1", server.port, timeout=5)
+        try:
+            ftp.login()
+            data, _ = ftp.ntransfercmd("RETR hello.txt")
+            data_port = data.getpeername()[1]
+            while data.recv(4096):  # to EOF: the server closes the data connection first
+                pass
+            data.close()
+            ftp.voidresp()
+
+            def data_time_wait():
+                report = probe_server(server.pid, server.port, [data_port])
+                return [
+                    s for s in report.sockets if s.state == "TIME_WAIT" and s.local[1] == data_port
+                ]
+
+            [row] = poll(data_time_wait)
+            assert not row.owned
+            # Without the remembered port the data connection's TIME_WAIT is not the server's.
+            plain = probe_server(server.pid, server.port)
+            assert not [s for s in plain.sockets if s.local[1] == data_port]
+        finally:
+            ftp.close()

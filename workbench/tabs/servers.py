@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 HISTORY_LENGTH = 120
 #: Seconds between two samples of the selected server's sockets (only while they are shown).
 SOCKET_SAMPLE_INTERVAL = 1.0
+#: Seconds a port the server held (an FTP data port) is still searched for its TIME_WAITs:
+#: Linux keeps TIME_WAIT 60 s (2×MSL), plus a sample's slack.
+RECENT_PORT_SECONDS = 65.0
 #: The detail views under the table, in the order v cycles through them.
 DETAIL_VIEWS = ("events-view", "sockets-view", "sequence-view")
 
@@ -171,6 +175,7 @@ class ServersTab(Vertical):
         self.selected_server_id: str | None = None
         self._trackers: dict[str, ConnectionTracker] = {}
         self._last_report: dict[str, SocketReport] = {}
+        self._recent_ports: dict[str, dict[int, float]] = {}
         self._announcement_draft = ""
 
     def compose(self) -> ComposeResult:
@@ -217,6 +222,7 @@ class ServersTab(Vertical):
                 self._history.pop(server_id, None)
                 self._trackers.pop(server_id, None)
                 self._last_report.pop(server_id, None)
+                self._recent_ports.pop(server_id, None)
                 self.query_one(EventLog).forget(server_id)
                 table.remove_row(server_id)
         for row in message.rows:
@@ -538,12 +544,18 @@ class ServersTab(Vertical):
         # A stopped or failed server has no pid, but the kernel may still keep its port's
         # TIME_WAIT sockets: those are what a restart without SO_REUSEADDR runs into.
         pid = row.pid if row.state == "running" else None
-        self._probe_sockets(row.server_id, pid, row.port)
+        recent = self._recent_ports.get(row.server_id, {})
+        now = time.time()
+        for old_port in [p for p, seen in recent.items() if now - seen > RECENT_PORT_SECONDS]:
+            del recent[old_port]
+        self._probe_sockets(row.server_id, pid, row.port, tuple(recent))
 
     @work(thread=True, exclusive=True, group="socket-probe", exit_on_error=False)
-    def _probe_sockets(self, server_id: str, pid: int | None, port: int) -> None:
+    def _probe_sockets(
+        self, server_id: str, pid: int | None, port: int, other_ports: tuple[int, ...]
+    ) -> None:
         try:
-            report = probe_server(pid, port)
+            report = probe_server(pid, port, other_ports)
         except psutil.NoSuchProcess:
             return  # stopped between the row and the probe: the next sample tells
         except (psutil.Error, OSError) as error:
@@ -555,6 +567,9 @@ class ServersTab(Vertical):
     def _sockets_sampled(self, message: SocketsSampled) -> None:
         if message.report is not None:
             self._last_report[message.server_id] = message.report
+            recent = self._recent_ports.setdefault(message.server_id, {})
+            for own_port in message.report.own_ports - {message.report.port}:
+                recent[own_port] = message.report.time
             tracker = self._trackers.setdefault(message.server_id, ConnectionTracker())
             tracker.add_report(message.report)
         if message.server_id == self.selected_server_id:
