@@ -174,7 +174,7 @@ def test_help_screen_for_the_processes_model(snap_compare):
     assert snap_compare(servers_app(), terminal_size=SIZE, run_before=open_help)
 
 
-def fixed_socket_report(pid: int | None, port: int) -> SocketReport:
+def fixed_socket_report(pid: int | None, port: int, other_ports=()) -> SocketReport:
     """What the probe might read of the ftp server: a backlog, a connection, a TIME_WAIT."""
     client = ("127.0.0.1", 50011)
     sockets = (

@@ -558,7 +558,7 @@ class ServersTab(Vertical):
             report = probe_server(pid, port, other_ports)
         except psutil.NoSuchProcess:
             return  # stopped between the row and the probe: the next sample tells
-        except (psutil.Error, OSError) as error:
+        except Exception as error:  # AccessDenied, an odd ss: said in the view, never lost
             self.post_message(self.SocketsSampled(server_id, None, f"cannot read sockets: {error}"))
             return
         self.post_message(self.SocketsSampled(server_id, report))
