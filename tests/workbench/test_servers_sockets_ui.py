@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Callable
 
+import psutil
 import pytest
 from textual.widgets import DataTable, Log
 
@@ -283,3 +284,23 @@ async def test_announce_is_a_dialog_stray_keys_send_nothing(manager):
             await pilot.press("escape")
         finally:
             await asyncio.to_thread(member.close)
+
+
+@run_async
+async def test_a_probe_that_fails_says_why_in_the_view(monkeypatch):
+    def denied(pid, port, other_ports=()):
+        raise psutil.AccessDenied(pid, "net_connections")
+
+    monkeypatch.setattr("workbench.tabs.servers.probe_server", denied)
+    app = WorkbenchApp(
+        server_manager=FedServerManager(), start_servers=False, initial_tab="servers"
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        row = ServerRow("http", "http", "epoll", port=40003, pid=6000, state="running")
+        app.post_message(ServersUpdated((row,), ()))
+        await pilot.pause()
+        app.query_one("#server-table").focus()
+        await pilot.press("v")
+        summary = app.query_one("#socket-summary")
+        await wait_until(pilot, lambda: "cannot read sockets" in str(summary.render()))
+        assert app.query_one(SocketTable).report is None

@@ -273,3 +273,12 @@ def test_ftp_data_connection_time_wait_is_found_on_its_passive_port(tmp_path):
             assert not [s for s in plain.sockets if s.local[1] == data_port]
         finally:
             ftp.close()
+
+
+def test_without_ss_the_psutil_rows_stay_and_the_report_says_what_to_install(monkeypatch):
+    monkeypatch.setattr("workbench.socket_probe.shutil.which", lambda name: None)
+    with running_server("echo", "threads") as server:
+        report = probe_server(server.pid, server.port)
+    assert "install iproute2" in report.problem
+    [listener] = [s for s in report.sockets if s.state == "LISTEN"]
+    assert listener.pids == (server.pid,) and listener.recv_q is None

@@ -565,7 +565,9 @@ class ServersTab(Vertical):
 
     @on(SocketsSampled)
     def _sockets_sampled(self, message: SocketsSampled) -> None:
-        if message.report is not None:
+        if message.report is None:
+            self._last_report.pop(message.server_id, None)  # stale rows would hide the problem
+        else:
             self._last_report[message.server_id] = message.report
             recent = self._recent_ports.setdefault(message.server_id, {})
             for own_port in message.report.own_ports - {message.report.port}:
