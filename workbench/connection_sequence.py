@@ -131,10 +131,28 @@ class ConnectionTracker:
         )
         window = [e for e in later if disconnect is None or e.time <= disconnect.time]
         requests = [e for e in window if e.kind == "request" and e.pid == connect.pid]
-        overlapping = any(e.kind == "connect" and e.pid == connect.pid for e in window)
+        # Request events carry no peer: they are this connection's for sure only when no
+        # other connection of the same process was open meanwhile.
+        open_peers: set[Address | None] = set()
+        previous_end = float("-inf")
+        for event in events[:connect_index]:
+            event_peer = parse_peer(event.detail)
+            if event.kind == "disconnect" and event_peer == peer:
+                previous_end = event.time
+            if event.pid != connect.pid:
+                continue
+            if event.kind == "connect":
+                open_peers.add(event_peer)
+            elif event.kind == "disconnect":
+                open_peers.discard(event_peer)
+        overlapping = bool(open_peers) or any(
+            e.kind == "connect" and e.pid == connect.pid for e in window
+        )
+        # A client port used again: what was sampled for the earlier connection is not this one's.
+        samples = [sample for sample in self.samples(peer) if sample.time > previous_end]
         return ConnectionSequence(
             peer,
-            tuple(_steps(connect, disconnect, requests, overlapping, self.samples(peer))),
+            tuple(_steps(connect, disconnect, requests, overlapping, samples)),
             SAMPLING_NOTE,
         )
 

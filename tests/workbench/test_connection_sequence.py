@@ -149,3 +149,17 @@ def test_no_connection_yet():
     assert ConnectionTracker().sequence(events) is None
     assert parse_peer("[::1]:8080") == ("::1", 8080)
     assert parse_peer("alice") is None
+
+
+def test_requests_are_marked_uncertain_while_other_connections_of_the_process_are_open():
+    events = [
+        ServerEvent("http", 1.0, "connect", "127.0.0.1:4000", 42),
+        ServerEvent("http", 2.0, "connect", "127.0.0.1:5000", 42),
+        ServerEvent("http", 2.1, "request", "GET / -> 200", 42),
+        ServerEvent("http", 2.5, "disconnect", "127.0.0.1:5000", 42),
+    ]
+    [data] = [s for s in ConnectionTracker().sequence(events).steps if s.what.startswith("data")]
+    assert "other connections share this pid" in data.evidence
+    alone = [e for e in events if e.detail != "127.0.0.1:4000"]
+    [data] = [s for s in ConnectionTracker().sequence(alone).steps if s.what.startswith("data")]
+    assert data.evidence == OBSERVED_STATS
