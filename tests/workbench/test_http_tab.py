@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import App, ComposeResult
+from textual.color import Color
 from textual.pilot import Pilot
 from textual.widgets import (
     Button,
@@ -25,11 +27,13 @@ from textual.widgets import (
     SelectionList,
     Sparkline,
     Static,
+    TextArea,
 )
 
 from servers.launcher import ServerProcess, ServerSpec, running_server
 from workbench.clients.http import METHODS
 from workbench.tabs.http import HttpTab
+from workbench.widgets.http_dialogs import CurlCommandScreen, ReplaceDraftScreen
 from workbench.widgets.http_raw import RawExchange
 from workbench.widgets.load_charts import BarChart
 
@@ -55,8 +59,9 @@ class HttpTabHarness(App[None]):
 class EndpointOnly:
     """What the tab needs of the ServerManager for requests: where the HTTP server is."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, data_dir: Path | None = None) -> None:
         self.port = port
+        self.data_dir = data_dir  # as the ServerManager has it: the --data folder
 
     def endpoint(self, protocol: str) -> tuple[str, int] | None:
         return ("127.0.0.1", self.port) if protocol == "http" else None
@@ -268,6 +273,14 @@ def test_history_resend_and_copy_as_curl(http_server: ServerProcess) -> None:
             await pilot.press("ctrl+o")
             assert app.clipboard.startswith("curl -i -X POST -H 'X-Lesson: http'")
             assert app.clipboard.endswith(f"{base}/api/echo")
+            # OSC 52 may never reach the clipboard (tmux): the command is shown to copy by hand.
+            await pilot.pause()
+            assert isinstance(app.screen, CurlCommandScreen)
+            box = app.screen.query_one(TextArea)
+            assert box.read_only and box.text == app.clipboard
+            assert box.selected_text == app.clipboard and box.has_focus
+            await pilot.press("escape")
+            assert not isinstance(app.screen, CurlCommandScreen)
 
     run(scenario)
 
@@ -278,8 +291,7 @@ def test_short_load_run_fills_the_figures_and_exports(
     async def scenario() -> None:
         base = f"http://127.0.0.1:{http_server.port}"
         tab = HttpTab(base_url=base)
-        tab.export_dir = tmp_path
-        app = HttpTabHarness(tab)
+        app = HttpTabHarness(tab, EndpointOnly(http_server.port, data_dir=tmp_path))
         async with app.run_test(size=(140, 48)) as pilot:
             tab.query_one("#url", Input).value = base + "/index.html"
             tab.query_one("#http-sections").active = "http-load"
@@ -299,13 +311,24 @@ def test_short_load_run_fills_the_figures_and_exports(
             assert sum(value for _, value in tab.query_one("#load-histogram", BarChart).bars) == 400
             assert "200: 400" in shown(tab.query_one("#load-statuses", Static))
             assert tab.query_one(Sparkline).data  # the requests/s series
-            assert "400/400 requests" in shown(tab.query_one("#load-summary", Static))
+            summary = shown(tab.query_one("#load-summary", Static))
+            assert summary.startswith("done: 400 of 400 requests in ")
+            assert " s · " in summary and "400 ok, 0 failed" in summary
+            errors = tab.query_one("#load-errors", Static)
+            assert shown(errors) == "errors: none" and not errors.has_class("-errors")
+            palette = app.get_css_variables()
+            assert errors.styles.color == Color.parse(palette["success"])  # not drawn as an error
+            assert errors.styles.color != Color.parse(palette["error"])
+            fairness = shown(tab.query_one("#load-fairness", Static))
+            assert fairness.startswith("fairness: answers per connection min ")
             assert tab.query_one("#load-export", Button).disabled is False
 
             await pilot.press("ctrl+s")
-            await pilot.pause()
+            await wait_until(pilot, lambda: tab.last_export is not None, "export")
             assert tab.last_export is not None
             json_path, csv_path = tab.last_export
+            assert json_path.parent == csv_path.parent == tmp_path / "exports"  # the data folder
+            assert any(str(json_path) in note for note in notifications(app))
             data = json.loads(json_path.read_text())
             assert data["completed"] == 400 and data["statuses"] == {"200": 400}
             rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
@@ -333,6 +356,8 @@ def test_load_can_be_stopped(http_server: ServerProcess) -> None:
             await wait_until(pilot, lambda: tab.last_load is not None, "load stopped")
             assert tab.last_load is not None and tab.last_load.stopped_early
             assert tab.last_load.elapsed < 10
+            summary = shown(tab.query_one("#load-summary", Static))
+            assert re.match(r"stopped: [\d,]+ requests in \d+\.\d of 30 s · ", summary), summary
 
     run(scenario)
 
@@ -363,8 +388,8 @@ def test_compare_models_restarts_the_server_and_draws_bars() -> None:
             tab.query_one("#http-sections").active = "http-compare"
             models = tab.query_one("#compare-models", SelectionList)
             models.deselect_all()
-            models.select("threads")
-            models.select("epoll")
+            models.select("epoll")  # ticked in the other order than the list's:
+            models.select("threads")  # they still run, and show, in the list's order
             tab.query_one("#compare-preset", Select).value = "sleep"
             tab.query_one("#compare-seconds", Input).value = "0.6"
             tab.query_one("#compare-concurrency", Input).value = "4"
@@ -387,7 +412,10 @@ def test_compare_models_restarts_the_server_and_draws_bars() -> None:
             p99 = tab.query_one("#compare-p99", BarChart).bars
             assert [label for label, _ in rps] == ["threads", "epoll"]
             assert all(value > 0 for _, value in rps + p99)
-            assert "Compared 2 model(s)" in shown(tab.query_one("#compare-status", Static))
+            assert "Compared 2 models: threads, epoll." in shown(
+                tab.query_one("#compare-status", Static)
+            )
+            assert _column(tab, "#compare-table", 0) == ["threads", "epoll"]
 
     try:
         run(scenario)
@@ -398,3 +426,205 @@ def test_compare_models_restarts_the_server_and_draws_bars() -> None:
 def test_snapshot_of_the_tab(snap_compare: Any) -> None:
     tab = HttpTab(base_url="http://127.0.0.1:8080")
     assert snap_compare(HttpTabHarness(tab), terminal_size=(120, 36))
+
+
+def test_compare_models_never_crowns_a_model_that_starved_connections() -> None:
+    manager = RestartingManager()
+
+    async def scenario() -> None:
+        manager.restart("http", model="epoll")
+        tab = HttpTab()
+        tab.load_processes = 0
+        app = HttpTabHarness(tab, manager)
+        async with app.run_test(size=(160, 48)) as pilot:
+            tab.query_one("#http-sections").active = "http-compare"
+            models = tab.query_one("#compare-models", SelectionList)
+            models.deselect_all()
+            models.select("iterative")
+            models.select("epoll")
+            tab.query_one("#compare-preset", Select).value = "static"
+            tab.query_one("#compare-seconds", Input).value = "0.8"
+            tab.query_one("#compare-concurrency", Input).value = "5"
+            await pilot.pause()
+            await pilot.click("#compare-run")
+            await wait_until(
+                pilot,
+                lambda: len(tab.compare_results) == 2 and tab._compare_stop is None,
+                "comparison",
+                timeout=45,
+            )
+            iterative, epoll = tab.compare_results
+            assert iterative.model == "iterative" and iterative.starved == 4
+            for chart in ("#compare-rps", "#compare-p99"):
+                bars = tab.query_one(chart, BarChart)
+                assert bars.unranked == {"iterative"}
+                assert bars.best_label() == "epoll"
+                assert "✗" in bars.render().plain
+            table = tab.query_one("#compare-table", DataTable)
+            row = [str(cell) for cell in table.get_row_at(0)]
+            assert row[0] == "iterative"
+            assert row[7].startswith("0–")  # answers per connection: some got none
+            assert row[8] == "4 of 5"
+            assert row[9].startswith(
+                "one client at a time (循环网络模型, 3.1): 4 of 5 waited up to "
+            )
+            assert [str(cell) for cell in table.get_row_at(1)][8:] == ["0 of 5", ""]
+            status = shown(tab.query_one("#compare-status", Static))
+            assert "best p99: epoll" in status
+            assert "Not ranked (starved connections): iterative" in status
+
+    try:
+        run(scenario)
+    finally:
+        manager.close()
+
+
+def test_unticked_models_draw_an_empty_box() -> None:
+    async def scenario() -> None:
+        tab = HttpTab(base_url="http://127.0.0.1:9")
+        app = HttpTabHarness(tab)
+        async with app.run_test(size=(140, 48)) as pilot:
+            tab.query_one("#http-sections").active = "http-compare"
+            await pilot.pause()
+            models = tab.query_one("#compare-models", SelectionList)
+            lines = {
+                models.get_option_at_index(index).value: "".join(
+                    segment.text for segment in models.render_line(index)
+                )
+                for index in range(models.option_count)
+            }
+            assert "X" in lines["epoll"] and "X" not in lines["iterative"]
+            status = shown(tab.query_one("#compare-status", Static))
+            assert (
+                "Will compare 5 of 9 models (one of each family, ticked by default),"
+                " in this order: threads, pool, epoll, asyncio, prefork." in status
+            )
+            models.select("iterative")
+            await pilot.pause()
+            status = shown(tab.query_one("#compare-status", Static))
+            assert "6 of 9 models, in this order: iterative, threads" in status
+
+    run(scenario)
+
+
+def test_a_long_body_is_counted_whole_and_saved_on_request(tmp_path: Path) -> None:
+    site, data = tmp_path / "site", tmp_path / "data"
+    site.mkdir()
+    big = bytes(range(256)) * (20 * 4096)  # 20 MiB, longer than the 8 MiB the view keeps
+    (site / "big.bin").write_bytes(big)
+
+    async def scenario(port: int) -> None:
+        base = f"http://127.0.0.1:{port}"
+        tab = HttpTab(base_url=base)
+        tab.data_dir = data
+        app = HttpTabHarness(tab)
+        async with app.run_test(size=(160, 40)) as pilot:
+            await send(pilot, tab, "GET", base + "/big.bin")
+            response = tab.current_response
+            assert response is not None and response.body_length == len(big)
+            timings = shown(tab.query_one("#timings", Static))
+            assert "body 20.0 MiB" in timings
+            assert f"{response.received_bytes:,} B received" in timings
+            assert response.received_bytes > len(big)
+            assert "all 20.0 MiB (20,971,520 B) arrived; the view keeps the first 8.0 MiB" in (
+                timings
+            )
+            body_note = shown(tab.query_one("#response-body", Static))
+            assert "the view keeps the first 8.0 MiB" in body_note
+            raw = shown(tab.query_one(RawExchange))
+            assert f"response: {response.received_bytes:,} bytes received" in raw
+            assert "more arrived" in raw
+
+            await pilot.press("ctrl+b")
+            await wait_until(pilot, lambda: tab.last_saved_body is not None, "saved body")
+            saved = tab.last_saved_body
+            assert saved == data / "downloads" / "big.bin"
+            assert saved.read_bytes() == big
+            assert any(str(saved) in note for note in notifications(app))
+            spooled = response.body_file
+            assert spooled is not None and not spooled.closed
+        assert spooled.closed  # the temporary copy goes with the tab
+
+    with running_server("http", "epoll", options={"root": str(site)}) as server:
+        run(lambda: scenario(server.port))
+
+
+def test_an_emptied_box_means_its_default_not_an_error(http_server: ServerProcess) -> None:
+    async def scenario() -> None:
+        base = f"http://127.0.0.1:{http_server.port}"
+        tab = HttpTab(base_url=base)
+        tab.load_processes = 0
+        app = HttpTabHarness(tab)
+        async with app.run_test(size=(140, 48)) as pilot:
+            tab.query_one("#url", Input).value = base + "/index.html"
+            tab.query_one("#http-sections").active = "http-load"
+            await pilot.pause()
+            for box_id in ("#load-requests", "#load-concurrency"):
+                box = tab.query_one(box_id, Input)
+                box.focus()
+                box.value = ""
+                await pilot.pause()
+                tab.query_one("#load-duration", Input).focus()  # leaving validates
+                await pilot.pause()
+                assert not box.has_class("-invalid"), box_id
+            tab.query_one("#load-requests", Input).value = "12x"
+            await pilot.pause()
+            assert tab.query_one("#load-requests", Input).has_class("-invalid")
+            tab.query_one("#load-requests", Input).value = ""
+            await pilot.press("ctrl+r")
+            await wait_until(pilot, lambda: tab.last_load is not None, "load with defaults")
+            assert tab.last_load is not None
+            assert tab.last_load.completed == 1000 and tab.last_load.concurrency == 10
+
+    run(scenario)
+
+
+def test_choosing_history_asks_before_replacing_unsent_edits(
+    http_server: ServerProcess,
+) -> None:
+    async def scenario() -> None:
+        base = f"http://127.0.0.1:{http_server.port}"
+        tab = HttpTab(base_url=base)
+        app = HttpTabHarness(tab)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await send(pilot, tab, "GET", base + "/style.css")
+            assert not tab.has_unsent_edits()  # just sent: nothing to lose
+            headers = tab.query_one("#headers-editor", TextArea)
+            body = tab.query_one("#body-editor", TextArea)
+            tab.query_one("#method", Select).value = "POST"
+            headers.text = "X-Draft: keep me"
+            body.text = "a long request I typed"
+            assert tab.has_unsent_edits()
+            tab.query_one("#response-tabs").active = "history-pane"
+            history = tab.query_one("#history", DataTable)
+            history.focus()
+            await pilot.pause()
+
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, ReplaceDraftScreen)
+            assert "has not been sent" in str(app.screen.message)
+            await pilot.press("enter")  # focus starts on "Keep editing"
+            await pilot.pause()
+            assert not isinstance(app.screen, ReplaceDraftScreen)
+            assert headers.text == "X-Draft: keep me"
+            assert body.text == "a long request I typed"
+            assert len(tab.history) == 1
+
+            history.focus()
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, ReplaceDraftScreen)
+            await pilot.press("y")
+            await wait_until(pilot, lambda: len(tab.history) == 2, "history entry re-sent")
+            assert tab.history[-1].request.url == base + "/style.css"
+            assert headers.text == "" and body.text == ""
+            assert tab.query_one("#method", Select).value == "GET"
+
+            # Unchanged since the last send: a history entry loads without asking.
+            history.focus()
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: len(tab.history) == 3, "re-sent without asking")
+            assert not isinstance(app.screen, ReplaceDraftScreen)
+
+    run(scenario)

@@ -8,18 +8,27 @@ Timing splits connect (DNS + TCP handshake), first byte and total, as curl's
 
 from __future__ import annotations
 
+import os
 import shlex
 import socket
 import ssl
+import tempfile
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import unquote, urlsplit
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 USER_AGENT = "workbench-http/0.1"
-#: Bodies larger than this are cut (the tester is for looking, not downloading).
+#: Body bytes kept in memory for the view; a longer body is read to the end all the
+#: same, counted, and spooled to a temporary file so it can be saved whole.
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_HEAD_BYTES = 64 * 1024
+#: Response bytes kept as they came off the wire, for the Raw view.
+MAX_RAW_BYTES = MAX_HEAD_BYTES + MAX_BODY_BYTES
+#: Past this a body is no longer read (the tester is for looking, not for mirroring disks).
+MAX_SPOOLED_BODY_BYTES = 2 * 1024 * 1024 * 1024
 
 
 class HttpClientError(Exception):
@@ -67,7 +76,31 @@ class HttpResponse:
     raw_request: bytes
     raw_response: bytes
     timings: HttpTimings
+    #: True when reading stopped before the end of the body (MAX_SPOOLED_BODY_BYTES).
     truncated: bool = False
+    #: Body bytes received in all; ``body`` keeps the first MAX_BODY_BYTES of them.
+    body_length: int = -1
+    #: Response bytes received in all (head, body and chunk framing).
+    received_bytes: int = -1
+    #: The whole body in an unnamed temporary file, when longer than ``body`` keeps.
+    body_file: BinaryIO | None = None
+
+    def __post_init__(self) -> None:
+        if self.body_length < 0:
+            self.body_length = len(self.body)
+        if self.received_bytes < 0:
+            self.received_bytes = len(self.raw_response)
+
+    @property
+    def body_is_partial(self) -> bool:
+        """True when ``body`` holds only the first part of what arrived."""
+        return self.body_length > len(self.body)
+
+    def release(self) -> None:
+        """Drop the temporary copy of a long body (call when the response is replaced)."""
+        if self.body_file is not None:
+            self.body_file.close()
+            self.body_file = None
 
     @property
     def status_line(self) -> str:
@@ -217,6 +250,7 @@ def send_request(request: HttpRequest) -> HttpResponse:
         return (time.perf_counter() - started) * 1000.0
 
     sock: socket.socket | None = None
+    reader: _ResponseReader | None = None
     try:
         sock = socket.create_connection((url.host, url.port), timeout=request.timeout)
         if url.scheme == "https":
@@ -230,12 +264,17 @@ def send_request(request: HttpRequest) -> HttpResponse:
         reader.read_body()
         total_ms = elapsed_ms()
     except HttpClientError:
+        if reader is not None:
+            reader.spool.discard()
         raise
     except OSError as exc:
+        if reader is not None:
+            reader.spool.discard()
         raise _network_error(exc, url, request.timeout) from None
     finally:
         if sock is not None:
             sock.close()
+    reader.spool.close()
     return HttpResponse(
         request=request,
         http_version=reader.version,
@@ -247,26 +286,72 @@ def send_request(request: HttpRequest) -> HttpResponse:
         raw_response=bytes(reader.raw),
         timings=HttpTimings(connect_ms, first_byte_ms, total_ms),
         truncated=reader.truncated,
+        body_length=reader.spool.length,
+        received_bytes=reader.received,
+        body_file=reader.spool.file,
     )
 
 
+class BodySpool:
+    """A body as it arrives: the first ``keep`` bytes in memory, all of it on disk once longer.
+
+    The file has no name (``TemporaryFile``): the OS reclaims it when it is closed,
+    even if the app is killed before it can tidy up.
+    """
+
+    def __init__(self, keep: int = MAX_BODY_BYTES) -> None:
+        self.keep = keep
+        self.kept = bytearray()
+        self.length = 0
+        self.file: BinaryIO | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.file is None and self.length + len(data) > self.keep:
+            # Outlives this call on purpose: the response owns it until release().
+            self.file = tempfile.TemporaryFile(prefix="workbench-body-")  # noqa: SIM115
+            self.file.write(self.kept)
+        if self.file is not None:
+            self.file.write(data)
+        room = self.keep - len(self.kept)
+        if room > 0:
+            self.kept += data[:room]
+        self.length += len(data)
+
+    def close(self) -> None:
+        """The body is complete: flush it to the file, which stays open for saving."""
+        if self.file is not None:
+            self.file.flush()
+
+    def discard(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
 class _ResponseReader:
-    """Reads one response from a blocking socket, keeping every raw byte."""
+    """Reads one response from a blocking socket: the first raw bytes kept, every byte counted."""
 
     def __init__(self, sock: socket.socket, deadline: float, is_head: bool) -> None:
         self.sock = sock
         self.deadline = deadline
         self.is_head = is_head
+        #: The first MAX_RAW_BYTES of the response exactly as received.
         self.raw = bytearray()
+        #: Received but not parsed yet (parsing consumes it, so memory stays bounded).
+        self.pending = bytearray()
+        self.received = 0
         self.first_byte_at: float | None = None
-        self.head_end = -1
         self.version = ""
         self.status = 0
         self.reason = ""
         self.headers: list[tuple[str, str]] = []
-        self.body = b""
+        self.spool = BodySpool()
         self.truncated = False
         self.eof = False
+
+    @property
+    def body(self) -> bytes:
+        return bytes(self.spool.kept)
 
     def _receive(self) -> bool:
         remaining = self.deadline - time.perf_counter()
@@ -279,7 +364,11 @@ class _ResponseReader:
         if not data:
             self.eof = True
             return False
-        self.raw += data
+        self.received += len(data)
+        room = MAX_RAW_BYTES - len(self.raw)
+        if room > 0:
+            self.raw += data[:room]
+        self.pending += data
         return True
 
     def first_byte_ms(self, started: float) -> float:
@@ -287,19 +376,19 @@ class _ResponseReader:
 
     def read_head(self) -> None:
         while True:
-            end = self.raw.find(b"\r\n\r\n")
+            end = self.pending.find(b"\r\n\r\n")
             if end >= 0:
-                self.head_end = end + 4
                 break
-            if len(self.raw) > MAX_HEAD_BYTES:
+            if len(self.pending) > MAX_HEAD_BYTES:
                 raise HttpClientError("protocol", "response headers larger than 64 KiB")
             if not self._receive():
-                if not self.raw:
+                if not self.pending:
                     raise HttpClientError(
                         "closed", "the server closed the connection without answering"
                     )
                 raise HttpClientError("protocol", "the server closed the connection mid-headers")
-        lines = bytes(self.raw[: self.head_end - 4]).decode("latin-1").split("\r\n")
+        lines = bytes(self.pending[:end]).decode("latin-1").split("\r\n")
+        del self.pending[: end + 4]
         version, _, rest = lines[0].partition(" ")
         code, _, reason = rest.partition(" ")
         if not version.startswith("HTTP/") or not (code.isdigit() and len(code) == 3):
@@ -316,62 +405,116 @@ class _ResponseReader:
                 return value
         return None
 
+    def _take(self, count: int) -> None:
+        """Move up to ``count`` pending bytes into the body (capped at the spool limit)."""
+        room = MAX_SPOOLED_BODY_BYTES - self.spool.length
+        count = min(count, len(self.pending), room)
+        if count > 0:
+            # A view, not a copy; released before the del, which a live view would block.
+            with memoryview(self.pending) as view:
+                self.spool.write(view[:count])
+            del self.pending[:count]
+
+    def _spool_full(self) -> bool:
+        if self.spool.length >= MAX_SPOOLED_BODY_BYTES:
+            self.truncated = True
+            return True
+        return False
+
     def read_body(self) -> None:
         if self.is_head or self.status in (204, 304) or 100 <= self.status < 200:
             return
         length_text = self._header("content-length")
         encoding = (self._header("transfer-encoding") or "").lower()
         if "chunked" in encoding:
-            self.body = self._read_chunked()
+            self._read_chunked()
             return
         if length_text is not None:
             try:
                 length = int(length_text)
             except ValueError:
                 raise HttpClientError("protocol", f"bad Content-Length {length_text!r}") from None
-            wanted = min(length, MAX_BODY_BYTES)
-            while len(self.raw) - self.head_end < wanted:
+            while True:
+                self._take(length - self.spool.length)
+                if self.spool.length >= length or self._spool_full():
+                    return
                 if not self._receive():
                     raise HttpClientError(
                         "protocol",
-                        f"connection closed after {len(self.raw) - self.head_end} of "
-                        f"{length} body bytes",
+                        f"connection closed after {self.spool.length} of {length} body bytes",
                     )
-            self.truncated = length > MAX_BODY_BYTES
-            self.body = bytes(self.raw[self.head_end : self.head_end + wanted])
-            return
-        while len(self.raw) - self.head_end < MAX_BODY_BYTES and self._receive():
-            pass
-        self.truncated = not self.eof
-        self.body = bytes(self.raw[self.head_end : self.head_end + MAX_BODY_BYTES])
-
-    def _read_chunked(self) -> bytes:
-        body = bytearray()
-        position = self.head_end
         while True:
-            line_end = self.raw.find(b"\r\n", position)
+            self._take(len(self.pending))
+            if self._spool_full() or not self._receive():
+                return
+
+    def _read_chunked(self) -> None:
+        while True:
+            line_end = self.pending.find(b"\r\n")
             while line_end < 0:
                 if not self._receive():
                     raise HttpClientError("protocol", "connection closed inside a chunked body")
-                line_end = self.raw.find(b"\r\n", position)
-            size_text = bytes(self.raw[position:line_end]).split(b";")[0].strip()
+                line_end = self.pending.find(b"\r\n")
+            size_text = bytes(self.pending[:line_end]).split(b";")[0].strip()
             try:
                 size = int(size_text, 16)
             except ValueError:
                 raise HttpClientError("protocol", f"bad chunk size {size_text[:20]!r}") from None
+            del self.pending[: line_end + 2]
             if size == 0:
                 # Trailers end with an empty line; keep them in the raw view.
-                while self.raw.find(b"\r\n\r\n", line_end - 2) < 0 and not self.eof:
-                    self._receive()
-                return bytes(body)
-            while len(self.raw) < line_end + 2 + size + 2:
+                while not self.pending.startswith(b"\r\n") and self.pending.find(b"\r\n\r\n") < 0:
+                    if not self._receive():
+                        return
+                return
+            wanted = self.spool.length + size
+            while self.spool.length < wanted:
+                self._take(wanted - self.spool.length)
+                if self._spool_full():
+                    return
+                if self.spool.length < wanted and not self._receive():
+                    raise HttpClientError("protocol", "connection closed inside a chunk")
+            while len(self.pending) < 2:
                 if not self._receive():
                     raise HttpClientError("protocol", "connection closed inside a chunk")
-            body += self.raw[line_end + 2 : line_end + 2 + size]
-            position = line_end + 2 + size + 2
-            if len(body) > MAX_BODY_BYTES:
-                self.truncated = True
-                return bytes(body[:MAX_BODY_BYTES])
+            del self.pending[:2]
+
+
+def save_body(response: HttpResponse, folder: Path, name: str | None = None) -> Path:
+    """Write the whole body into ``folder`` under a name from the URL; never overwrites a file.
+
+    Blocking (a long body is a file copy). Returns the path written.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = name or _file_name_for(response)
+    stem, dot, suffix = wanted.rpartition(".")
+    if not dot or not stem:
+        stem, suffix = wanted, ""
+    path = folder / wanted
+    number = 1
+    while path.exists():
+        path = folder / (f"{stem}-{number}.{suffix}" if suffix else f"{stem}-{number}")
+        number += 1
+    spool = response.body_file
+    with path.open("wb") as out:
+        if spool is None:
+            out.write(response.body)
+            return path
+        try:
+            # pread: no shared file position, so two saves of one body do not mix.
+            descriptor, offset = spool.fileno(), 0
+            while chunk := os.pread(descriptor, 1 << 20, offset):
+                out.write(chunk)
+                offset += len(chunk)
+        except ValueError:  # closed: the response was replaced while saving
+            raise OSError("the response was replaced before its body was saved") from None
+    return path
+
+
+def _file_name_for(response: HttpResponse) -> str:
+    last = unquote(urlsplit(response.request.url.strip()).path.rsplit("/", 1)[-1])
+    cleaned = "".join(ch for ch in last if ch.isalnum() or ch in "._-").lstrip(".")
+    return cleaned or "response-body"
 
 
 def to_curl(request: HttpRequest) -> str:

@@ -43,6 +43,9 @@ WORKER_REPORT_INTERVAL = 0.1
 RECV_SIZE = 65536
 #: How often the caller's progress callback runs (a few times a second, never per request).
 DEFAULT_PROGRESS_INTERVAL = 0.25
+#: A connection is *starved* when it got fewer answers than this fraction of a fair
+#: share (answered requests / connections): a tenth of its turn, or nothing at all.
+STARVED_FRACTION = 0.1
 #: Safety bounds: load loops on loopback stay bounded in time and size.
 MAX_CONCURRENCY = 2000
 MAX_DURATION = 600.0
@@ -215,6 +218,24 @@ class LoadSnapshot:
     errors: dict[str, int]
     finished: bool
     stopped_early: bool = False
+    #: Responses each connection got, one entry per client connection (fairness).
+    answered_per_connection: tuple[int, ...] = ()
+    #: Requests still waiting for an answer when the run ended (not in the latencies).
+    unanswered: int = 0
+    #: How long the oldest of them had waited, ms.
+    longest_unanswered_ms: float = 0.0
+
+    @property
+    def fair_share(self) -> float:
+        """Answers each connection would have got if the server had shared its time evenly."""
+        counts = self.answered_per_connection
+        return sum(counts) / len(counts) if counts else 0.0
+
+    @property
+    def starved_connections(self) -> int:
+        """Connections served less than STARVED_FRACTION of a fair share (0 answers counts)."""
+        floor = STARVED_FRACTION * self.fair_share
+        return sum(1 for count in self.answered_per_connection if count == 0 or count < floor)
 
     @property
     def progress(self) -> float:
@@ -234,6 +255,8 @@ class LoadSnapshot:
             {"low_ms": low, "high_ms": high, "count": count} for low, high, count in self.histogram
         ]
         data["rate_series"] = list(self.rate_series)
+        data["answered_per_connection"] = list(self.answered_per_connection)
+        data["starved_connections"] = self.starved_connections
         return data
 
     def to_json(self) -> str:
@@ -259,6 +282,9 @@ class LoadSnapshot:
             "mean_ms",
             "min_ms",
             "max_ms",
+            "unanswered",
+            "longest_unanswered_ms",
+            "starved_connections",
         ):
             writer.writerow(["summary", key, getattr(self, key)])
         for name, value in self.percentiles_ms.items():
@@ -269,6 +295,8 @@ class LoadSnapshot:
             writer.writerow(["error", kind, count])
         for low, high, count in self.histogram:
             writer.writerow(["histogram", f"{low}-{high}", count])
+        for index, count in enumerate(self.answered_per_connection):
+            writer.writerow(["connection", index, count])
         return out.getvalue()
 
     def summary_text(self) -> str:
@@ -285,6 +313,15 @@ class LoadSnapshot:
             "  percentiles  "
             + "  ".join(f"{name} {value:.3f}" for name, value in self.percentiles_ms.items()),
         ]
+        if self.answered_per_connection:
+            lines.append("  fairness     " + describe_fairness(self))
+        if self.unanswered and self.longest_unanswered_ms > self.max_ms:
+            # Only worth a line when a wait outlasted every answer: then the
+            # percentiles, made of answered requests only, hide it.
+            lines.append(
+                f"  unanswered   {self.unanswered} request(s) still waiting at the end,"
+                f" the oldest for {self.longest_unanswered_ms:,.0f} ms (not in the latencies)"
+            )
         if self.statuses:
             lines.append(
                 "  status       "
@@ -320,6 +357,9 @@ class LoadStats:
         self.finished_at: float | None = None
         self.stopped_early = False
         self._rate_counts: list[int] = []
+        #: Per worker: answers per connection so far (each batch carries the running totals).
+        self._answered: dict[int, tuple[int, ...]] = {}
+        self.unanswered_us: list[int] = []
 
     @property
     def completed(self) -> int:
@@ -338,8 +378,20 @@ class LoadStats:
         errors: dict[str, int],
         bytes_received: int,
         now: float | None = None,
+        *,
+        worker: int = 0,
+        answered_per_connection: Sequence[int] | None = None,
+        unanswered_us: Sequence[int] = (),
     ) -> None:
-        """Add one worker batch; latencies of successful responses only."""
+        """Add one worker batch; latencies of successful responses only.
+
+        ``answered_per_connection`` is the worker's running total per connection
+        (it replaces the last one); ``unanswered_us`` the waits of requests still
+        in flight when that worker stopped.
+        """
+        if answered_per_connection is not None:
+            self._answered[worker] = tuple(answered_per_connection)
+        self.unanswered_us.extend(unanswered_us)
         self.latency_counts.update(latencies_us)
         self.statuses.update(statuses)
         self.errors.update(errors)
@@ -414,7 +466,32 @@ class LoadStats:
             errors=dict(sorted(self.errors.items())),
             finished=self.finished_at is not None,
             stopped_early=self.stopped_early,
+            answered_per_connection=tuple(
+                count for worker in sorted(self._answered) for count in self._answered[worker]
+            ),
+            unanswered=len(self.unanswered_us),
+            longest_unanswered_ms=max(self.unanswered_us, default=0) / to_ms,
         )
+
+
+def describe_fairness(snapshot: LoadSnapshot) -> str:
+    """How evenly the connections were served: min/max answers and the starved count."""
+    counts = snapshot.answered_per_connection
+    if not counts:
+        return "-"
+    if not any(counts):
+        return f"no answer yet on any of the {len(counts)} connections"
+    text = (
+        f"answers per connection min {min(counts):,} max {max(counts):,}"
+        f" (fair share {snapshot.fair_share:,.0f})"
+    )
+    starved = snapshot.starved_connections
+    if starved:
+        text += (
+            f"; {starved} of {len(counts)} connections starved"
+            f" (under {STARVED_FRACTION:.0%} of a fair share)"
+        )
+    return text
 
 
 def _percentile_name(percent: float) -> str:
@@ -429,7 +506,7 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 
 
 class _Connection:
-    __slots__ = ("sock", "fd", "state", "started_ns", "pending", "buffer", "uses")
+    __slots__ = ("sock", "fd", "state", "started_ns", "pending", "buffer", "uses", "answered")
 
     def __init__(self) -> None:
         self.sock: socket.socket | None = None
@@ -439,6 +516,8 @@ class _Connection:
         self.pending = b""
         self.buffer = b""
         self.uses = 0
+        #: Responses this client slot received over the whole run, across reconnects.
+        self.answered = 0
 
 
 def _error_kind(code: int) -> str:
@@ -585,6 +664,7 @@ def _drive_load(plan: _WorkerPlan, report: Any, start: Any, stop: Any) -> None:
         latencies.append((perf_ns() - conn.started_ns) // 1000)
         statuses[status] = statuses.get(status, 0) + 1
         received += size
+        conn.answered += 1
         conn.buffer = b""
         if keepalive and not closing:
             if take_request():
@@ -604,12 +684,17 @@ def _drive_load(plan: _WorkerPlan, report: Any, start: Any, stop: Any) -> None:
         except OSError as exc:
             fail(conn, _error_kind(exc.errno or 0))
             return
-        buffer = conn.buffer + data if conn.buffer else data
         if not data:
-            conn.buffer = buffer
             on_closed(conn)
             return
-        conn.buffer = buffer
+        if conn.buffer:
+            if type(conn.buffer) is not bytearray:
+                # A response longer than one recv: grow it in place. ``bytes + bytes``
+                # copied the whole buffer per recv, quadratic: 2 s for a 20 MiB body.
+                conn.buffer = bytearray(conn.buffer)
+            conn.buffer += data
+        else:
+            conn.buffer = data
         settle_buffer(conn)
 
     def on_closed(conn: _Connection) -> None:
@@ -662,6 +747,7 @@ def _drive_load(plan: _WorkerPlan, report: Any, start: Any, stop: Any) -> None:
             open_connection(conn)
     next_report = started + WORKER_REPORT_INTERVAL
     next_timeout_scan = started + 0.5
+    waiting_us: list[int] = []
 
     latencies_append = latencies.append
     raw_statuses: dict[bytes, int] = {}
@@ -675,7 +761,8 @@ def _drive_load(plan: _WorkerPlan, report: Any, start: Any, stop: Any) -> None:
             except ValueError:
                 errors["bad response"] = errors.get("bad response", 0) + count
         raw_statuses.clear()
-        report.send((latencies.tobytes(), statuses, errors, received, final))
+        answered = [slot.answered for slot in slots]
+        report.send((latencies.tobytes(), statuses, errors, received, answered, waiting_us, final))
         # Cleared in place: the hot loop holds bound methods of these objects.
         del latencies[:]
         statuses.clear()
@@ -720,6 +807,7 @@ def _drive_load(plan: _WorkerPlan, report: Any, start: Any, stop: Any) -> None:
                                 length_text
                             ):
                                 latencies_append((perf_ns() - conn.started_ns) // 1000)
+                                conn.answered += 1
                                 code = data[9:12]
                                 raw_statuses[code] = raw_statuses.get(code, 0) + 1
                                 received += len(data)
@@ -783,6 +871,10 @@ def _drive_load(plan: _WorkerPlan, report: Any, start: Any, stop: Any) -> None:
         kind = f"internal error: {type(exc).__name__}: {exc}"
         errors[kind] = errors.get(kind, 0) + 1
     finally:
+        # Requests still without an answer at the end never reach the latencies:
+        # report how long each waited, or a server that starved them looks fast.
+        ended_ns = perf_ns()
+        waiting_us = [(ended_ns - conn.started_ns) // 1000 for conn in connections.values()]
         for conn in list(connections.values()):
             close_connection(conn)
         poller.close()
@@ -962,6 +1054,7 @@ def _collect(
     progress_interval: float,
 ) -> None:
     live = list(readers)
+    worker_of = {id(reader): index for index, reader in enumerate(readers)}
     next_progress = time.monotonic() + progress_interval
     while live:
         ready = multiprocessing.connection.wait(live, timeout=0.05)
@@ -973,10 +1066,18 @@ def _collect(
                 continue
             if message == "ready":  # a late starter: its clock started with the others
                 continue
-            latency_bytes, statuses, errors, received, final = message
+            latency_bytes, statuses, errors, received, answered, waiting_us, final = message
             latencies = array("q")
             latencies.frombytes(latency_bytes)
-            stats.record_batch(latencies, statuses, errors, received)
+            stats.record_batch(
+                latencies,
+                statuses,
+                errors,
+                received,
+                worker=worker_of[id(reader)],
+                answered_per_connection=answered,
+                unanswered_us=waiting_us,
+            )
             if final:
                 live.remove(reader)
                 if not live:
@@ -988,90 +1089,6 @@ def _collect(
         if on_progress is not None and now >= next_progress and live:
             next_progress = now + progress_interval
             on_progress(stats.snapshot(now))
-
-
-# ---------------------------------------------------------------------------
-# Compare models: the same load against the server restarted under each model
-
-#: Presets of the "Compare models" panel: (label, path, what it teaches).
-COMPARE_PRESETS: dict[str, tuple[str, str]] = {
-    "static": ("/index.html", "static file: IO multiplexing shines, sendfile does the work"),
-    "sleep": ("/api/sleep?ms=50", "IO-bound: waiting, so threads and event loops overlap requests"),
-    "work": ("/api/work?ms=20", "CPU-bound: the GIL serialises threads; only processes scale"),
-}
-
-
-@dataclass(frozen=True)
-class ModelResult:
-    """One model's outcome in a comparison: a snapshot, or why it could not run."""
-
-    model: str
-    snapshot: LoadSnapshot | None
-    error: str | None = None
-
-    @property
-    def requests_per_second(self) -> float:
-        return self.snapshot.requests_per_second if self.snapshot else 0.0
-
-    @property
-    def p99_ms(self) -> float:
-        return self.snapshot.percentiles_ms.get("p99", 0.0) if self.snapshot else 0.0
-
-
-def compare_models(
-    models: Sequence[str],
-    prepare_server: Callable[[str], str],
-    path: str = "/",
-    *,
-    concurrency: int = 20,
-    requests: int | None = None,
-    duration: float | None = 3.0,
-    keepalive: bool = True,
-    method: str = "GET",
-    processes: int | None = None,
-    on_model_start: Callable[[str], None] | None = None,
-    on_progress: Callable[[str, LoadSnapshot], None] | None = None,
-    on_model_done: Callable[[ModelResult], None] | None = None,
-    stop_event: threading.Event | None = None,
-) -> list[ModelResult]:
-    """For each model: ``prepare_server(model)`` -> base URL, then run the same load on ``path``.
-
-    A model whose server cannot start is reported with its error; the others still run.
-    """
-    results: list[ModelResult] = []
-    for model in models:
-        if stop_event is not None and stop_event.is_set():
-            break
-        if on_model_start is not None:
-            on_model_start(model)
-        try:
-            base_url = prepare_server(model)
-        except Exception as exc:  # the server's own failure is data for the lesson
-            result = ModelResult(model, None, f"server did not start: {exc}")
-        else:
-            config = LoadConfig(
-                url=base_url.rstrip("/") + (path if path.startswith("/") else "/" + path),
-                method=method,
-                concurrency=concurrency,
-                requests=requests,
-                duration=None if requests is not None else duration,
-                keepalive=keepalive,
-                processes=processes,
-            )
-            callback = None
-            if on_progress is not None:
-
-                def callback(snapshot: LoadSnapshot, model: str = model) -> None:
-                    on_progress(model, snapshot)
-
-            try:
-                result = ModelResult(model, run_load(config, callback, stop_event))
-            except (LoadConfigError, OSError) as exc:
-                result = ModelResult(model, None, str(exc))
-        results.append(result)
-        if on_model_done is not None:
-            on_model_done(result)
-    return results
 
 
 # ---------------------------------------------------------------------------

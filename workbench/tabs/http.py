@@ -32,6 +32,15 @@ from textual.widgets import (
     TextArea,
 )
 
+from workbench.clients.compare import (
+    COMPARE_PRESETS,
+    ModelResult,
+    best_model,
+    compare_models,
+    in_list_order,
+    starvation_rule,
+    verdict_note,
+)
 from workbench.clients.http import (
     METHODS,
     HttpClientError,
@@ -39,26 +48,38 @@ from workbench.clients.http import (
     HttpResponse,
     parse_header_text,
     parse_url,
+    save_body,
     send_request,
     to_curl,
 )
 from workbench.clients.loadgen import (
-    COMPARE_PRESETS,
     LoadConfig,
     LoadConfigError,
     LoadSnapshot,
-    ModelResult,
-    compare_models,
     run_load,
 )
+from workbench.widgets.http_dialogs import CurlCommandScreen, ReplaceDraftScreen
 from workbench.widgets.http_raw import RawExchange
 from workbench.widgets.load_charts import BarChart
 from workbench.widgets.load_figures import LoadFigures
+from workbench.widgets.tick_list import TickList
 
 #: Characters of a response body rendered with highlighting (the raw view has the bytes).
 BODY_VIEW_LIMIT = 200_000
-#: Models ticked by default in "Compare models": one of each family.
+#: Models ticked by default in "Compare models": one of each family, so a first run is short.
 DEFAULT_COMPARE_MODELS = ("threads", "pool", "epoll", "asyncio", "prefork")
+COMPARE_COLUMNS = (
+    "model",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "max ms",
+    "ok",
+    "failed",
+    "answers/conn min–max",
+    "starved",
+    "note",
+)
 FALLBACK_MODELS = (
     "iterative",
     "threads",
@@ -99,22 +120,42 @@ HTTP_TAB_HELP = """\
   *connect* (TCP handshake), *first byte* (server think time), *total*.
 - **Raw** shows the exact bytes sent and received; `␍␊` marks each CRLF, so the
   blank line that ends the headers is visible.
+- A long body is read to its end and every byte counted; the view keeps the first
+  8 MiB and says so. **Ctrl+B** saves the whole body into the data folder's
+  `downloads/` (the notification gives the full path).
 - **History** lists this session's requests; select one to load and re-send it.
-- **Ctrl+O** copies the request as a `curl` command.
+  If the builder holds edits you have not sent, it asks first (Keep editing / Replace).
+- **Ctrl+O** copies the request as a `curl` command: sent to the terminal's
+  clipboard with OSC 52, and shown in a box to select and copy by hand where the
+  terminal ignores OSC 52 (tmux unless `set -g set-clipboard on`).
 
 **Load** — runs the request in the builder many times, like `wrk`/`oha`:
 a count *or* a duration, a number of concurrent connections, keep-alive on or off
 (off pays a TCP handshake per request). **Ctrl+R** starts or stops; figures
 update a few times a second: progress, requests/s, latency percentiles
-(p50/p90/p99/p99.9/max), a latency histogram, status codes and errors by kind.
-**Ctrl+S** exports the last result as JSON and CSV into the current folder.
+(p50/p90/p99/p99.9/max), a latency histogram, status codes, errors by kind, and
+fairness: answers per connection (min, max) and how many connections starved.
+**Ctrl+S** exports the last result as JSON and CSV into the data folder's
+`exports/` (the notification gives the full paths). Empty boxes take the
+defaults: 10 connections, 1,000 requests; give seconds instead of requests to run
+for a time.
 
-**Compare models** — restarts the embedded HTTP server under each ticked model and
-runs the same load against it, then draws req/s and p99 side by side. Presets:
+**Compare models** — restarts the embedded HTTP server under each ticked model, in
+the list's order, and runs the same load against it, then draws req/s and p99 side
+by side. A first visit ticks one model of each family (threads, pool, epoll,
+asyncio, prefork); tick more with Space. The table shows how fairly each model
+served its connections (answers per connection, min–max): a connection is
+*starved* when it got under 10% of a fair share (answered requests / connections).
+A model that starved any connection is never drawn as the best (its bars carry ✗):
+percentiles only count the requests that were answered, so the iterative server
+(3.1) looks fast to its one client while the others wait the whole run. The note
+column says why. Presets:
 
-- *static file*: IO multiplexing (epoll) shines; threads pay a switch per client.
+- *static file*: little work per request, so what shows is each model's own
+  overhead; the iterative server and the pool serve only some clients at a time.
 - *`/api/sleep?ms=50`*: IO-bound. Waiting overlaps under threads and event loops;
-  the iterative server serves one request at a time.
+  the iterative server serves one client at a time, so with keep-alive the first
+  client keeps it and the others starve.
 - *`/api/work?ms=20`*: CPU-bound. The GIL lets only one thread compute at a time,
   so threads do no better than one loop; processes (pool, prefork) use every core.
 
@@ -161,10 +202,27 @@ def _looks_binary(response: HttpResponse) -> bool:
     return False
 
 
+def describe_arrival(response: HttpResponse) -> str:
+    """Whether the whole body arrived, and how much of it the view keeps."""
+    whole = f"{describe_size(response.body_length)} ({response.body_length:,} B)"
+    if response.truncated:
+        return (
+            f"reading stopped after {whole}: the rest of the body was not read; "
+            f"the view keeps the first {describe_size(len(response.body))}"
+        )
+    if response.body_is_partial:
+        return (
+            f"all {whole} arrived; the view keeps the first {describe_size(len(response.body))}"
+            " — Ctrl+B saves the whole body to a file"
+        )
+    return ""
+
+
 def render_body(response: HttpResponse, dark: bool = True) -> RenderableType:
     """Body as a highlighted renderable: JSON pretty-printed, HTML coloured, binary as hex."""
     if not response.body:
         return Text("(empty body)", style="italic")
+    arrival = describe_arrival(response)
     if _looks_binary(response):
         preview = response.body[:512]
         lines = [
@@ -172,9 +230,11 @@ def render_body(response: HttpResponse, dark: bool = True) -> RenderableType:
             + "".join(chr(b) if 32 <= b < 127 else "." for b in preview[offset : offset + 16])
             for offset in range(0, len(preview), 16)
         ]
-        note = f"binary body, {describe_size(len(response.body))}"
-        if len(response.body) > len(preview):
-            note += " (first 512 bytes shown)"
+        note = f"binary body, {describe_size(response.body_length)}"
+        if arrival:
+            note += f"\n{arrival}"
+        if response.body_length > len(preview):
+            note += f"\nthe first {len(preview)} bytes as hex:"
         return Text(note + "\n\n" + "\n".join(lines))
     text = response.body_text()
     clipped = len(text) > BODY_VIEW_LIMIT
@@ -196,8 +256,12 @@ def render_body(response: HttpResponse, dark: bool = True) -> RenderableType:
         lexer = "javascript"
     elif "xml" in kind:
         lexer = "xml"
-    if clipped or response.truncated:
-        text += "\n… (body cut for display; the Raw tab has the bytes)"
+    if clipped:
+        text += f"\n… the view shows the first {BODY_VIEW_LIMIT:,} characters"
+    if arrival:
+        text += f"\n… {arrival}"
+    if clipped and not arrival:
+        text += "; Ctrl+B saves the whole body to a file"
     if lexer is None:
         return Text(text)
     return Syntax(
@@ -228,6 +292,7 @@ class HttpTab(Widget):
         Binding("ctrl+j", "send", "Send"),
         Binding("ctrl+r", "toggle_load", "Run/stop load"),
         Binding("ctrl+o", "copy_curl", "Copy as curl"),
+        Binding("ctrl+b", "save_body", "Save body"),
         Binding("ctrl+s", "export", "Export load"),
     ]
 
@@ -263,6 +328,7 @@ class HttpTab(Widget):
     HttpTab #compare-charts { height: auto; }
     HttpTab #compare-rps, HttpTab #compare-p99 { width: 1fr; }
     HttpTab #compare-table { height: auto; }
+    HttpTab #compare-legend { height: auto; padding: 0 1; color: $text-muted; }
     """
 
     class ResponseReceived(Message):
@@ -274,6 +340,19 @@ class HttpTab(Widget):
         def __init__(self, entry: HistoryEntry) -> None:
             super().__init__()
             self.entry = entry
+
+    class BodySaved(Message):
+        def __init__(self, path: Path | None, size: int = 0, error: str | None = None) -> None:
+            super().__init__()
+            self.path = path
+            self.size = size
+            self.error = error
+
+    class Exported(Message):
+        def __init__(self, paths: tuple[Path, Path] | None, error: str | None = None) -> None:
+            super().__init__()
+            self.paths = paths
+            self.error = error
 
     class LoadUpdated(Message):
         def __init__(self, snapshot: LoadSnapshot, final: bool) -> None:
@@ -318,11 +397,16 @@ class HttpTab(Widget):
         self.compare_results: list[ModelResult] = []
         self._load_stop: threading.Event | None = None
         self._compare_stop: threading.Event | None = None
-        #: Where exports go (tests point it at a temporary folder).
-        self.export_dir = Path.cwd()
         #: Load worker processes: None = one per core; 0 = a thread (no spawn).
         self.load_processes: int | None = None
         self.last_export: tuple[Path, Path] | None = None
+        #: The response on show; its spooled long body is deleted when it is replaced.
+        self.current_response: HttpResponse | None = None
+        #: The builder's (method, URL, headers, body) when last sent: edits since are unsent.
+        self._sent_form: tuple[str, str, str, str] | None = None
+        self.last_saved_body: Path | None = None
+        #: The data folder (saved bodies, load exports); None asks the app, then the default.
+        self.data_dir: Path | None = None
 
     # -- layout ---------------------------------------------------------------------
 
@@ -369,22 +453,32 @@ class HttpTab(Widget):
 
     def _compose_load(self) -> ComposeResult:
         with Horizontal(classes="form-row"):
+            # valid_empty: an empty box means "the default", not a mistake to paint red.
             yield Label("connections")
-            yield Input("10", id="load-concurrency", type="integer")
+            yield Input(
+                "10", id="load-concurrency", type="integer", placeholder="10", valid_empty=True
+            )
             yield Label("requests")
-            yield Input("2000", id="load-requests", type="integer")
+            yield Input(
+                "2000", id="load-requests", type="integer", placeholder="1000", valid_empty=True
+            )
             yield Label("or seconds")
-            yield Input("", id="load-duration", type="number", placeholder="-")
+            yield Input("", id="load-duration", type="number", placeholder="-", valid_empty=True)
             yield Checkbox("keep-alive", True, id="load-keepalive")
             yield Button("Run", id="load-start", variant="primary")
             yield Button("Stop", id="load-stop", variant="error", disabled=True)
             yield Button("Export", id="load-export", disabled=True)
-        yield Static("Target: the request in the Request tab.", id="load-target", markup=False)
+        yield Static(
+            "Target: the request in the Request tab. An empty box takes its default:"
+            " 10 connections; 1,000 requests unless seconds are given.",
+            id="load-target",
+            markup=False,
+        )
         yield LoadFigures(id="load-figures")
 
     def _compose_compare(self) -> ComposeResult:
         with Horizontal(id="compare-top"):
-            yield SelectionList[str](
+            yield TickList(
                 *[
                     (model, model, model in DEFAULT_COMPARE_MODELS)
                     for model in self._available_models()
@@ -403,13 +497,21 @@ class HttpTab(Widget):
                 )
                 with Horizontal(classes="form-row"):
                     yield Label("connections")
-                    yield Input("20", id="compare-concurrency", type="integer")
+                    yield Input(
+                        "20",
+                        id="compare-concurrency",
+                        type="integer",
+                        placeholder="20",
+                        valid_empty=True,
+                    )
                     yield Label("seconds each")
-                    yield Input("3", id="compare-seconds", type="number")
+                    yield Input(
+                        "3", id="compare-seconds", type="number", placeholder="3", valid_empty=True
+                    )
                     yield Button("Compare", id="compare-run", variant="primary")
                     yield Button("Stop", id="compare-stop", variant="error", disabled=True)
                 yield Static(
-                    "Tick models, pick a preset, press Compare.", id="compare-status", markup=False
+                    self._ticked_text(self._default_ticked()), id="compare-status", markup=False
                 )
         with Horizontal(id="compare-charts"):
             yield BarChart("requests/s (higher is better)", id="compare-rps", best="max")
@@ -419,7 +521,39 @@ class HttpTab(Widget):
                 best="min",
                 value_format=lambda value: f"{value:,.1f}",
             )
+        yield Static(
+            "Green: the best among models that served every connection. ✗: not ranked — "
+            + starvation_rule()
+            + ".",
+            id="compare-legend",
+            markup=False,
+        )
         yield DataTable(id="compare-table", cursor_type="none", zebra_stripes=True)
+
+    def _default_ticked(self) -> list[str]:
+        return [model for model in self._available_models() if model in DEFAULT_COMPARE_MODELS]
+
+    def _ticked_text(self, models: list[str]) -> str:
+        total = len(self._available_models())
+        if not models:
+            return f"No model ticked (of {total}): tick some with Space, then press Compare."
+        why = " (one of each family, ticked by default)" if models == self._default_ticked() else ""
+        return (
+            f"Will compare {len(models)} of {total} models{why}, in this order:"
+            f" {', '.join(models)}. Space ticks or unticks."
+        )
+
+    def ticked_models(self) -> list[str]:
+        """The ticked models in the list's order (SelectionList keeps the ticking order)."""
+        selected = self.query_one("#compare-models", SelectionList).selected
+        return in_list_order(selected, self._available_models())
+
+    @on(SelectionList.SelectedChanged, "#compare-models")
+    def _ticks_changed(self) -> None:
+        if self._compare_stop is None:
+            self.query_one("#compare-status", Static).update(
+                self._ticked_text(self.ticked_models())
+            )
 
     @staticmethod
     def _available_models() -> tuple[str, ...]:
@@ -444,7 +578,7 @@ class HttpTab(Widget):
         ):
             history.add_column(label, key=key)
         table = self.query_one("#compare-table", DataTable)
-        for label in ("model", "req/s", "p50 ms", "p99 ms", "max ms", "ok", "failed", "note"):
+        for label in COMPARE_COLUMNS:
             table.add_column(label, key=label)
         self._refresh_default_url()
         # The embedded server starts after the tab mounts and may move port on a restart.
@@ -501,6 +635,7 @@ class HttpTab(Widget):
         return HttpRequest(method, url, headers, body)
 
     def action_send(self) -> None:
+        self._sent_form = self._form_state()
         try:
             request = self.build_request()
         except HttpClientError as error:
@@ -543,15 +678,19 @@ class HttpTab(Widget):
         entry = self._remember(message.entry)
         response = entry.response
         assert response is not None
+        if self.current_response is not None:
+            self.current_response.release()
+        self.current_response = response
         status_class = (
             "-ok" if response.status < 300 else "-redirect" if response.status < 400 else "-failed"
         )
         self._set_status(response.status_line, status_class)
         timings = response.timings
+        arrival = describe_arrival(response)
         self.query_one("#timings", Static).update(
             f"connect {timings.connect_ms:.2f} ms · first byte {timings.first_byte_ms:.2f} ms · "
-            f"total {timings.total_ms:.2f} ms · body {describe_size(len(response.body))}"
-            f" · {len(response.raw_response):,} B on the wire"
+            f"total {timings.total_ms:.2f} ms · body {describe_size(response.body_length)}"
+            f" · {response.received_bytes:,} B received" + (f"\n{arrival}" if arrival else "")
         )
         headers = self.query_one("#response-headers", DataTable)
         headers.clear()
@@ -560,7 +699,7 @@ class HttpTab(Widget):
         dark = bool(getattr(self.app.current_theme, "dark", True))
         self.query_one("#response-body", Static).update(render_body(response, dark))
         self.query_one("#raw", RawExchange).show_exchange(
-            response.raw_request, response.raw_response
+            response.raw_request, response.raw_response, response.received_bytes
         )
 
     def on_http_tab_request_failed(self, message: RequestFailed) -> None:
@@ -595,10 +734,44 @@ class HttpTab(Widget):
         )
         return entry
 
+    def _form_state(self) -> tuple[str, str, str, str]:
+        return (
+            str(self.query_one("#method", Select).value or "GET"),
+            self.query_one("#url", Input).value.strip(),
+            self.query_one("#headers-editor", TextArea).text,
+            self.query_one("#body-editor", TextArea).text,
+        )
+
+    def has_unsent_edits(self) -> bool:
+        """True when the builder holds a request the user changed and has not sent."""
+        state = self._form_state()
+        if state == self._sent_form:
+            return False
+        method, url, headers, body = state
+        untouched = method == "GET" and url in ("", self._auto_url) and not headers and not body
+        return not untouched
+
     @on(DataTable.RowSelected, "#history")
     def _history_selected(self, event: DataTable.RowSelected) -> None:
         number = int(str(event.row_key.value))
-        self.resend(number)
+        if not self.has_unsent_edits():
+            self.resend(number)
+            return
+        method, url, headers, body = self._form_state()
+        chosen = self.history[number - 1].request
+        question = (
+            f"The request you are editing ({method} {url or '(no URL)'}"
+            f", {len(headers.splitlines())} header line(s), {len(body.encode()):,} B of body)"
+            " has not been sent.\n\n"
+            f"Replace it with history #{number} ({chosen.method} {chosen.url}) and send that?"
+            " Your edits would be lost."
+        )
+
+        def answered(replace: bool | None) -> None:
+            if replace:
+                self.resend(number)
+
+        self.app.push_screen(ReplaceDraftScreen(question), answered)
 
     def resend(self, number: int) -> None:
         """Load history entry ``number`` into the builder and send it again."""
@@ -614,14 +787,55 @@ class HttpTab(Widget):
         )
         self.action_send()
 
+    def on_unmount(self) -> None:
+        if self.current_response is not None:
+            self.current_response.release()
+
+    def data_folder(self) -> Path:
+        """Where saved bodies and load exports go: ``--data``'s folder, else the default one."""
+        if self.data_dir is not None:
+            return self.data_dir
+        manager = self._server_manager()
+        folder = getattr(manager, "data_dir", None)
+        if isinstance(folder, Path):
+            return folder
+        from workbench.data import default_data_dir
+
+        return default_data_dir()
+
+    def action_save_body(self) -> None:
+        response = self.current_response
+        if response is None:
+            self.notify("Send a request first.", title="Save body", severity="warning")
+            return
+        self._save_body_in_thread(response, self.data_folder() / "downloads")
+
+    @work(thread=True, group="http-save", exit_on_error=False)
+    def _save_body_in_thread(self, response: HttpResponse, folder: Path) -> None:
+        try:
+            path = save_body(response, folder)
+        except OSError as error:
+            self.post_message(self.BodySaved(None, error=f"cannot save the body: {error}"))
+        else:
+            self.post_message(self.BodySaved(path, response.body_length))
+
+    def on_http_tab_body_saved(self, message: BodySaved) -> None:
+        if message.path is None:
+            self.notify(message.error or "not saved", title="Save body", severity="error")
+            return
+        self.last_saved_body = message.path
+        self.notify(f"{describe_size(message.size)} written to\n{message.path}", title="Body saved")
+
     def action_copy_curl(self) -> None:
         try:
             command = to_curl(self.build_request())
         except HttpClientError as error:
             self.notify(str(error), title="Copy as curl", severity="error")
             return
+        # OSC 52 reaches the clipboard only where the terminal allows it (not tmux by
+        # default), and nothing tells us whether it did: show the command as well.
         self.app.copy_to_clipboard(command)
-        self.notify(command, title="Copied as curl")
+        self.app.push_screen(CurlCommandScreen(command))
 
     # -- load generator -----------------------------------------------------------------
 
@@ -742,18 +956,31 @@ class HttpTab(Widget):
         if snapshot is None:
             self.notify("Run a load first, then export it.", title="Export", severity="warning")
             return
+        self._export_in_thread(snapshot, self.data_folder() / "exports")
+
+    @work(thread=True, group="http-export", exit_on_error=False)
+    def _export_in_thread(self, snapshot: LoadSnapshot, folder: Path) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = self.export_dir / f"workbench-load-{stamp}"
         try:
-            self.export_dir.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            base, number = folder / f"workbench-load-{stamp}", 1
+            while base.with_suffix(".json").exists() or base.with_suffix(".csv").exists():
+                base, number = folder / f"workbench-load-{stamp}-{number}", number + 1
             json_path = base.with_suffix(".json")
             csv_path = base.with_suffix(".csv")
             json_path.write_text(snapshot.to_json(), encoding="utf-8")
             csv_path.write_text(snapshot.to_csv(), encoding="utf-8")
         except OSError as error:
-            self.notify(f"cannot write the export: {error}", title="Export", severity="error")
+            self.post_message(self.Exported(None, f"cannot write the export: {error}"))
+        else:
+            self.post_message(self.Exported((json_path, csv_path)))
+
+    def on_http_tab_exported(self, message: Exported) -> None:
+        if message.paths is None:
+            self.notify(message.error or "not exported", title="Export", severity="error")
             return
-        self.last_export = (json_path, csv_path)
+        self.last_export = message.paths
+        json_path, csv_path = message.paths
         self.notify(f"{json_path}\n{csv_path}", title="Exported")
 
     # -- compare models -------------------------------------------------------------------
@@ -777,7 +1004,7 @@ class HttpTab(Widget):
                 severity="error",
             )
             return
-        models = list(self.query_one("#compare-models", SelectionList).selected)
+        models = self.ticked_models()
         if not models:
             self.notify("Tick at least one model.", title="Compare models", severity="warning")
             return
@@ -829,12 +1056,18 @@ class HttpTab(Widget):
                 raise RuntimeError("the HTTP server is not running after the restart")
             return f"http://{endpoint[0]}:{endpoint[1]}"
 
+        def place(model: str) -> str:
+            return f"{model} ({models.index(model) + 1} of {len(models)})"
+
         def progress(model: str, snapshot: LoadSnapshot) -> None:
+            starved = snapshot.starved_connections
             self.post_message(
                 self.CompareProgress(
-                    f"{model}: {snapshot.elapsed:.1f}/{seconds:g} s, "
-                    f"{snapshot.requests_per_second:,.0f} req/s, "
-                    f"p99 {snapshot.percentiles_ms.get('p99', 0):.1f} ms"
+                    f"{place(model)}: {snapshot.elapsed:.1f} of {seconds:g} s · "
+                    f"{snapshot.requests_per_second:,.0f} req/s · "
+                    f"p99 {snapshot.percentiles_ms.get('p99', 0):.1f} ms · "
+                    f"{starved} of {len(snapshot.answered_per_connection)} connections starved"
+                    " so far"
                 )
             )
 
@@ -848,7 +1081,7 @@ class HttpTab(Widget):
                 duration=seconds,
                 processes=self.load_processes,
                 on_model_start=lambda model: self.post_message(
-                    self.CompareProgress(f"{model}: restarting the HTTP server…")
+                    self.CompareProgress(f"{place(model)}: restarting the HTTP server…")
                 ),
                 on_progress=progress,
                 on_model_done=lambda result: self.post_message(self.CompareModelDone(result)),
@@ -873,16 +1106,20 @@ class HttpTab(Widget):
         result = message.result
         self.compare_results.append(result)
         ran = [r for r in self.compare_results if r.snapshot is not None]
+        unranked = {r.model for r in ran if not r.fair}
         self.query_one("#compare-rps", BarChart).set_bars(
-            [(r.model, r.requests_per_second) for r in ran]
+            [(r.model, r.requests_per_second) for r in ran], unranked
         )
-        self.query_one("#compare-p99", BarChart).set_bars([(r.model, r.p99_ms) for r in ran])
+        self.query_one("#compare-p99", BarChart).set_bars(
+            [(r.model, r.p99_ms) for r in ran], unranked
+        )
         table = self.query_one("#compare-table", DataTable)
         snapshot = result.snapshot
         if snapshot is None:
-            table.add_row(result.model, "-", "-", "-", "-", "-", "-", result.error or "")
+            table.add_row(result.model, *["-"] * 8, verdict_note(result))
             return
-        note = ", ".join(f"{kind}: {count}" for kind, count in snapshot.errors.items())
+        answered = snapshot.answered_per_connection
+        spread = f"{min(answered):,}–{max(answered):,}" if answered else "-"
         table.add_row(
             result.model,
             f"{snapshot.requests_per_second:,.0f}",
@@ -891,7 +1128,9 @@ class HttpTab(Widget):
             f"{snapshot.max_ms:.2f}",
             f"{snapshot.succeeded:,}",
             f"{snapshot.failed:,}",
-            note,
+            spread,
+            f"{result.starved} of {result.connections}",
+            verdict_note(result),
         )
 
     def on_http_tab_compare_finished(self, message: CompareFinished) -> None:
@@ -903,7 +1142,16 @@ class HttpTab(Widget):
             return
         done = [r for r in message.results if r.snapshot is not None]
         failed = [r for r in message.results if r.snapshot is None]
-        text = f"Compared {len(done)} model(s)."
+        text = f"Compared {len(done)} model{'s' if len(done) != 1 else ''}"
+        text += f": {', '.join(r.model for r in done)}." if done else "."
+        fastest, quickest = best_model(done, "rps"), best_model(done, "p99")
+        if fastest and quickest:
+            text += f" Best req/s: {fastest}; best p99: {quickest}."
+        elif done:
+            text += " No model served every connection: none is ranked."
+        unranked = [r.model for r in done if not r.fair]
+        if unranked:
+            text += f" Not ranked (starved connections): {', '.join(unranked)}."
         if failed:
             text += " Could not run: " + "; ".join(f"{r.model} ({r.error})" for r in failed)
         if message.error:

@@ -27,24 +27,34 @@ class RawExchange(Static):
         super().__init__("Send a request to see the bytes on the wire.", id=id, classes=classes)
         self.request_bytes = b""
         self.response_bytes = b""
+        self.received = 0
 
-    def show_exchange(self, request_bytes: bytes, response_bytes: bytes) -> None:
+    def show_exchange(
+        self, request_bytes: bytes, response_bytes: bytes, received: int | None = None
+    ) -> None:
+        """Show the exchange; ``received`` counts every response byte when only the first were kept."""
         self.request_bytes = request_bytes
         self.response_bytes = response_bytes
+        self.received = len(response_bytes) if received is None else received
         self.update(self._render_exchange())
 
     def _render_exchange(self) -> Text:
         text = Text()
-        for heading, raw in (
-            (f" request: {len(self.request_bytes):,} bytes sent ", self.request_bytes),
-            (f" response: {len(self.response_bytes):,} bytes received ", self.response_bytes),
+        for heading, raw, total in (
+            (
+                f" request: {len(self.request_bytes):,} bytes sent ",
+                self.request_bytes,
+                len(self.request_bytes),
+            ),
+            (f" response: {self.received:,} bytes received ", self.response_bytes, self.received),
         ):
             text.append(heading, self.get_component_rich_style("raw-exchange--heading"))
             text.append("\n")
             self._append_wire(text, raw[:RAW_VIEW_LIMIT])
-            if len(raw) > RAW_VIEW_LIMIT:
+            shown = min(len(raw), RAW_VIEW_LIMIT)
+            if total > shown:
                 text.append(
-                    f"\n… {len(raw) - RAW_VIEW_LIMIT:,} more bytes not shown",
+                    f"\n… the first {shown:,} bytes shown; {total - shown:,} more arrived",
                     self.get_component_rich_style("raw-exchange--note"),
                 )
             text.append("\n\n")

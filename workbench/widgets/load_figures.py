@@ -7,31 +7,41 @@ from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable, Label, ProgressBar, Sparkline, Static
 
-from workbench.clients.loadgen import LoadSnapshot
+from workbench.clients.loadgen import LoadSnapshot, describe_fairness
 from workbench.widgets.load_charts import BarChart
 
 
 def describe_rate(snapshot: LoadSnapshot) -> str:
-    """One line: how many, how fast, how long."""
-    planned = (
-        f"/{snapshot.planned_requests:,}"
-        if snapshot.planned_requests
-        else f" in {snapshot.elapsed:.1f}/{snapshot.planned_duration:g} s"
-    )
+    """One sentence: how many of how many, in how long, how fast, how they ended."""
     state = "done" if snapshot.finished else "running"
     if snapshot.stopped_early:
         state = "stopped"
-    return (
-        f"{state}: {snapshot.completed:,}{planned} requests  "
-        f"{snapshot.requests_per_second:,.0f} req/s  "
-        f"{snapshot.succeeded:,} ok  {snapshot.failed:,} failed  "
-        f"{snapshot.bytes_received / 1e6:,.2f} MB  {snapshot.elapsed:.2f} s  "
-        + (
-            f"{snapshot.processes} worker process{'es' if snapshot.processes != 1 else ''}"
-            if snapshot.processes
-            else "in-process"
+    completed = f"{snapshot.completed:,}"
+    if snapshot.planned_requests:
+        amount = (
+            f"{completed} of {snapshot.planned_requests:,} requests in {snapshot.elapsed:.2f} s"
         )
+    elif snapshot.planned_duration:
+        amount = (
+            f"{completed} requests in {snapshot.elapsed:.1f} of {snapshot.planned_duration:g} s"
+        )
+    else:
+        amount = f"{completed} requests in {snapshot.elapsed:.2f} s"
+    if snapshot.processes:
+        plural = "es" if snapshot.processes != 1 else ""
+        workers = f"{snapshot.processes} worker process{plural}"
+    else:
+        workers = "in-process"
+    return (
+        f"{state}: {amount} · {format_rate(snapshot.requests_per_second)} req/s · "
+        f"{snapshot.succeeded:,} ok, {snapshot.failed:,} failed · "
+        f"{snapshot.bytes_received / 1e6:,.2f} MB received · {workers}"
     )
+
+
+def format_rate(per_second: float) -> str:
+    """Requests per second: whole numbers, except a slow rate that would round to 0."""
+    return f"{per_second:.1f}" if 0 < per_second < 10 else f"{per_second:,.0f}"
 
 
 def format_ms(value: float) -> str:
@@ -60,12 +70,15 @@ class LoadFigures(Widget):
     LoadFigures #load-histogram { width: 1fr; }
     LoadFigures #load-outcomes { width: 30; height: auto; padding: 0 1; }
     LoadFigures #load-statuses, LoadFigures #load-errors { height: auto; }
-    LoadFigures #load-errors { color: $error; }
+    LoadFigures #load-errors { color: $success; }
+    LoadFigures #load-errors.-errors { color: $error; }
+    LoadFigures #load-fairness { height: auto; padding: 0 1; color: $text-muted; }
     """
 
     def compose(self) -> ComposeResult:
         yield ProgressBar(total=100, show_eta=False, id="load-progress")
         yield Static("No load run yet.", id="load-summary", markup=False)
+        yield Static("", id="load-fairness", markup=False)
         yield Label("requests/s over time", classes="load-caption")
         yield Sparkline([], id="load-rate")
         with Horizontal(id="load-tables"):
@@ -92,6 +105,8 @@ class LoadFigures(Widget):
         self.query_one("#load-percentiles", DataTable).clear()
         self.query_one("#load-statuses", Static).update("status codes: -")
         self.query_one("#load-errors", Static).update("errors: none")
+        self.query_one("#load-errors", Static).remove_class("-errors")
+        self.query_one("#load-fairness", Static).update("")
 
     def show(self, snapshot: LoadSnapshot) -> None:
         self.query_one(ProgressBar).update(progress=round(snapshot.progress * 100, 1))
@@ -110,6 +125,10 @@ class LoadFigures(Widget):
         statuses = "  ".join(f"{code}: {count:,}" for code, count in snapshot.statuses.items())
         self.query_one("#load-statuses", Static).update(f"status codes: {statuses or '-'}")
         errors = "\n".join(f"{kind}: {count:,}" for kind, count in snapshot.errors.items())
-        self.query_one("#load-errors", Static).update(
-            f"errors:\n{errors}" if errors else "errors: none"
-        )
+        error_view = self.query_one("#load-errors", Static)
+        error_view.update(f"errors:\n{errors}" if errors else "errors: none")
+        error_view.set_class(bool(errors), "-errors")
+        if snapshot.answered_per_connection:
+            self.query_one("#load-fairness", Static).update(
+                "fairness: " + describe_fairness(snapshot)
+            )

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from workbench.clients.http import (
+    MAX_BODY_BYTES,
     METHODS,
     HttpClientError,
     HttpRequest,
     build_request_bytes,
     parse_header_text,
     parse_url,
+    save_body,
     send_request,
     to_curl,
     visible_wire_text,
 )
 
 pytestmark = pytest.mark.timeout(20)
+#: 20 MiB of distinct bytes: longer than the view keeps, so it must be spooled whole.
+BIG_BODY = os.urandom(1 << 20) * 20
 
 
 class _EchoHandler(BaseHTTPRequestHandler):
@@ -48,6 +54,21 @@ class _EchoHandler(BaseHTTPRequestHandler):
         if self.path == "/until-close":
             self.close_connection = True
             self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody until close")
+            return
+        if self.path in ("/big.bin", "/big-chunked"):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            chunked = self.path == "/big-chunked"
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(len(BIG_BODY)))
+            self.end_headers()
+            for start in range(0, len(BIG_BODY), 1 << 20):
+                piece = BIG_BODY[start : start + (1 << 20)]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
             return
         if self.path == "/empty":
             self.send_response(204)
@@ -232,3 +253,32 @@ def test_visible_wire_text_draws_crlf() -> None:
         "GET / HTTP/1.1␍␊\nHost: x␍␊\n␍␊\n"
     )
     assert visible_wire_text(b"\x00\xff") == "\\x00\\xff"
+
+
+@pytest.mark.parametrize("path", ["/big.bin", "/big-chunked"])
+def test_a_long_body_arrives_whole_and_can_be_saved(
+    echo_server: str, path: str, tmp_path: Path
+) -> None:
+    response = send_request(HttpRequest("GET", echo_server + path))
+    try:
+        assert response.body == BIG_BODY[:MAX_BODY_BYTES]  # what the view keeps...
+        assert response.body_is_partial and not response.truncated
+        assert response.body_length == len(BIG_BODY)  # ...of what arrived: all of it
+        assert response.received_bytes > len(BIG_BODY)  # plus the head (and chunk framing)
+        assert len(response.raw_response) < response.received_bytes
+        assert response.body_file is not None
+        saved = save_body(response, tmp_path)
+        assert saved == tmp_path / path.lstrip("/")
+        assert saved.read_bytes() == BIG_BODY
+        again = save_body(response, tmp_path)  # never overwrites
+        assert again != saved and again.read_bytes() == BIG_BODY
+    finally:
+        spooled = response.body_file
+        response.release()
+    assert spooled is not None and spooled.closed  # an unnamed file: closed is gone
+
+
+def test_a_short_body_is_saved_from_memory(echo_server: str, tmp_path: Path) -> None:
+    response = send_request(HttpRequest("GET", echo_server + "/chunked"))
+    assert response.body_file is None and not response.body_is_partial
+    assert save_body(response, tmp_path).read_bytes() == b"hello chunked world"

@@ -12,9 +12,11 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
+from servers.launcher import running_server
 from workbench.clients.loadgen import (
     RECV_SIZE,
     LoadConfig,
@@ -22,7 +24,7 @@ from workbench.clients.loadgen import (
     LoadStats,
     build_request,
     cli_main,
-    compare_models,
+    describe_fairness,
     histogram_bins,
     percentile_of_counts,
     run_load,
@@ -30,6 +32,7 @@ from workbench.clients.loadgen import (
 )
 
 pytestmark = pytest.mark.timeout(30)
+SITE = Path(__file__).resolve().parents[3] / "servers" / "data" / "site"
 #: A body several of the generator's recv() calls long.
 BIG_BODY = 5 * RECV_SIZE + 123
 
@@ -336,23 +339,60 @@ def test_stop_event_ends_a_long_run(local_server: str) -> None:
     assert result.elapsed < 5.0
 
 
-def test_compare_models_runs_each_model_and_reports_failures(local_server: str) -> None:
-    prepared = []
+def test_every_connection_counts_its_answers(local_server: str) -> None:
+    result = run_load(LoadConfig(local_server + "/", requests=200, concurrency=4, processes=0))
+    assert len(result.answered_per_connection) == 4
+    assert sum(result.answered_per_connection) == 200
+    assert result.unanswered == 0  # a count run ends when the last answer arrives
 
-    def prepare(model: str) -> str:
-        prepared.append(model)
-        if model == "broken":
-            raise RuntimeError("port in use")
-        return local_server
 
-    results = compare_models(
-        ["threads", "broken", "epoll"], prepare, "/", requests=20, concurrency=2, processes=0
+def test_counts_per_connection_add_up_across_worker_processes(local_server: str) -> None:
+    result = run_load(
+        LoadConfig(local_server + "/", requests=120, concurrency=6, keepalive=False, processes=2)
     )
-    assert prepared == ["threads", "broken", "epoll"]
-    assert [result.model for result in results] == ["threads", "broken", "epoll"]
-    assert results[0].snapshot is not None and results[0].snapshot.statuses == {200: 20}
-    assert results[1].snapshot is None and "port in use" in (results[1].error or "")
-    assert results[2].requests_per_second > 0 and results[2].p99_ms > 0
+    assert len(result.answered_per_connection) == 6
+    assert sum(result.answered_per_connection) == result.succeeded == 120
+
+
+def test_a_one_client_at_a_time_server_starves_the_others() -> None:
+    """The iterative model keeps serving its first keep-alive client; the rest get nothing."""
+    with running_server("http", "iterative", options={"root": str(SITE)}) as server:
+        result = run_load(
+            LoadConfig(
+                f"http://127.0.0.1:{server.port}/index.html",
+                concurrency=4,
+                duration=0.8,
+                processes=0,
+            )
+        )
+    counts = sorted(result.answered_per_connection)
+    assert counts[:3] == [0, 0, 0] and counts[3] == result.succeeded > 0
+    assert result.starved_connections == 3
+    assert result.unanswered >= 3  # their requests were still waiting at the end...
+    assert result.longest_unanswered_ms >= 500  # ...for about the whole run
+    assert result.longest_unanswered_ms > result.max_ms  # and the latencies cannot show it
+    assert "3 of 4 connections starved" in describe_fairness(result)
+    assert "unanswered" in result.summary_text()
+    assert json.loads(result.to_json())["starved_connections"] == 3
+
+
+def test_starved_means_under_a_tenth_of_a_fair_share() -> None:
+    stats = LoadStats(LoadConfig("http://h/", requests=10), processes=1)
+    stats.start(now=0.0)
+    stats.record_batch([100] * 300, {200: 300}, {}, 0, now=0.1, answered_per_connection=[100, 5])
+    stats.record_batch(
+        [], {}, {}, 0, now=0.2, worker=1, answered_per_connection=[9, 11], unanswered_us=[1500]
+    )
+    snapshot = stats.snapshot(now=0.3)
+    # 125 answers over 4 connections: a fair share of 31.25, a tenth of it 3.125.
+    assert snapshot.answered_per_connection == (100, 5, 9, 11)
+    assert snapshot.fair_share == pytest.approx(31.25)
+    assert snapshot.starved_connections == 0
+    stats.record_batch([], {}, {}, 0, now=0.2, worker=1, answered_per_connection=[0, 2])
+    later = stats.snapshot(now=0.3)
+    assert later.answered_per_connection == (100, 5, 0, 2)  # totals replaced, not added
+    assert later.starved_connections == 2
+    assert later.unanswered == 1 and later.longest_unanswered_ms == 1.5
 
 
 # --- CLI ---------------------------------------------------------------------------
@@ -377,3 +417,17 @@ def test_cli_bad_input_is_a_message(capsys: pytest.CaptureFixture[str]) -> None:
     assert "only http://" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli_main(["http://h/", "-n", "5", "-d", "1"])
+
+
+def test_a_long_body_costs_time_in_proportion_to_its_length(tmp_path: Path) -> None:
+    """Growing the buffer by concatenation copied it per recv: ~0.7 s per 20 MiB body."""
+    (tmp_path / "big.bin").write_bytes(bytes(range(256)) * (20 * 4096))
+    with running_server("http", "epoll", options={"root": str(tmp_path)}) as server:
+        result = run_load(
+            LoadConfig(
+                f"http://127.0.0.1:{server.port}/big.bin", requests=10, concurrency=1, processes=0
+            )
+        )
+    assert result.statuses == {200: 10}
+    assert result.bytes_received > 10 * 20 * 1024 * 1024
+    assert result.elapsed < 3.0  # about 0.2 s in place; 7 s when quadratic
