@@ -14,6 +14,7 @@ from typing import Any
 
 from servers import registry
 from servers.contracts import Application
+from servers.fdlimit import set_open_file_limit
 from servers.signals import HelperThread, hear_stop, listen_for_stop
 from servers.stats import ServerStats
 
@@ -41,6 +42,14 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-reuse-address",
         action="store_true",
         help="leave SO_REUSEADDR off: binding then fails while TIME_WAIT sockets hold the port",
+    )
+    parser.add_argument(
+        "--max-open-files",
+        type=int,
+        default=None,
+        metavar="N",
+        help="soft open-file limit (RLIMIT_NOFILE) to run with; each connection needs one "
+        "(default: raised to the hard limit, so select reaches its 1024 wall and poll/epoll pass it)",
     )
 
 
@@ -169,7 +178,13 @@ def prepare(
             raise ConfigError(str(error)) from None
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, not {workers}")
+    try:
+        max_open_files = set_open_file_limit(_optional_int(options, "max_open_files"))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     stats = ServerStats(server_id or protocol, protocol, model, queue)
+    stats.max_open_files = max_open_files
+    stats.transport = transport
     try:
         app = module.build_application(options, stats)
     except (OSError, ValueError) as error:
@@ -196,6 +211,18 @@ def prepare(
     stats.host, stats.port = sock.getsockname()[:2]
     stats.model = model if transport == "tcp" else "datagram"
     return PreparedServer(protocol, model, transport, app, stats, sock, model_module, workers)
+
+
+def _optional_int(options: argparse.Namespace, name: str) -> int | None:
+    value = getattr(options, name, None)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"--{name.replace('_', '-')} needs a whole number, not {value!r}"
+        ) from None
 
 
 def bind_socket(

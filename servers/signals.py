@@ -39,6 +39,19 @@ class HelperThread(threading.Thread):
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+class ServingThread(HelperThread):
+    """A thread that serves clients (a connection's own thread, a transfer), not a helper.
+
+    The stats count these apart from the helpers (reporter, control channel,
+    queue feeder), so the panel can say "1 serving thread + 3 helpers".
+    """
+
+
+def serving_thread_count() -> int:
+    """Threads of this process that serve clients: the main thread plus every live ServingThread."""
+    return 1 + sum(1 for thread in threading.enumerate() if isinstance(thread, ServingThread))
+
+
 _stop_heard = False
 
 

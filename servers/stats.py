@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from servers.signals import HelperThread
+from servers.signals import HelperThread, serving_thread_count
 
 #: How often a snapshot is reported, seconds.
 REPORT_INTERVAL = 0.5
@@ -51,6 +51,10 @@ class ServerStats:
         self.model = model
         self.host = ""
         self.port = 0
+        #: "tcp" (connections) or "udp" (a datagram server: members, not connections).
+        self.transport = "tcp"
+        #: The soft RLIMIT_NOFILE the server runs with (set by the runner), 0 if unknown.
+        self.max_open_files = 0
         self.queue = queue
         self.started = time.time()
         self.active = 0
@@ -83,6 +87,16 @@ class ServerStats:
         with self._lock:
             self.active -= 1
         self.event("disconnect", _format_address(address))
+
+    def member_joined(self) -> None:
+        """A datagram server's member arrived: counted like a connection, logged by the room as *join*."""
+        with self._lock:
+            self.active += 1
+            self.accepted += 1
+
+    def member_left(self) -> None:
+        with self._lock:
+            self.active -= 1
 
     def add_bytes(self, received: int = 0, sent: int = 0) -> None:
         with self._lock:
@@ -125,7 +139,10 @@ class ServerStats:
             "port": self.port,
             "pid": os.getpid(),
             "ppid": os.getppid(),
+            "transport": self.transport,
             "threads": threading.active_count(),
+            "serving_threads": serving_thread_count(),
+            "max_open_files": self.max_open_files,
             "children": sorted(self.children),
             "uptime": time.time() - self.started,
             "time": time.time(),

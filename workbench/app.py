@@ -253,10 +253,23 @@ class WorkbenchApp(App[None]):
             return
         if self.focused is not None and pane in self.focused.ancestors:
             return
-        for widget in pane.query("*"):
-            if widget.focusable:
-                widget.focus()
-                return
+        # Back where the user left off in that tab (or its first focusable widget).
+        self.query_one("#tabs", WorkbenchTabs).restore_focus()
+
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """Textual saves into ~/Downloads, which may not exist: use the data folder's screenshots/."""
+        from workbench.data import default_data_dir
+
+        data_dir = self.server_manager.data_dir or default_data_dir()
+        folder = Path(path) if path else Path(data_dir) / "screenshots"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            self.notify(f"Cannot save in {folder}: {error.strerror}", severity="error")
+            return None
+        return super().deliver_screenshot(filename, str(folder), time_format)
 
     def on_unmount(self) -> None:
         if self._gc_threshold is not None:

@@ -43,6 +43,21 @@ DEFAULT_MODEL = "epoll"
 #: Model each default server starts under. FTP's handler is blocking (its data
 #: connections), so it needs a model giving each connection its own thread.
 DEFAULT_MODELS = {"chat": "epoll", "ftp": "threads", "http": "epoll"}
+#: Where servers listen unless told otherwise: loopback, so nothing leaves the machine.
+DEFAULT_HOST = "127.0.0.1"
+
+
+def connect_host(bind_host: str) -> str:
+    """The address a local client dials to reach a server bound to ``bind_host``.
+
+    A wildcard bind (``0.0.0.0``, ``::``) listens on every interface, loopback
+    included, but is not itself an address one can connect to.
+    """
+    if bind_host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if bind_host == "::":
+        return "::1"
+    return bind_host
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +91,18 @@ class ServerRow:
     model: str
     host: str = "127.0.0.1"
     port: int = 0
+    #: "tcp", or "udp" for a datagram server, whose *active* counts room members, not connections.
+    transport: str = "tcp"
     pid: int | None = None
     state: str = "starting"
     exit_description: str = ""
     workers: int | None = None
     uptime: float = 0.0
+    #: Every thread of the server's process tree, as the OS counts them.
     threads: int = 0
+    #: Of those, the ones serving clients: each process's main thread and the
+    #: connection threads; the rest are helpers (stats reporter, control channel...).
+    serving_threads: int = 0
     children: int = 0
     active: int = 0
     accepted: int = 0
@@ -97,10 +118,23 @@ class ServerRow:
     process_tree: tuple[ProcessNode, ...] = ()
     events_dropped: int = 0
     is_default: bool = False
+    #: The soft open-file limit the server runs with (0 until its first report).
+    max_open_files: int = 0
+    #: The protocol options it was started with (transport, drop, read_only...).
+    options: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}" if self.port else "-"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}" if self.port else "-"
+
+    @property
+    def is_datagram(self) -> bool:
+        return self.transport == "udp"
+
+    @property
+    def helper_threads(self) -> int:
+        return max(0, self.threads - self.serving_threads)
 
 
 @dataclass
@@ -113,6 +147,7 @@ class _ManagedServer:
     port: int
     workers: int | None
     options: dict[str, Any]
+    host: str = "127.0.0.1"
     process: Any = None
     state: str = "starting"
     exit_description: str = ""
@@ -123,6 +158,18 @@ class _ManagedServer:
     rates: tuple[float, float, float] = (0.0, 0.0, 0.0)
     os_figures: dict[str, Any] = field(default_factory=dict)
     events_dropped: int = 0
+
+
+_DATAGRAM = "datagram"
+
+
+def _transport_of(protocol: str, options: dict[str, Any]) -> str:
+    """The transport a server is configured with, before its first report says so."""
+    try:
+        from servers.registry import transport_of
+    except ImportError:
+        return "tcp"
+    return transport_of(protocol, options)
 
 
 def _launcher() -> Any:
@@ -232,7 +279,7 @@ class ServerManager:
             server = self._servers.get(server_id) if server_id else None
             if server is None or server.state != "running" or server.process is None:
                 return None
-            return ("127.0.0.1", server.port)
+            return (connect_host(server.host), server.port)
 
     def server_ids(self) -> list[str]:
         with self._lock:
@@ -258,15 +305,21 @@ class ServerManager:
         port: int = 0,
         workers: int | None = None,
         options: dict[str, Any] | None = None,
+        host: str | None = None,
     ) -> str:
         """Start a server (a second instance gets ``http-2``...); returns its id. Blocks.
 
+        ``options`` are the protocol's command-line options by name (``transport``,
+        ``drop``, ``read_only``, ``max_open_files``...); ``host`` is the bind address.
         Raises the launcher's ``LaunchError`` (a one-line reason) when it cannot start.
         """
         merged_options = {**server_options(protocol, self.data_dir), **(options or {})}
+        merged_options = {key: value for key, value in merged_options.items() if value is not None}
         with self._lock:
             server_id = self._new_server_id(protocol)
-            server = _ManagedServer(server_id, protocol, model, port, workers, merged_options)
+            server = _ManagedServer(
+                server_id, protocol, model, port, workers, merged_options, host or DEFAULT_HOST
+            )
             self._servers[server_id] = server
             self._defaults.setdefault(protocol, server_id)
         try:
@@ -286,11 +339,15 @@ class ServerManager:
         model: str | None = None,
         port: int | None = None,
         workers: int | None = None,
+        options: dict[str, Any] | None = None,
+        host: str | None = None,
     ) -> int:
-        """Stop the server and start it again, optionally with another model, port or worker count.
+        """Stop the server and start it again, optionally with another model, port, worker count, options or address.
 
         Without a new port it comes back on the port it had, so clients keep
-        their address. Returns the bound port. Blocks.
+        their address; options and host not given stay as they were (a restart
+        keeps a chat's transport and drop rate). New ``options`` are laid over the
+        current ones; a value of None removes an option. Returns the bound port. Blocks.
         """
         with self._lock:
             server = self._require(server_id)
@@ -305,6 +362,11 @@ class ServerManager:
                 server.model = model
             if workers is not None:
                 server.workers = workers or None
+            if options:
+                merged = {**server.options, **options}
+                server.options = {key: value for key, value in merged.items() if value is not None}
+            if host:
+                server.host = host
             server.port = previous_port if port is None else port
         try:
             self._launch(server)
@@ -411,7 +473,7 @@ class ServerManager:
         spec = launcher.ServerSpec(
             protocol=server.protocol,
             model=server.model,
-            host="127.0.0.1",
+            host=server.host,
             port=server.port,
             workers=server.workers,
             options=dict(server.options),
@@ -543,20 +605,26 @@ class ServerManager:
         else:
             uptime = 0.0
         running = server.state == "running"
+        transport = snapshot.get("transport") or _transport_of(server.protocol, server.options)
+        children = len(snapshot.get("children", ())) if running else 0
+        # Each forked child serves with its main thread; the parent counts its own.
+        serving = snapshot.get("serving_threads", 0) + children if running else 0
         return ServerRow(
             server_id=server.server_id,
             protocol=server.protocol,
-            # UDP chat reports "datagram": the stream model does not apply to it.
-            model=snapshot.get("model") or server.model,
-            host="127.0.0.1",
+            # UDP chat runs one datagram loop whatever model was asked for: show that.
+            model=snapshot.get("model") or (_DATAGRAM if transport == "udp" else server.model),
+            host=server.host,
             port=server.port,
+            transport=transport,
             pid=process.pid if process is not None else None,
             state=server.state,
             exit_description=server.exit_description,
             workers=server.workers,
             uptime=uptime,
             threads=figures.get("threads", snapshot.get("threads", 0)) if running else 0,
-            children=len(snapshot.get("children", ())) if running else 0,
+            serving_threads=serving,
+            children=children,
             active=snapshot.get("active", 0) if running else 0,
             accepted=snapshot.get("accepted", 0),
             requests=snapshot.get("requests", 0),
@@ -571,6 +639,8 @@ class ServerManager:
             process_tree=figures.get("tree", ()),
             events_dropped=server.events_dropped,
             is_default=self._defaults.get(server.protocol) == server.server_id,
+            max_open_files=snapshot.get("max_open_files", 0),
+            options=dict(server.options),
         )
 
     def _poll_loop(self) -> None:

@@ -21,6 +21,21 @@ NAME = "chat"
 #: Default transport; ``--transport tcp`` switches to the stream models.
 TRANSPORT = "udp"
 TRANSPORTS = ("udp", "tcp")
+#: What the live panel calls the one loop that serves the UDP room (not a stream model).
+DATAGRAM_MODEL = "datagram"
+#: Why the stream models do not apply to the UDP room.
+UDP_REASON = "UDP has no connections: one datagram loop (recvfrom, sendto) serves the whole room"
+
+
+def unsupported_models(transport: str) -> dict[str, str]:
+    """The stream models chat cannot run under over ``transport``, each with the reason."""
+    from servers.registry import MODELS, MULTIPROCESS_MODELS
+
+    if transport == "udp":
+        return dict.fromkeys(MODELS, UDP_REASON)
+    from servers.chat.tcp import MULTIPROCESS_REASON
+
+    return {model: MULTIPROCESS_REASON.format(model=model) for model in sorted(MULTIPROCESS_MODELS)}
 
 
 def _drop_rate(text: str) -> float:
@@ -144,8 +159,7 @@ def build_application(options: argparse.Namespace, stats: ServerStats) -> Applic
         announce = server.announce
         app = Application(name=NAME, stats=stats, serve_datagrams=server.serve)
     else:
-        from servers.chat.tcp import MULTIPROCESS_REASON, ChatHub
-        from servers.registry import MULTIPROCESS_MODELS
+        from servers.chat.tcp import ChatHub
 
         hub = ChatHub(room, stats)
         announce = hub.announce
@@ -153,10 +167,7 @@ def build_application(options: argparse.Namespace, stats: ServerStats) -> Applic
             name=NAME,
             stats=stats,
             new_handler=hub.new_handler,
-            unsupported_models={
-                model: MULTIPROCESS_REASON.format(model=model)
-                for model in sorted(MULTIPROCESS_MODELS)
-            },
+            unsupported_models=unsupported_models("tcp"),
         )
     # The CLI turns each standard-input line into the same announce message
     # (servers/__main__.py), so the terminal and the workbench share this path.

@@ -227,7 +227,7 @@ class ChatRoom:
         self.members[address] = member
         self.by_name[key] = member
         if self.stats is not None and self.count_connections:
-            self.stats.connection_opened(address)
+            self.stats.member_joined()
         self._event("join", name)
         out = [self._login_ok(member)]
         out.extend(self._members_for(member))
@@ -283,7 +283,7 @@ class ChatRoom:
         del self.members[member.address]
         del self.by_name[p.name_key(member.name)]
         if self.stats is not None and self.count_connections:
-            self.stats.connection_closed(member.address)
+            self.stats.member_left()
         self._event("leave", f"{member.name} ({reason})")
         body = member.name.encode("utf-8") + b" " + reason.encode("ascii")
         return self._broadcast(b"LEAVE ", body, exclude=None)

@@ -1,4 +1,4 @@
-"""FTP server (RFC 959 + RFC 2428 + parts of RFC 3659): the course's file server (3.1), for real clients.
+"""FTP server (RFC 959 + RFC 2428 + parts of RFC 3659): the course's ftp 文件服务器 exercise (3.2), for real clients.
 
 ``python -m servers ftp --model threads --root DIR`` serves DIR to curl, lftp,
 ftplib or any GUI client. Without ``--root`` it serves a private copy of the
@@ -37,7 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="accounts file (python -m servers.ftp.users add FILE NAME)",
     )
     group.add_argument(
-        "--no-anonymous", action="store_true", help="refuse anonymous logins (USER anonymous/ftp)"
+        "--no-anonymous",
+        action="store_true",
+        help="refuse anonymous logins (USER anonymous/ftp; by default they read everywhere "
+        "and write in uploads/ only)",
     )
     group.add_argument(
         "--idle-timeout",
@@ -73,6 +76,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=128,
         metavar="N",
         help="control connections from one address, 421 beyond; 0 = no limit (default %(default)s)",
+    )
+    group.add_argument(
+        "--max-rate",
+        type=int,
+        default=0,
+        metavar="KIB_PER_S",
+        help="most KiB/s each transfer may move, so a class can watch one; 0 = no limit "
+        "(default %(default)s)",
     )
     group.add_argument(
         "--passive-ports",
@@ -131,6 +142,9 @@ def build_application(options: argparse.Namespace, stats: Any):
             raise ValueError(f"--{name.replace('_', '-')} must be positive")
     if options.login_delay < 0:
         raise ValueError("--login-delay cannot be negative")
+    max_rate = getattr(options, "max_rate", 0) or 0
+    if max_rate < 0:
+        raise ValueError("--max-rate cannot be negative (0 means no limit)")
     accounts = load_accounts(options.users) if options.users else {}
     authorizer = Authorizer(
         accounts, allow_anonymous=not options.no_anonymous, read_only=options.read_only
@@ -139,6 +153,7 @@ def build_application(options: argparse.Namespace, stats: Any):
         idle_timeout=options.idle_timeout,
         data_timeout=options.data_timeout,
         login_delay=options.login_delay,
+        max_rate=max_rate * 1024,
     )
     context = FTPContext(
         root=os.path.realpath(root),

@@ -31,7 +31,7 @@ from servers.ftp.session import (
     format_reply,
 )
 from servers.ftp.transfer import DataChannel, WakeupWatch
-from servers.signals import HelperThread
+from servers.signals import ServingThread
 
 #: While a transfer thread runs, how often the loop checks whether it has finished (s):
 #: often at first, since most transfers are short, then less (a long one costs little).
@@ -227,13 +227,13 @@ class FTPEventHandler(BaseSansIOHandler):
             self._start_transfer(action)
             return output
 
-    # -- transfers in a helper thread -------------------------------------------------------
+    # -- transfers in a thread of their own ---------------------------------------------------
 
     def _start_transfer(self, action: object) -> None:
         self.watch.reset()
         self.transfer_outcome = None
         self.transfer_started = monotonic()
-        self.transfer_thread = HelperThread(
+        self.transfer_thread = ServingThread(
             target=self._run_transfer, args=(action,), name="ftp-transfer", daemon=True
         )
         self.transfer_thread.start()

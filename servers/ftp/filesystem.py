@@ -12,7 +12,7 @@ import os
 import posixpath
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 try:  # Unix only: owner and group names in LIST lines.
     import grp
@@ -114,13 +114,28 @@ class JailedFilesystem:
         facts: Iterable[str] = DEFAULT_MLST_FACTS,
         *,
         show_cdir: bool = False,
+        permissions_of: Callable[[str], str] | None = None,
     ) -> list[str]:
-        """RFC 3659 fact lines (``type=file;size=5;... name``), without line ends."""
+        """RFC 3659 fact lines (``type=file;size=5;... name``), without line ends.
+
+        ``permissions_of(virtual_path)`` gives the letters for one path when they
+        differ by folder (anonymous writes in uploads/ only); else ``permissions``.
+        """
         facts = tuple(facts)
         lines = []
+
+        def letters(real: str) -> tuple[str, str]:
+            if permissions_of is None:
+                return permissions, permissions
+            virtual = self.to_virtual(real)
+            return permissions_of(virtual), permissions_of(virtual.rstrip("/") + "/-")
+
         if show_cdir:
             try:
-                lines.append(format_mlsx_line(".", os.stat(real_dir), permissions, facts, "cdir"))
+                own, inside = letters(real_dir)
+                lines.append(
+                    format_mlsx_line(".", os.stat(real_dir), own, facts, "cdir", inside=inside)
+                )
             except OSError:
                 pass
         for name in names:
@@ -132,7 +147,8 @@ class JailedFilesystem:
                 info = os.stat(path)
             except OSError:
                 continue
-            lines.append(format_mlsx_line(name, info, permissions, facts))
+            own, inside = letters(path)
+            lines.append(format_mlsx_line(name, info, own, facts, inside=inside))
         return lines
 
 
@@ -157,8 +173,13 @@ def format_mlsx_line(
     permissions: str,
     facts: tuple[str, ...],
     dir_type: str = "dir",
+    *,
+    inside: str | None = None,
 ) -> str:
-    """One MLSD/MLST entry: ``fact=value;...;`` a space, then the name."""
+    """One MLSD/MLST entry: ``fact=value;...;`` a space, then the name.
+
+    ``inside``: a folder's letters for what it contains, when they differ from its own.
+    """
     is_dir = stat.S_ISDIR(info.st_mode)
     values: dict[str, str] = {}
     if "type" in facts:
@@ -168,7 +189,7 @@ def format_mlsx_line(
     if "modify" in facts:
         values["modify"] = time.strftime("%Y%m%d%H%M%S", time.gmtime(info.st_mtime))
     if "perm" in facts:
-        values["perm"] = mlsx_permissions(permissions, is_dir)
+        values["perm"] = mlsx_permissions(permissions, is_dir, inside)
     if "unique" in facts:
         values["unique"] = f"{info.st_dev:x}g{info.st_ino:x}"
     if "unix.mode" in facts:
@@ -176,17 +197,23 @@ def format_mlsx_line(
     return "".join(f"{key}={value};" for key, value in values.items()) + " " + name
 
 
-def mlsx_permissions(permissions: str, is_dir: bool) -> str:
+def mlsx_permissions(permissions: str, is_dir: bool, inside: str | None = None) -> str:
     """RFC 3659 ``perm`` fact from the account's pyftpdlib-style letters.
 
     Account letters: e=CWD l=LIST r=RETR a=APPE d=DELE/RMD f=rename m=MKD w=STOR.
+    A folder's m, c and p are about its contents (``inside``), its f and d about itself.
     """
     if is_dir:
-        letters = "".join(letter for letter in "elfm" if letter in permissions)
-        if "w" in permissions or "a" in permissions:
+        inside = permissions if inside is None else inside
+        letters = "".join(letter for letter in "elf" if letter in permissions)
+        if "m" in inside:
+            letters += "m"
+        if "w" in inside or "a" in inside:
             letters += "c"
         if "d" in permissions:
-            letters += "dp"
+            letters += "d"
+        if "d" in inside:
+            letters += "p"
         return letters
     return "".join(letter for letter in "radfw" if letter in permissions)
 

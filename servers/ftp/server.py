@@ -1,4 +1,4 @@
-"""The blocking FTP server: one flow of control per client (course 3.1 file server, per-connection models).
+"""The blocking FTP server: one flow of control per client (course 3.2 ftp 文件服务器 exercise, per-connection models).
 
 One call of :meth:`FTPContext.handle_connection` owns one control connection
 for its whole life, like the course's ``handle(c)`` functions, so it runs

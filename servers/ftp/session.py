@@ -121,6 +121,8 @@ class FTPSettings:
     #: After an upload's data EOF, how long to watch for the control connection
     #: closing too (a killed client) before the upload is committed.
     upload_close_grace: float = 0.02
+    #: Bytes per second each data connection may move (``--max-rate``, in KiB/s); 0: no limit.
+    max_rate: int = 0
     banner: str = "Network Workbench FTP server ready."
 
 
@@ -336,7 +338,7 @@ class FTPSession:
         if (
             spec.permission
             and self.authenticated
-            and spec.permission not in self.permissions
+            and spec.permission not in self.permissions_at(argument)
             and listing_status
         ):
             return self._reply(550, f"Permission denied: {verb} is not allowed for you.")
@@ -401,8 +403,15 @@ class FTPSession:
             return Outcome([format_reply(530, "Login incorrect.")], delay=delay)
         self.username = name
         self.permissions = permissions
-        access = "read-write" if set(permissions) - set("elr") else "read-only"
+        access = self.authorizer.describe(name, permissions)
         return self._reply(230, f"User {name} logged in ({access}).")
+
+    def permissions_at(self, client_path: str) -> str:
+        """The login's permission letters for ``client_path`` (a folder may grant more)."""
+        if self.username is None:
+            return self.permissions
+        virtual = self.filesystem.virtual_path(_strip_list_options(client_path))
+        return self.authorizer.permissions_at(self.username, self.permissions, virtual)
 
     def ftp_quit(self, argument: str) -> Outcome:
         return self._reply(221, "Goodbye.", close=True)
@@ -643,7 +652,7 @@ class FTPSession:
             info = None
         if info is not None and not stat.S_ISREG(info.st_mode):
             return self._reply(550, "Cannot overwrite: not a regular file.")
-        if info is not None and "w" not in self.permissions and verb == "STOR":
+        if info is not None and "w" not in self.permissions_at(argument) and verb == "STOR":
             return self._reply(550, "Permission denied: cannot overwrite.")
         existing = info.st_size if info is not None else 0
         if append:
@@ -700,7 +709,11 @@ class FTPSession:
             os.stat(real)
             return self._reply(501, "MLSD needs a directory; use MLST for a file.")
         lines = self.filesystem.format_mlsx(
-            real, self.filesystem.list_names(real), self.permissions, self.mlst_facts
+            real,
+            self.filesystem.list_names(real),
+            self.permissions,
+            self.mlst_facts,
+            permissions_of=self.permissions_at,
         )
         payload = "".join(f"{line}\r\n" for line in lines).encode("utf-8", "surrogateescape")
         return self._start_transfer(
@@ -711,7 +724,10 @@ class FTPSession:
         real = self.filesystem.real_path(argument)
         virtual = self.filesystem.virtual_path(argument)
         info = os.stat(real)
-        line = format_mlsx_line(virtual, info, self.permissions, self.mlst_facts)
+        inside = self.permissions_at(virtual.rstrip("/") + "/-")
+        line = format_mlsx_line(
+            virtual, info, self.permissions_at(argument), self.mlst_facts, inside=inside
+        )
         return self._reply(250, [f"Listing {virtual}", line, "End."])
 
     # -- file information ----------------------------------------------------------------

@@ -48,6 +48,8 @@ SEND_CHUNK = 4 * 1024 * 1024
 RECEIVE_BUFFER = 1024 * 1024
 #: Check for ABOR after this many bytes of a transfer that never has to wait.
 INTERRUPT_CHECK_BYTES = 4 * 1024 * 1024
+#: A rate-limited transfer moves about this many chunks a second: smooth, and still few calls.
+PACED_CHUNKS_PER_SECOND = 20
 
 
 class TransferInterrupted(Exception):
@@ -231,6 +233,8 @@ class DataChannel:
         self.watch = watch
         self.passive_listener: socket.socket | None = None
         self.active_target: tuple[str, int, str] | None = None
+        #: When the running transfer's first byte could move (the ``--max-rate`` clock).
+        self._paced_since = 0.0
 
     # -- set-up ---------------------------------------------------------------------
 
@@ -309,6 +313,7 @@ class DataChannel:
         except OSError as error:
             return TransferResult(TRANSFER_NO_CONNECTION, 0, error.strerror or str(error))
         counter = [0]
+        self._paced_since = time.monotonic()
         try:
             # Non-blocking: a client that stops reading (or sending) parks us in
             # poll() on the data socket and the watch, where an ABOR is seen at once.
@@ -354,17 +359,33 @@ class DataChannel:
             if data_conn.fileno() in ready:
                 return
 
+    def _chunk(self, largest: int) -> int:
+        """Bytes to move in one call: all that fits, or a slice of a second's worth when paced."""
+        rate = self.settings.max_rate
+        return min(largest, max(1024, rate // PACED_CHUNKS_PER_SECOND)) if rate else largest
+
+    def pace(self, moved: int) -> None:
+        """Hold the transfer back to ``max_rate`` bytes/s, still answering ABOR while it waits."""
+        rate = self.settings.max_rate
+        if not rate:
+            return
+        while (ahead := moved / rate - (time.monotonic() - self._paced_since)) > 0:
+            readable, _, _ = select.select([self.watch.fileno()], [], [], ahead)
+            if readable:
+                self.watch.check()  # raises TransferInterrupted on ABOR or a hang-up
+
     def send_bytes(self, data_conn: socket.socket, payload: bytes, counter: list[int]) -> None:
         view = memoryview(payload)
         while view:
             try:
-                sent = data_conn.send(view[:SEND_CHUNK])
+                sent = data_conn.send(view[: self._chunk(SEND_CHUNK)])
             except BlockingIOError:
                 self.wait_for_data(data_conn, select.POLLOUT)
                 continue
             view = view[sent:]
             counter[0] += sent
             self.stats.add_bytes(sent=sent)
+            self.pace(counter[0])
 
     def send_file(self, data_conn: socket.socket, action: SendFile, counter: list[int]) -> None:
         with open(action.path, "rb") as file:
@@ -381,7 +402,8 @@ class DataChannel:
             while offset < size:
                 try:
                     # Zero-copy: the kernel moves file pages straight into the socket.
-                    sent = os.sendfile(out_fd, in_fd, offset, min(SEND_CHUNK, size - offset))
+                    chunk = min(self._chunk(SEND_CHUNK), size - offset)
+                    sent = os.sendfile(out_fd, in_fd, offset, chunk)
                 except BlockingIOError:
                     self.wait_for_data(data_conn, select.POLLOUT)
                     continue
@@ -390,6 +412,7 @@ class DataChannel:
                 offset += sent
                 counter[0] += sent
                 self.stats.add_bytes(sent=sent)
+                self.pace(counter[0])
                 since_check += sent
                 if since_check >= INTERRUPT_CHECK_BYTES:
                     since_check = 0
@@ -448,9 +471,10 @@ class DataChannel:
         view = memoryview(buffer)
         converter = NetworkToLocalText() if ascii else None
         since_check = 0
+        limit = self._chunk(RECEIVE_BUFFER)
         while True:
             try:
-                received = data_conn.recv_into(buffer)
+                received = data_conn.recv_into(buffer, limit)
             except BlockingIOError:
                 self.wait_for_data(data_conn, select.POLLIN)
                 continue
@@ -462,6 +486,7 @@ class DataChannel:
                 write_all(fd, view[:received])
             else:
                 write_all(fd, converter.convert(bytes(view[:received])))
+            self.pace(counter[0])
             since_check += received
             if since_check >= INTERRUPT_CHECK_BYTES:
                 since_check = 0

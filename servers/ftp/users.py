@@ -24,6 +24,7 @@ import getpass
 import hashlib
 import hmac
 import os
+import posixpath
 import sys
 from dataclasses import dataclass
 
@@ -125,13 +126,17 @@ class Authorizer:
     """Who may log in and with which permission letters (pyftpdlib's authorizer role).
 
     Anonymous (``anonymous`` or ``ftp``, any password) is the classroom default:
-    list, download and upload. ``read_only`` takes every write letter away from
-    everybody. An unknown name costs as much time as a wrong password, so the
-    timing of a refusal does not tell which names exist.
+    read everywhere, and write (upload, new folder, rename, delete) inside the
+    drop box folder ``/uploads/`` only — what pyftpdlib's ``override_perm`` does
+    for a folder. ``read_only`` takes every write letter away from everybody. An
+    unknown name costs as much time as a wrong password, so the timing of a
+    refusal does not tell which names exist.
     """
 
     ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})
-    ANONYMOUS_PERMISSIONS = "elraw"
+    ANONYMOUS_PERMISSIONS = READ_PERMISSIONS
+    #: The folder (virtual path) where anonymous may also write; what is in it, not the folder itself.
+    ANONYMOUS_WRITE_FOLDER = "/uploads"
 
     def __init__(
         self,
@@ -139,15 +144,44 @@ class Authorizer:
         *,
         allow_anonymous: bool = True,
         read_only: bool = False,
+        anonymous_write_folder: str | None = ANONYMOUS_WRITE_FOLDER,
     ) -> None:
         self.accounts = accounts or {}
         self.allow_anonymous = allow_anonymous
         self.read_only = read_only
+        self.anonymous_write_folder = (
+            "/" + anonymous_write_folder.strip("/") if anonymous_write_folder else None
+        )
         self._decoy_hash: str | None = None  # made on first use: logins stay cheap to set up
+
+    def is_anonymous(self, name: str) -> bool:
+        return name.lower() in self.ANONYMOUS_NAMES and name not in self.accounts
+
+    def permissions_at(self, name: str, permissions: str, virtual_path: str) -> str:
+        """The letters that apply to ``virtual_path`` (absolute, normalised) for login ``name``.
+
+        An anonymous login gets the write letters for what lies inside the
+        anonymous write folder; everywhere else (the folder itself included, so
+        it cannot be renamed or removed) its login letters stand.
+        """
+        folder = self.anonymous_write_folder
+        if folder is None or not self.is_anonymous(name):
+            return permissions
+        path = posixpath.normpath("/" + virtual_path.lstrip("/"))
+        if path.startswith(folder.rstrip("/") + "/"):
+            return self._restrict(WRITE_PERMISSIONS)
+        return permissions
+
+    def describe(self, name: str, permissions: str) -> str:
+        """What a login may do, in words (the 230 reply says it, and the FTP tab shows it)."""
+        may_write = bool(set(permissions) - set(READ_PERMISSIONS))
+        if self.is_anonymous(name) and self.anonymous_write_folder and not self.read_only:
+            return f"read everywhere, write in {self.anonymous_write_folder.lstrip('/')}/"
+        return "read-write" if may_write else "read-only"
 
     def authenticate(self, name: str, password: str) -> str | None:
         """Permission letters for a good login, None for a refused one."""
-        if name.lower() in self.ANONYMOUS_NAMES and name not in self.accounts:
+        if self.is_anonymous(name):
             return self._restrict(self.ANONYMOUS_PERMISSIONS) if self.allow_anonymous else None
         account = self.accounts.get(name)
         if account is None:

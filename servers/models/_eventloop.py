@@ -18,6 +18,7 @@ import socket
 import threading
 
 from servers.contracts import LINGER_SECONDS, Application, FileSlice, Output, Peer, monotonic
+from servers.fdlimit import OUT_OF_DESCRIPTORS, SpareDescriptor
 
 RECV_SIZE = 65536
 #: Accepts per readiness event, so a connection storm cannot starve the others.
@@ -26,6 +27,8 @@ RECV_SIZE = 65536
 #: batch is large: with 64, 10,000 clients arriving at once waited seconds in
 #: the kernel's accept queue while the loop served the ones already in.
 ACCEPT_BATCH = 512
+#: Out of descriptors with no spare to refuse with: stop watching the listener this long.
+ACCEPT_PAUSE_SECONDS = 0.1
 
 
 class LoopConnection:
@@ -87,6 +90,10 @@ class EventLoopServer:
         #: per batch (see publish_counters) rather than under its lock on every send.
         self.bytes_in = 0
         self.bytes_out = 0
+        #: Given up for an instant to turn a client away when descriptors run out (EMFILE).
+        self.spare = SpareDescriptor(self.stats)
+        #: monotonic() instant at which a paused listener is watched again, or None.
+        self._accept_paused_until: float | None = None
         listener.setblocking(False)
 
     # -- readiness API the subclasses implement ---------------------------------
@@ -109,13 +116,35 @@ class EventLoopServer:
                 sock, address = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as error:  # EMFILE and friends: count it, keep serving
-                self.stats.count_refusal(f"accept failed: {error.strerror or error}")
-                return
+            except OSError as error:
+                if error.errno not in OUT_OF_DESCRIPTORS:
+                    # ECONNABORTED and friends: that client gave up; keep serving.
+                    self.stats.count_refusal(f"accept failed: {error.strerror or error}")
+                    return
+                # The client is still queued and the listener still readable:
+                # returning would only be woken again at once (a spin). Turn it away.
+                if not self.spare.available:
+                    self._pause_accepting(error)
+                    return
+                if self.spare.refuse(self.listener, error):
+                    continue
+                return  # nobody was waiting after all
             if not self.accept_allowed(sock):
                 sock.close()
                 continue
             self.open_connection(sock, address)
+
+    def _pause_accepting(self, error: OSError) -> None:
+        """No spare descriptor to refuse with: leave the queued clients waiting a moment."""
+        self.spare.note_shortage(error)
+        if self._accept_paused_until is None:
+            self.unwatch(self.listener.fileno())
+        self._accept_paused_until = monotonic() + ACCEPT_PAUSE_SECONDS
+
+    def _resume_accepting(self) -> None:
+        self._accept_paused_until = None
+        self.spare.reserve()
+        self.watch(self.listener.fileno(), False)
 
     def open_connection(self, sock: socket.socket, address: tuple) -> None:
         sock.setblocking(False)
@@ -357,9 +386,12 @@ class EventLoopServer:
         """Seconds until the earliest handler deadline (None: wait for IO only)."""
         if self._dirty:
             return 0.0
-        if not self._timers:
+        earliest = self._timers[0][0] if self._timers else None
+        if self._accept_paused_until is not None:
+            earliest = min(earliest or self._accept_paused_until, self._accept_paused_until)
+        if earliest is None:
             return default
-        return max(0.0, self._timers[0][0] - monotonic())
+        return max(0.0, earliest - monotonic())
 
     def publish_counters(self) -> None:
         """Hand the batch's byte counts to the stats (one lock round instead of two per request)."""
@@ -370,6 +402,8 @@ class EventLoopServer:
     def run_timers(self) -> None:
         """After each batch of events: publish the byte counts, fire the handlers' due timers."""
         self.publish_counters()
+        if self._accept_paused_until is not None and monotonic() >= self._accept_paused_until:
+            self._resume_accepting()
         timers = self._timers
         if not timers:
             if self._dirty:
@@ -392,5 +426,6 @@ class EventLoopServer:
         for conn in list(self.connections.values()):
             self.close_connection(conn)
         self.publish_counters()
+        self.spare.close()
         self.waker_reader.close()
         self._waker_writer.close()

@@ -12,8 +12,10 @@ import asyncio
 import signal
 import socket
 import threading
+from typing import Any
 
 from servers.contracts import LINGER_SECONDS, Application, FileSlice, Output, Peer, monotonic
+from servers.fdlimit import OUT_OF_DESCRIPTORS
 from servers.signals import hear_stop
 
 RECV_SIZE = 65536
@@ -102,6 +104,28 @@ async def _serve_connection(
         app.stats.connection_closed(address)
 
 
+_last_shortage_report = [float("-inf")]
+
+
+def _report_loop_trouble(
+    loop: asyncio.AbstractEventLoop, context: dict[str, Any], app: Application
+) -> None:
+    """Out of descriptors, asyncio stops accepting for a second by itself (no spin): say so on the panel."""
+    error = context.get("exception")
+    if isinstance(error, OSError) and error.errno in OUT_OF_DESCRIPTORS:
+        # asyncio calls this for each of up to 100 failed accepts in a row: one error per pause.
+        now = monotonic()
+        if now - _last_shortage_report[0] < 0.5:
+            return
+        _last_shortage_report[0] = now
+        app.stats.count_error(
+            "not accepting for 1 s: out of file descriptors (EMFILE); new clients wait in "
+            "the backlog — raise the limit with --max-open-files or close connections"
+        )
+        return
+    loop.default_exception_handler(context)
+
+
 async def _serve_until_stopped(listener: socket.socket, app: Application) -> None:
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
@@ -112,6 +136,7 @@ async def _serve_until_stopped(listener: socket.socket, app: Application) -> Non
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop)
+    loop.set_exception_handler(lambda loop, context: _report_loop_trouble(loop, context, app))
     server = await asyncio.start_server(
         lambda reader, writer: _serve_connection(reader, writer, app),
         sock=listener,

@@ -14,6 +14,7 @@ import socket
 
 from servers.adapter import blocking_handler_for, serve_connection
 from servers.contracts import Application
+from servers.fdlimit import SpareDescriptor, accept_or_refuse
 from servers.models._forking import describe_status, fork_child, stop_children
 
 DEFAULT_WORKERS = 4
@@ -25,10 +26,14 @@ def serve(listener: socket.socket, app: Application, workers: int | None = None)
     handle = blocking_handler_for(app)
     app.stats.enable_child_reports()
     listener.setblocking(True)
+    spare = SpareDescriptor(app.stats)
 
     def worker_loop() -> None:
         while True:
-            conn, address = listener.accept()
+            accepted = accept_or_refuse(listener, spare)
+            if accepted is None:
+                continue  # refused: out of descriptors
+            conn, address = accepted
             serve_connection(app, handle, conn, address)
 
     try:

@@ -14,6 +14,7 @@ import socket
 
 from servers.adapter import blocking_handler_for, serve_connection
 from servers.contracts import Application
+from servers.fdlimit import SpareDescriptor, accept_or_refuse
 from servers.models._forking import fork_child, reap_children, stop_children
 
 
@@ -22,10 +23,14 @@ def serve(listener: socket.socket, app: Application, workers: int | None = None)
     handle = blocking_handler_for(app)
     app.stats.enable_child_reports()
     listener.setblocking(True)
+    spare = SpareDescriptor(app.stats)
     previous = signal.signal(signal.SIGCHLD, lambda signum, frame: reap_children(app))
     try:
         while True:
-            conn, address = listener.accept()
+            accepted = accept_or_refuse(listener, spare)
+            if accepted is None:
+                continue  # refused: out of descriptors
+            conn, address = accepted
 
             def serve_in_child(conn: socket.socket = conn, address: tuple = address) -> None:
                 listener.close()  # the child only talks to its own client

@@ -14,6 +14,7 @@ import select
 import socket
 
 from servers.contracts import Application
+from servers.fdlimit import ThrottledLog
 from servers.models._eventloop import EventLoopServer
 
 #: select()'s bitmap size on Linux (glibc's FD_SETSIZE).
@@ -29,6 +30,7 @@ class SelectServer(EventLoopServer):
         super().__init__(listener, app)
         self.read_fds: set[int] = {listener.fileno(), self.waker_reader.fileno()}
         self.write_fds: set[int] = set()
+        self._log = ThrottledLog(log)
 
     def watch(self, fd: int, write: bool) -> None:
         if write:
@@ -46,10 +48,10 @@ class SelectServer(EventLoopServer):
         if sock.fileno() < FD_SETSIZE:
             return True
         message = (
-            f"refused a connection: descriptor {sock.fileno()} is past select()'s "
+            f"refused a connection: descriptor {sock.fileno()} is not below select()'s "
             f"FD_SETSIZE ({FD_SETSIZE}); use poll or epoll for more connections"
         )
-        log.error(message)
+        self._log.error(message)
         self.stats.count_refusal(message)
         return False
 

@@ -13,7 +13,8 @@ import threading
 
 from servers.adapter import blocking_handler_for, serve_connection
 from servers.contracts import Application
-from servers.signals import HelperThread
+from servers.fdlimit import SpareDescriptor, accept_or_refuse
+from servers.signals import ServingThread
 
 #: How long a stopping server lets running connections finish, seconds.
 SHUTDOWN_GRACE = 1.0
@@ -23,6 +24,7 @@ def serve(listener: socket.socket, app: Application, workers: int | None = None)
     """Serve ``app`` on ``listener`` with a thread per connection until the server is stopped."""
     handle = blocking_handler_for(app)
     listener.setblocking(True)
+    spare = SpareDescriptor(app.stats)
     live: dict[threading.Thread, socket.socket] = {}
     lock = threading.Lock()
 
@@ -35,8 +37,11 @@ def serve(listener: socket.socket, app: Application, workers: int | None = None)
 
     try:
         while True:
-            conn, address = listener.accept()
-            thread = HelperThread(
+            accepted = accept_or_refuse(listener, spare)
+            if accepted is None:
+                continue  # refused: out of descriptors
+            conn, address = accepted
+            thread = ServingThread(
                 target=run_connection, args=(conn, address), name=f"conn-{address[1]}", daemon=True
             )
             with lock:

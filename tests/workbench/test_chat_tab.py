@@ -320,7 +320,11 @@ def test_server_going_away_is_shown() -> None:
             pane.message_input.value = "unsent draft"
             proc.stop()
             await wait_until(pilot, lambda: not pane.joined, "pane notices the server is gone")
-            assert "Out of the room" in status_of(pane)
+            # It tries to rejoin for a few seconds (a restart is back by then), then says so.
+            await wait_until(
+                pilot, lambda: "Out of the room" in status_of(pane), "gave up", timeout=15
+            )
+            assert "rejoining failed" in status_of(pane)
             assert pane.message_input.value == "unsent draft"  # the draft is kept
             assert pane.name_input.value == "alice"
             assert pane.client is None  # the next Join starts on a fresh socket
@@ -431,7 +435,12 @@ def test_nothing_listening_is_a_clear_error() -> None:
     run(scenario)
 
 
-def test_snapshot_two_members_talking(snap_compare: Any, chat_server: ServerProcess) -> None:
+def test_snapshot_two_members_talking(
+    snap_compare: Any, chat_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workbench.widgets import chat_log
+
+    monkeypatch.setattr(chat_log, "clock_text", lambda: "10:42:07")  # the picture must not age
     app = ChatTabHarness(ChatTab(endpoint=("127.0.0.1", chat_server.port)))
 
     async def conversation(pilot: Pilot[Any]) -> None:
@@ -453,6 +462,12 @@ def test_snapshot_two_members_talking(snap_compare: Any, chat_server: ServerProc
         await wait_until(pilot, lambda: has_line(alice, "message", "yes!", "bob"), "reply")
         # The port is random per run: show a fixed one (the members are already in the room).
         app.tab.query_one("#chat-port", Input).value = "9000"
+        await pilot.pause()
+        # Editing the port makes the bar say the members are still in the old (random) room: the
+        # picture shows the bar as it reads when they are in the room it names.
+        app.tab._set_status(
+            "Room at udp 127.0.0.1:9000 — type a name in a pane and press Enter to join"
+        )
         bob.message_input.focus()
         for box in app.query(Input):
             box.cursor_blink = False  # a blinking cursor would make the picture depend on timing
@@ -470,7 +485,7 @@ def test_log_restyles_when_the_theme_changes() -> None:
             yield ChatLog()
 
     def first_line_colour(log: ChatLog) -> Any:
-        return next(segment.style.color for segment in log.lines[0] if segment.text.strip())
+        return next(segment.style.color for segment in log.lines[0] if "bob" in segment.text)
 
     async def scenario() -> None:
         app = LogApp()
@@ -486,3 +501,275 @@ def test_log_restyles_when_the_theme_changes() -> None:
             assert first_line_colour(log) == log.get_component_rich_style("chat-log--joined").color
 
     run(scenario)
+
+
+class LaunchedServerManager:
+    """The app's server manager as the Chat tab sees it, over one real server process."""
+
+    def __init__(self, proc: ServerProcess) -> None:
+        self.proc = proc
+
+    def endpoint(self, name: str) -> Any:
+        return ("127.0.0.1", self.proc.port) if name == "chat" else None
+
+    def default_server_id(self, protocol: str) -> str | None:
+        return "chat" if protocol == "chat" else None
+
+    def row(self, server_id: str) -> Any:
+        class Row:
+            # As the real manager's rows: no pid while the server is not running.
+            pid = self.proc.pid if self.proc.state == "running" else None
+
+        return Row()
+
+
+def restart_on_the_same_port(proc: ServerProcess) -> None:
+    """What the Servers tab's Restart does: a new process on the old port, with an empty room."""
+    port = proc.port
+    proc.stop()
+    proc.spec.port = port
+    proc.start()
+
+
+def test_a_server_restart_rejoins_everyone_at_once_in_plain_words() -> None:
+    """A restart forgets every member: the panes notice within a poll, not a heartbeat, and rejoin."""
+
+    async def scenario(proc: ServerProcess) -> None:
+        tab = ChatTab()
+        app = ChatTabHarness(tab, server_manager=LaunchedServerManager(proc))
+        async with app.run_test(size=(140, 36)) as pilot:
+            await wait_until(pilot, lambda: tab.query_one("#chat-port", Input).value != "", "port")
+            alice, bob = tab.panes
+            await join(pilot, alice, "alice")
+            await join(pilot, bob, "bob")
+            await wait_until(pilot, lambda: "2 members" in status_of(alice), "both in")
+            old_clients = (alice.client, bob.client)
+            await asyncio.to_thread(restart_on_the_same_port, proc)
+            started = asyncio.get_running_loop().time()
+            for pane, name in ((alice, "alice"), (bob, "bob")):
+                await wait_until(
+                    pilot,
+                    lambda p=pane, n=name: p.joined_name == n and p.client not in old_clients,
+                    f"{name} back in the room",
+                    timeout=6,
+                )
+            # The heartbeat comes every 10 s here (30 s room timeout): the tab noticed the restart.
+            back_after = asyncio.get_running_loop().time() - started
+            print(f"both members back in the room {back_after:.2f} s after the restart")
+            assert back_after < 6
+            await wait_until(pilot, lambda: "2 members" in status_of(alice), "count updated")
+            for pane in (alice, bob):
+                texts = [line.text for line in log_of(pane)]
+                assert not any("LOGIN" in text for text in texts), texts
+                # One plain notice (a check racing the restart may find the port closed instead).
+                notices = [line.text for line in log_of(pane) if line.kind == "error"]
+                assert len(notices) == 1, texts
+                assert "no longer knows" in notices[0] or "link to the server" in notices[0]
+                assert any(text.startswith("You are back in the room as") for text in texts)
+
+    with running_server("chat", "threads", options={"timeout": 30}) as proc:
+        run(lambda: scenario(proc))
+
+
+def test_a_stopped_server_is_noticed_within_a_poll() -> None:
+    """Stopping the app's chat server: the joined members stop claiming a room at once."""
+
+    async def scenario(proc: ServerProcess) -> None:
+        tab = ChatTab()
+        manager = LaunchedServerManager(proc)
+        app = ChatTabHarness(tab, server_manager=manager)
+        async with app.run_test(size=(140, 36)) as pilot:
+            await wait_until(pilot, lambda: tab.query_one("#chat-port", Input).value != "", "port")
+            alice = tab.panes[0]
+            await join(pilot, alice, "alice")
+            await asyncio.to_thread(proc.stop)
+            # The heartbeat would take up to 10 s; the tab's 1 s poll sees the pid go.
+            await wait_until(pilot, lambda: not alice.joined, "alice out", timeout=4)
+            assert "members" not in status_of(alice)
+
+    with running_server("chat", "threads", options={"timeout": 30}) as proc:
+        run(lambda: scenario(proc))
+
+
+def test_a_dropped_pane_says_so_at_once_and_offers_to_join_again() -> None:
+    """The server is gone for good: the pane stops claiming members and says what to do."""
+
+    async def scenario(proc: ServerProcess) -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            pane = tab.panes[0]
+            await join(pilot, pane, "alice")
+            proc.stop()
+            pane.check_membership()  # what the tab does for the others when one is dropped
+            await wait_until(pilot, lambda: pane.rejoining, "rejoining")
+            assert "members" not in status_of(pane)
+            assert "Rejoining as alice" in status_of(pane)
+
+    with running_server("chat", "threads", options={"timeout": 30}) as proc:
+        run(lambda: scenario(proc))
+
+
+def test_changing_the_address_moves_joined_members() -> None:
+    """Port typed in the bar: the pane says it is still in the old room; Enter moves it."""
+
+    async def scenario(old: ServerProcess, new: ServerProcess) -> None:
+        tab = ChatTab(participants=2)
+        manager = FakeServerManager({"chat": ("127.0.0.1", old.port)})
+        app = ChatTabHarness(tab, server_manager=manager)
+        async with app.run_test(size=(140, 36)) as pilot:
+            port_box = tab.query_one("#chat-port", Input)
+            await wait_until(pilot, lambda: port_box.value == str(old.port), "port")
+            alice = tab.panes[0]
+            await join(pilot, alice, "alice")
+            with ChatClient("127.0.0.1", old.port) as observer:
+                observer.login("observer")
+                port_box.focus()
+                port_box.value = str(new.port)
+                await pilot.pause()
+                bar = str(tab.query_one("#chat-status", Label).render())
+                assert f"alice is still in the room at udp 127.0.0.1:{old.port}" in bar
+                assert alice.client is not None and alice.client.port == old.port
+                await pilot.press("enter")
+                await wait_until(
+                    pilot,
+                    lambda: (
+                        alice.joined and alice.client is not None and alice.client.port == new.port
+                    ),
+                    "alice moved",
+                )
+                left = None
+                while left is None:
+                    event = await asyncio.to_thread(observer.next_event, 5)
+                    assert event is not None, "the old room never saw alice leave"
+                    if getattr(event, "kind", "") == "left":
+                        left = event
+                assert left.name == "alice"
+            assert "still in the room" not in str(tab.query_one("#chat-status", Label).render())
+
+    with running_server("chat", "threads") as old, running_server("chat", "threads") as new:
+        run(lambda: scenario(old, new))
+
+
+def test_lost_datagrams_are_marked_where_they_went_missing() -> None:
+    """Each marker sits between the two messages around the gap and counts what is missing."""
+    import re
+
+    async def scenario(proc: ServerProcess) -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            pane = tab.panes[0]
+            await join(pilot, pane, "listener")
+            with ChatClient("127.0.0.1", proc.port) as talker:
+                talker.login("talker")
+                await wait_until(pilot, lambda: "talker" in pane.members, "talker seen")
+                for number in range(60):
+                    talker.say(f"line {number}")
+                talker.say("line 60")
+                # The drop is random (seeded): wait for the last line that made it through.
+                await wait_until(
+                    pilot,
+                    lambda: (
+                        pane.client is not None and pane.client.received + pane.client.lost >= 62
+                    ),
+                    "every datagram accounted",
+                )
+                await pilot.pause(0.3)
+            lines = log_of(pane)
+            markers = [index for index, line in enumerate(lines) if line.kind == "lost"]
+            assert markers, [line.text for line in lines]
+            number_of = {
+                index: int(line.text.split()[1])
+                for index, line in enumerate(lines)
+                if line.kind == "message"
+            }
+            counted = 0
+            for index in markers:
+                count = int(re.fullmatch(r"— (\d+) messages? lost here —", lines[index].text)[1])
+                counted += count
+                after = number_of.get(index + 1)
+                before = number_of.get(index - 1, -1)
+                if after is not None:
+                    assert after - before - 1 == count, (before, count, after)
+            assert pane.client is not None and counted == pane.client.lost
+
+    options = {"drop": 0.3, "drop_seed": 7, "rate_limit": 0}
+    with running_server("chat", "threads", options=options) as proc:
+        run(lambda: scenario(proc))
+
+
+def test_lines_are_timestamped_and_one_member_is_singular(chat_server: ServerProcess) -> None:
+    import re
+
+    async def scenario() -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", chat_server.port), participants=1)
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            pane = tab.panes[0]
+            await join(pilot, pane, "alice")
+            await wait_until(pilot, lambda: "· 1 member ·" in status_of(pane), "singular")
+            await say(pilot, pane, "anyone here?")
+            await wait_until(pilot, lambda: has_line(pane, "own", "anyone here?", "alice"), "sent")
+            shown = [strip.text for strip in pane.log_widget.lines]
+            assert any(re.match(r"\d\d:\d\d:\d\d alice: anyone here\?", text) for text in shown)
+
+    run(scenario)
+
+
+def test_a_too_long_name_is_explained_as_it_is_typed(chat_server: ServerProcess) -> None:
+    async def scenario() -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", chat_server.port), participants=1)
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            pane = tab.panes[0]
+            pane.name_input.value = ""
+            pane.name_input.focus()
+            await pilot.press(*"abcdefghijklmnopqrst")
+            assert "at most" not in status_of(pane)
+            await pilot.press(*"uvw")
+            assert pane.name_input.value == "abcdefghijklmnopqrstuvw"  # nothing cut off
+            assert "at most 20 characters: this one has 23" in status_of(pane)
+            await pilot.press("enter")
+            await pilot.pause(0.2)
+            assert not pane.joined and "at most 20" in status_of(pane)
+            await pilot.press("backspace", "backspace", "backspace")
+            assert "at most" not in status_of(pane)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: pane.joined, "joins with 20 characters")
+
+    run(scenario)
+
+
+def test_a_refusal_arriving_before_sent_keeps_the_text() -> None:
+    """The server's ERR can be drained before the send worker's Sent: the text must not be lost."""
+    import time
+
+    async def scenario(proc: ServerProcess) -> None:
+        tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
+        app = ChatTabHarness(tab)
+        async with app.run_test(size=(140, 36)) as pilot:
+            pane = tab.panes[0]
+            await join(pilot, pane, "alice")
+            await say(pilot, pane, "first")
+            await wait_until(pilot, lambda: has_line(pane, "own", "first", "alice"), "first sent")
+            client = pane.client
+            assert client is not None
+            real_say = client.say
+
+            def say_then_wait_for_the_refusal(text: str) -> None:
+                real_say(text)
+                # Hold the worker's Sent back until the pane has shown the server's refusal.
+                deadline = time.monotonic() + 5
+                while "slow down" not in status_of(pane) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+
+            client.say = say_then_wait_for_the_refusal  # type: ignore[method-assign]
+            await say(pilot, pane, "second, too soon")
+            await wait_until(pilot, lambda: "slow down" in status_of(pane), "refusal shown")
+            await wait_until(pilot, lambda: pane._sending is None, "Sent handled")
+            assert pane.message_input.value == "second, too soon"
+            assert not has_line(pane, "own", "second, too soon", "alice")
+
+    with running_server("chat", "threads", options={"rate_limit": 0.2}) as proc:
+        run(lambda: scenario(proc))

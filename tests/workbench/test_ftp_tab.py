@@ -291,7 +291,7 @@ def test_error_reply_is_notified_with_its_code(
 def test_refused_mkdir_on_our_server_is_notified(
     our_ftp_port: int, dirs: tuple[Path, Path]
 ) -> None:
-    """Our server lets anonymous users upload but not create folders: the 550 reaches the user."""
+    """Anonymous writes in uploads/ only on our server: a mkdir elsewhere gets its 550 shown."""
     local, remote = dirs
 
     async def scenario() -> None:
@@ -309,6 +309,65 @@ def test_refused_mkdir_on_our_server_is_notified(
             assert "550" in str(tab.remote_pane.query_one(".ftp-pane-status", Label).render())
             assert not (remote / "forbidden").exists()
             assert tab.client is not None  # still connected and usable
+
+    run(scenario)
+
+
+def access_line(tab: FtpTab) -> str:
+    label = tab.remote_pane.query_one(".ftp-pane-access", Label)
+    return str(label.render()) if label.display else ""
+
+
+def test_anonymous_is_told_where_it_may_write_and_may_write_there(
+    our_ftp_port: int, dirs: tuple[Path, Path]
+) -> None:
+    local, remote = dirs
+    (remote / "uploads").mkdir()
+
+    async def scenario() -> None:
+        tab = FtpTab(endpoint=("127.0.0.1", our_ftp_port), local_dir=local)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await wait_until(pilot, lambda: "uploads" in remote_names(tab), "anonymous listing")
+            assert access_line(tab) == "anonymous: read everywhere, write in uploads/"
+            await focus_entry(pilot, tab.remote_pane, "uploads")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: tab.remote_path == "/uploads", "in uploads/")
+            await pilot.press("m")
+            await wait_until(pilot, lambda: isinstance(app.screen, FtpPromptScreen), "mkdir prompt")
+            await pilot.press(*"mine", "enter")
+            await wait_until(pilot, lambda: "mine" in remote_names(tab), "folder made")
+            await focus_entry(pilot, tab.remote_pane, "mine")
+            await pilot.press("r")
+            await wait_until(pilot, lambda: isinstance(app.screen, FtpPromptScreen), "rename")
+            app.screen.query_one(Input).value = "ours"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: "ours" in remote_names(tab), "renamed")
+            await focus_entry(pilot, tab.remote_pane, "ours")
+            await pilot.press("delete", "y")
+            await wait_until(pilot, lambda: remote_names(tab) == [], "deleted")
+            assert list((remote / "uploads").iterdir()) == []
+            assert not [note for note in app._notifications if note.severity == "error"]
+            await pilot.click("#ftp-connect")  # disconnect: the line goes with the login
+            await wait_until(pilot, lambda: access_line(tab) == "", "access line cleared")
+
+    run(scenario)
+
+
+def test_a_named_account_is_told_it_may_write(our_ftp_port: int, dirs: tuple[Path, Path]) -> None:
+    local, _ = dirs
+
+    async def scenario() -> None:
+        tab = FtpTab(local_dir=local)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(140, 40)) as pilot:
+            tab.query_one("#ftp-host", Input).value = "127.0.0.1"
+            tab.query_one("#ftp-port", Input).value = str(our_ftp_port)
+            tab.query_one("#ftp-user", Input).value = "teacher"
+            tab.query_one("#ftp-password", Input).value = "secret"
+            await pilot.click("#ftp-connect")
+            await wait_until(pilot, lambda: access_line(tab) != "", "access line")
+            assert access_line(tab) == "teacher: read-write"
 
     run(scenario)
 
@@ -518,3 +577,198 @@ def test_snapshot_no_server(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 30), run_before=settle)
+
+
+def test_a_rate_limited_upload_shows_its_eta_and_takes_its_time(
+    our_ftp_port: int, dirs: tuple[Path, Path]
+) -> None:
+    import time
+
+    local, remote = dirs
+    (remote / "uploads").mkdir()
+    size = 150 * 1024
+    (local / "paced.bin").write_bytes(b"\x09" * size)
+
+    async def scenario() -> None:
+        tab = FtpTab(endpoint=("127.0.0.1", our_ftp_port), local_dir=local)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await wait_until(pilot, lambda: "uploads" in remote_names(tab), "remote listing")
+            await focus_entry(pilot, tab.remote_pane, "uploads")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: tab.remote_path == "/uploads", "in uploads/")
+            rate_box = tab.query_one("#ftp-rate", Input)
+
+            rate_box.value = "0"
+            await focus_entry(pilot, tab.local_pane, "paced.bin")
+            await pilot.press("u")
+            await wait_until(
+                pilot, lambda: any("Limit must be" in n for n in notifications(app)), "refused"
+            )
+            assert not tab.transferring and rate_box.value == "0"  # nothing lost or started
+
+            rate_box.value = "100"
+            label = tab.query_one("#ftp-transfer-label", Label)
+            started = time.monotonic()
+            await pilot.press("u")
+            shown: list[str] = []
+            while not str(label.render()).startswith("Uploaded"):
+                shown.append(str(label.render()))
+                assert time.monotonic() - started < 10, shown[-1]
+                await pilot.pause(0.05)
+            elapsed = time.monotonic() - started
+            assert elapsed >= size / (100 * 1024)
+            assert any(" ETA 0:0" in text and "KiB/s" in text for text in shown), shown
+            assert (remote / "uploads" / "paced.bin").read_bytes() == b"\x09" * size
+
+    run(scenario)
+
+
+def test_eta_format() -> None:
+    from workbench.tabs.ftp import format_eta, parse_rate_limit
+
+    assert [format_eta(s) for s in (0, 7.4, 65, 3725)] == ["0:00", "0:07", "1:05", "1:02:05"]
+    assert parse_rate_limit("") is None and parse_rate_limit(" 64 ") == 64 * 1024
+    for bad in ("0", "-5", "fast"):
+        with pytest.raises(ValueError, match="whole number of KiB/s"):
+            parse_rate_limit(bad)
+
+
+# ---------------------------------------------------------------------------
+# Keyboard and mouse in the file lists
+
+
+@pytest.fixture
+def many_files(tmp_path: Path) -> Path:
+    folder = tmp_path / "many"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("alpha.txt", "beta.txt", "bravo.txt", "data.csv", "zulu.txt"):
+        (folder / name).write_text(name)
+    # Wider than the pane: End used to scroll the table sideways and cut the names off.
+    (folder / ("long-" * 30 + ".txt")).write_text("long")
+    return folder
+
+
+def cursor_name(pane: Any) -> str:
+    entry = pane.selected_entry
+    return entry.name if entry is not None else ".."
+
+
+def test_home_and_end_go_to_the_first_and_last_row_without_scrolling_sideways(
+    many_files: Path,
+) -> None:
+    async def scenario() -> None:
+        tab = FtpTab(local_dir=many_files)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(120, 30)) as pilot:
+            pane = tab.local_pane
+            await wait_until(pilot, lambda: "zulu.txt" in local_names(tab), "listing")
+            await focus_entry(pilot, pane, "beta.txt")
+            assert pane.table.max_scroll_x > 0  # the long name makes the table scrollable
+            await pilot.press("end")
+            assert cursor_name(pane) == "zulu.txt"
+            assert pane.table.scroll_x == 0
+            await pilot.press("home")
+            assert cursor_name(pane) == ".."  # the parent row is the first row
+            assert pane.table.scroll_x == 0
+
+    run(scenario)
+
+
+def test_typing_a_name_jumps_to_it(many_files: Path) -> None:
+    async def scenario() -> None:
+        tab = FtpTab(local_dir=many_files)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(120, 30)) as pilot:
+            pane = tab.local_pane
+            await wait_until(pilot, lambda: "zulu.txt" in local_names(tab), "listing")
+            pane.focus_table()
+            await pilot.press("b")
+            assert cursor_name(pane) == "beta.txt"
+            await pilot.press("r")
+            assert cursor_name(pane) == "bravo.txt"
+            status = pane.query_one(".ftp-pane-status", Label)
+            assert "Find: br" in str(status.render())
+            await pilot.press("escape")
+            assert "Find" not in str(status.render())
+            # d is Download: a find that starts with it begins with "/".
+            await pilot.press("slash", "d", "a")
+            assert cursor_name(pane) == "data.csv"
+            await pilot.press("escape", "Z")
+            assert cursor_name(pane) == "zulu.txt"  # case does not matter
+            await pilot.press("q")
+            assert cursor_name(pane) == "zulu.txt"
+            assert "no such name" in str(status.render())
+            # A pause ends the find: the line goes back to the listing's summary.
+            await wait_until(pilot, lambda: "Find" not in str(status.render()), "find over")
+            assert str(status.render()) == "1 folder, 6 files"
+
+    run(scenario)
+
+
+def test_the_path_box_goes_where_it_is_told_and_keeps_a_bad_path(
+    many_files: Path, our_ftp_port: int, dirs: tuple[Path, Path]
+) -> None:
+    (dirs[1] / "books" / "poems").mkdir()
+
+    async def scenario() -> None:
+        tab = FtpTab(endpoint=("127.0.0.1", our_ftp_port), local_dir=many_files)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await wait_until(pilot, lambda: "books" in remote_names(tab), "remote listing")
+            local_box = tab.local_pane.path_input
+            local_box.focus()
+            local_box.value = "sub"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: tab.local_path == many_files / "sub", "local sub/")
+            assert local_box.value == str(many_files / "sub")
+            assert app.focused is tab.local_pane.table  # back in the list
+
+            local_box.focus()
+            local_box.value = "no/such/folder"
+            await pilot.press("enter")
+            await wait_until(
+                pilot, lambda: any("cannot open" in n for n in notifications(app)), "local error"
+            )
+            assert local_box.value == "no/such/folder"
+            assert tab.local_path == many_files / "sub"
+
+            remote_box = tab.remote_pane.path_input
+            remote_box.focus()
+            remote_box.value = "/books/poems"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: tab.remote_path == "/books/poems", "remote folder")
+            assert remote_box.value == "/books/poems"
+            remote_box.focus()
+            remote_box.value = "/nowhere"
+            await pilot.press("enter")
+            await wait_until(
+                pilot, lambda: any("FTP 550" in n for n in notifications(app)), "remote error"
+            )
+            await pilot.pause(0.1)
+            assert remote_box.value == "/nowhere"  # kept to edit
+            assert tab.remote_path == "/books/poems"
+
+    run(scenario)
+
+
+def test_a_click_on_the_highlighted_folder_opens_it(tmp_path: Path) -> None:
+    many_files = tmp_path / "few"
+    (many_files / "sub").mkdir(parents=True)
+    (many_files / "notes.txt").write_text("notes")
+
+    async def scenario() -> None:
+        tab = FtpTab(local_dir=many_files)
+        app = FtpTabHarness(tab)
+        async with app.run_test(size=(120, 30)) as pilot:
+            pane = tab.local_pane
+            await wait_until(pilot, lambda: "sub" in local_names(tab), "listing")
+            await focus_entry(pilot, pane, "sub")
+            table = pane.table
+            row = table.cursor_row
+            # Click the Size cell of the highlighted row: anywhere on the row opens it.
+            name_width = table.ordered_columns[0].get_render_width(table)
+            await pilot.click(table, offset=(name_width + 2, 1 + row))
+            await wait_until(pilot, lambda: tab.local_path == many_files / "sub", "opened")
+
+    run(scenario)

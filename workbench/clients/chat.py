@@ -293,6 +293,16 @@ class ChatClient:
             raise ChatError("not in the room: log in first", p.ERR_NOT_LOGGED_IN)
         self._send("WHO")
 
+    def check_membership(self) -> None:
+        """Send a PING now: a server that no longer counts us (it restarted) answers ERR not-logged-in.
+
+        Quiet when not in the room or the link is down (the heartbeat reports that).
+        """
+        if self.name is None:
+            return
+        with contextlib.suppress(ChatError):
+            self._send("PING")
+
     def leave(self) -> None:
         """Leave the room (QUIT). Quiet if not in the room; the socket stays open."""
         if self.name is None or self._sock is None:

@@ -1,4 +1,4 @@
-"""UI-free FTP client for the FTP tab: ftplib with listings, progress and cancel (course 3.1 file server).
+"""UI-free FTP client for the FTP tab: ftplib with listings, progress and cancel (course 3.2 ftp 文件服务器 exercise).
 
 :class:`FtpClient` wraps one control connection (RFC 959). It lists a directory
 with MLSD (RFC 3659, machine-readable facts) and falls back to parsing ``LIST``
@@ -23,6 +23,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +43,35 @@ ProgressCallback = Callable[[int, int | None], None]
 
 #: Bytes per socket call in transfers: large enough that Python's per-call cost stays small.
 CHUNK_SIZE = 256 * 1024
+#: A rate-limited transfer moves about this many chunks a second: smooth progress, few calls.
+PACED_CHUNKS_PER_SECOND = 20
+
+
+class TransferPacer:
+    """Holds one transfer to ``bytes_per_second`` (None: no limit), waking early on cancel.
+
+    After each chunk it waits until the average since the start is back at the
+    limit; chunks shrink to a twentieth of a second's worth so progress moves smoothly.
+    """
+
+    def __init__(self, bytes_per_second: int | None, cancel: threading.Event | None) -> None:
+        self.rate = bytes_per_second if bytes_per_second and bytes_per_second > 0 else None
+        self._cancel = cancel or threading.Event()
+        self._started = time.monotonic()
+
+    def chunk(self, largest: int) -> int:
+        if self.rate is None:
+            return largest
+        return min(largest, max(1024, self.rate // PACED_CHUNKS_PER_SECOND))
+
+    def pace(self, done: int) -> None:
+        if self.rate is None:
+            return
+        ahead = done / self.rate - (time.monotonic() - self._started)
+        if ahead > 0:
+            self._cancel.wait(ahead)  # a cancel ends the wait at once
+
+
 _REPLY_CODE = re.compile(r"^(\d{3})[ -]")
 
 
@@ -192,6 +222,17 @@ def sort_entries(entries: Iterable[RemoteEntry]) -> list[RemoteEntry]:
 # The client
 
 
+def describe_access(user: str, login_reply: str) -> str:
+    """What a login may do, for a person: from our server's ``230 User x logged in (what).``
+
+    Other servers do not say; then the line says so, and a refused action will answer 550.
+    """
+    stated = re.search(r"logged in \((.+)\)", login_reply)
+    if stated:
+        return f"{user}: {stated[1]}"
+    return f"{user}: logged in (the server does not say what this login may change)"
+
+
 class FtpClient:
     """One FTP control connection with browsing and chunked, cancellable transfers."""
 
@@ -210,6 +251,8 @@ class FtpClient:
         self.password = password if password or self.user != "anonymous" else "anonymous@"
         self.timeout = timeout
         self.welcome = ""
+        #: The server's answer to the login (230 ...): ours says there what this login may do.
+        self.login_reply = ""
         self._ftp: ftplib.FTP | None = None
         self._lock = threading.RLock()
         self._mlsd_supported: bool | None = None
@@ -230,7 +273,7 @@ class FtpClient:
             ftp = ftplib.FTP(timeout=self.timeout, encoding="utf-8")
             try:
                 self.welcome = ftp.connect(self.host, self.port)
-                ftp.login(self.user, self.password)
+                self.login_reply = ftp.login(self.user, self.password)
                 ftp.voidcmd("TYPE I")
             except BaseException as error:
                 _close_quietly(ftp)
@@ -350,6 +393,15 @@ class FtpClient:
         except FtpError:
             return None
 
+    def modified(self, name: str) -> datetime | None:
+        """Remote modification time via MDTM (RFC 3659, UTC), or None when the server cannot tell."""
+        try:
+            reply = self._run(f"time of {name}", lambda ftp: ftp.sendcmd(f"MDTM {name}"))
+        except FtpError:
+            return None
+        code, _, value = str(reply).partition(" ")
+        return _parse_mlsd_time(value.strip()) if code == "213" else None
+
     def _binary_mode(self) -> None:
         # ftplib's retrlines (LIST, MLSD) switches to TYPE A; transfers and SIZE need image mode.
         self._run("switch to binary mode", lambda ftp: ftp.voidcmd("TYPE I"))
@@ -398,39 +450,51 @@ class FtpClient:
         local_path: str | os.PathLike[str],
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
+        max_rate: int | None = None,
     ) -> int:
         """RETR ``remote_name`` into ``local_path``; return the byte count.
 
+        ``max_rate`` (bytes per second) holds this transfer to that speed.
+
         Bytes go to a temporary file next to the target, renamed into place only
         when complete, so a failed or cancelled download never clobbers an
-        existing local file.
+        existing local file. The file gets the server's modification time (MDTM)
+        when the server tells it.
         """
         target = Path(local_path)
         partial = target.with_name(f".{target.name}.part")
         with self._lock:
             self._binary_mode()
             total = self.size(remote_name)
+            # The copy keeps the server's time, as cp -p and FTP GUI clients do: "now" would
+            # make every download look newer than its source.
+            modified = self.modified(remote_name)
             done = 0
             try:
                 with open(partial, "wb") as output:
                     # One reused buffer: recv_into avoids a new bytes object per chunk.
                     buffer = bytearray(CHUNK_SIZE)
                     view = memoryview(buffer)
+                    pacer = TransferPacer(max_rate, cancel)
 
                     def receive(data_conn: socket.socket) -> bool:
                         nonlocal done
-                        count = data_conn.recv_into(buffer)
+                        count = data_conn.recv_into(buffer, pacer.chunk(CHUNK_SIZE))
                         if not count:
                             return False
                         output.write(view[:count])
                         done += count
                         if progress is not None:
                             progress(done, total)
+                        pacer.pace(done)
                         return True
 
                     self._transfer(
                         f"RETR {remote_name}", f"download {remote_name}", receive, cancel
                     )
+                if modified is not None:
+                    stamp = modified.timestamp()
+                    os.utime(partial, (stamp, stamp))
                 os.replace(partial, target)
             except BaseException as error:
                 _unlink_quietly(partial)
@@ -447,8 +511,11 @@ class FtpClient:
         remote_name: str,
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
+        max_rate: int | None = None,
     ) -> int:
         """STOR ``local_path`` as ``remote_name``; return the byte count.
+
+        ``max_rate`` (bytes per second) holds this transfer to that speed.
 
         On cancel the data connection is reset (not closed cleanly) and ABOR sent,
         so the server sees an abort rather than a short file. If the target did not
@@ -465,16 +532,18 @@ class FtpClient:
             self._binary_mode()
             existed_before = self._remote_file_exists(remote_name)
             done = 0
+            pacer = TransferPacer(max_rate, cancel)
 
             def send(data_conn: socket.socket) -> bool:
                 nonlocal done
                 # socket.sendfile: os.sendfile underneath, the kernel copies file to socket.
-                sent = data_conn.sendfile(data_source, done, CHUNK_SIZE)
+                sent = data_conn.sendfile(data_source, done, pacer.chunk(CHUNK_SIZE))
                 if not sent:
                     return False
                 done += sent
                 if progress is not None:
                     progress(done, total)
+                pacer.pace(done)
                 return True
 
             with data_source:

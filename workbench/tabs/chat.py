@@ -55,8 +55,9 @@ What to look for:
 - **Admin announcements** (admin ▸) come from the server side: the Servers tab's
   announcement box, or the server's standard input.
 - **Lost datagrams**: UDP does not retransmit. Every room datagram carries a
-  sequence number, so a gap is a loss; start the chat server with `--drop 0.1`
-  and each pane counts what it missed.
+  sequence number, so a gap is a loss. To make the room lose some on purpose, select
+  the chat row in the Servers tab, press **m** and set *Drop rate* to 0.1 (or run
+  `python -m servers chat --drop 0.1`): each pane counts what it missed.
 
 | Key | Action |
 |---|---|
@@ -64,6 +65,13 @@ What to look for:
 | Ctrl+N | add a participant (up to four) |
 | Ctrl+R | remove the focused participant |
 | Ctrl+L | leave the room (in a pane) |
+| Page Up / Page Down | scroll the pane's log |
+| Tab | next name or message box, then the connection bar |
+
+Log lines carry the time they arrived (HH:MM:SS); where datagrams went missing
+the log says so in place: *— 2 messages lost here —*. If the server restarts
+(its room starts empty) or the address above changes (press **Enter** in it),
+every joined member rejoins by itself under the same name.
 """
 
     DEFAULT_CSS = """
@@ -129,6 +137,9 @@ What to look for:
         self._next_pane_number = 0
         #: The address last filled in from the server manager (to follow a restart, not override typing).
         self._auto_endpoint: tuple[str, int] | None = None
+        #: The pid of the app's chat server when last polled: a new one (or none) means the room
+        #: the members were in is gone.
+        self._server_pid: int | None = None
 
     def compose(self) -> ComposeResult:
         # The panes come first in the DOM so focusing "the first focusable widget" (what the app
@@ -178,12 +189,31 @@ What to look for:
     def _server_endpoint(self) -> tuple[str, int] | None:
         return server_endpoint(self, "chat", self._endpoint_override)
 
+    def _managed_server_pid(self) -> tuple[bool, int | None]:
+        """(known, pid) of the app's chat server; pid None when it is stopped."""
+        if self._endpoint_override is not None:
+            return False, None
+        manager = getattr(self.app, "server_manager", None)
+        try:
+            row = manager.row(manager.default_server_id("chat"))  # type: ignore[union-attr]
+        except Exception:
+            return False, None  # no manager, or one mid-restart: try again at the next poll
+        return True, getattr(row, "pid", None)
+
     def follow_server_endpoint(self) -> None:
         """Fill the address from the app's chat server; follow it if it restarts on another port.
 
         Only fields still holding what this method put there are changed: an
-        address the user typed is never overwritten.
+        address the user typed is never overwritten. A restart (a new server
+        process, same port) forgets every member: the joined panes check at once
+        instead of at their next heartbeat, and rejoin.
         """
+        known, pid = self._managed_server_pid()
+        if known and pid != self._server_pid:
+            # Restarted (a new pid) or stopped (none): the room the members were in is gone.
+            if self._server_pid is not None:
+                self._check_joined_panes()
+            self._server_pid = pid
         address = self._server_endpoint()
         if address is not None and address != self._auto_endpoint:
             host_input = self.query_one("#chat-host", Input)
@@ -197,6 +227,8 @@ What to look for:
                 self._auto_endpoint = address
                 # Input.Changed then refreshes the status line.
                 host_input.value, port_input.value = address[0], str(address[1])
+                # The server moved: members follow it rather than sit in a room that is gone.
+                self.call_after_refresh(self.move_joined_panes)
 
     def server_address(self) -> ChatServerAddress | None:
         """The address typed in the connection bar, or None (with the reason shown) when incomplete."""
@@ -220,15 +252,71 @@ What to look for:
     @on(Select.Changed, "#chat-transport")
     def _transport_changed(self, event: Select.Changed) -> None:
         self._update_status()
+        self.move_joined_panes()
 
     @on(Input.Submitted, "#chat-connection Input")
     def _address_submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        if self.move_joined_panes():
+            return
         # Enter in the address bar: go and pick a name in the first free seat.
         for pane in self.panes:
             if not pane.joined:
                 pane.name_input.focus()
                 return
+
+    def _panes_elsewhere(self, server: ChatServerAddress | None) -> list[ChatParticipantPane]:
+        """Joined panes whose room is not at ``server`` (the address in the bar)."""
+        if server is None:
+            return []
+        here = (server.host, server.port, server.transport)
+        return [
+            pane
+            for pane in self.panes
+            if pane.joined
+            and pane.client is not None
+            and (pane.client.host, pane.client.port, pane.client.transport) != here
+        ]
+
+    def move_joined_panes(self) -> bool:
+        """Move every joined member to the room in the address bar (leave the old, rejoin the new).
+
+        Returns whether any pane moved. Typing alone does not move anyone (every
+        keystroke is a different port); Enter, the transport switch, or the
+        app's server moving does.
+        """
+        server = self._typed_address()
+        elsewhere = self._panes_elsewhere(server)
+        for pane in elsewhere:
+            assert server is not None
+            pane.rejoin(
+                f"moving to the room at {server.transport} {server.host}:{server.port}",
+                server,
+                error=False,
+            )
+        if elsewhere:
+            self._update_status()
+        return bool(elsewhere)
+
+    def _check_joined_panes(self) -> None:
+        for pane in self.panes:
+            pane.check_membership()
+
+    def on_chat_participant_pane_dropped(self, message: ChatParticipantPane.Dropped) -> None:
+        # One member was forgotten or cut off: the others most likely were too (a restart).
+        message.stop()
+        for pane in self.panes:
+            if pane is not message.control:
+                pane.check_membership()
+
+    def _typed_address(self) -> ChatServerAddress | None:
+        """The bar's address without reporting problems (server_address() reports them)."""
+        port_text = self.query_one("#chat-port", Input).value.strip()
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            return None
+        host = self.query_one("#chat-host", Input).value.strip() or "127.0.0.1"
+        transport = self.query_one("#chat-transport", Select).value
+        return ChatServerAddress(host, int(port_text), str(transport))
 
     def _update_status(self) -> None:
         port_text = self.query_one("#chat-port", Input).value.strip()
@@ -237,6 +325,20 @@ What to look for:
             return
         host = self.query_one("#chat-host", Input).value.strip() or "127.0.0.1"
         transport = self.query_one("#chat-transport", Select).value
+        typed = self._typed_address()
+        joined = [pane for pane in self.panes if pane.joined and pane.client is not None]
+        left_behind = self._panes_elsewhere(typed) if typed is not None else joined
+        if left_behind:
+            client = left_behind[0].client
+            assert client is not None
+            names = ", ".join(pane.joined_name or "" for pane in left_behind)
+            self._set_status(
+                f"{names} {'are' if len(left_behind) > 1 else 'is'} still in the room at "
+                f"{client.transport} {client.host}:{client.port} — press Enter here to move to "
+                f"{transport} {host}:{port_text}",
+                error=True,
+            )
+            return
         self._set_status(
             f"Room at {transport} {host}:{port_text} — type a name in a pane and press Enter to join"
         )

@@ -1,4 +1,4 @@
-"""The FTP tab: a two-pane local | remote file browser over FTP (course 3.1: the file server exercise).
+"""The FTP tab: a two-pane local | remote file browser over FTP (course 3.2: the ftp 文件服务器 exercise).
 
 Every network and disk call runs in a thread worker and comes back as a message
 nested in :class:`FtpTab`. Browsing uses one control connection; each transfer
@@ -25,7 +25,14 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, ProgressBar
 
-from workbench.clients.ftp import FtpClient, FtpError, RemoteEntry, TransferCancelled, sort_entries
+from workbench.clients.ftp import (
+    FtpClient,
+    FtpError,
+    RemoteEntry,
+    TransferCancelled,
+    describe_access,
+    sort_entries,
+)
 from workbench.tabs.endpoint import server_endpoint
 from workbench.widgets.ftp_dialogs import FtpConfirmScreen, FtpPromptScreen
 from workbench.widgets.ftp_file_pane import FtpFilePane, format_size
@@ -41,6 +48,29 @@ PROGRESS_RATE_HZ = 10
 ENDPOINT_POLL_SECONDS = 1.0
 
 NO_SERVER_TEXT = "No server — enter host and port, then Connect"
+
+
+def format_eta(seconds: float) -> str:
+    """Time left as ``m:ss`` (or ``h:mm:ss``), what a progress line shows after "ETA"."""
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def parse_rate_limit(text: str) -> int | None:
+    """The Limit field (KiB/s per transfer) in bytes per second; None when empty (no limit).
+
+    Raises ValueError with a sentence for the user when it is not a positive whole number.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) == 0:
+        raise ValueError(
+            f"Limit must be a whole number of KiB/s above 0 (empty for no limit), not {text!r}"
+        )
+    return int(text) * 1024
 
 
 def list_local_dir(path: Path) -> list[RemoteEntry]:
@@ -100,11 +130,15 @@ class FtpTab(Widget):
     """Local and remote panes side by side, a connection bar on top and a transfer bar below."""
 
     HELP = """\
-# FTP — the file server (文件服务器, course 3.1)
+# FTP — the file server (ftp 文件服务器, the exercise of course 3.2 多任务并发模型)
 
 A two-pane browser: **your disk on the left, the FTP server on the right**.
 It talks to the workbench's own FTP server by default, and to any FTP server
 (host, port, user and password at the top; anonymous when the user is empty).
+On the workbench's own server **anonymous reads everywhere and writes (upload,
+new folder, rename, delete) inside `uploads/` only**; named accounts from a
+users file may write everywhere. The line under the Remote title says what the
+current login may do.
 
 FTP keeps **two connections**: a *control* connection where commands and
 three-digit replies travel (`RETR file` → `150`, then `226`), and a fresh *data*
@@ -115,12 +149,19 @@ connection for each listing or file (passive mode: the server opens a port with
 
 Every transfer opens its own control connection, so you can keep browsing while
 it runs; watch the server's connection count climb in the **Servers** tab and see
-how each concurrency model (threads, processes, pool…) serves them.
+how each concurrency model (threads, processes, pool…) serves them. Under the
+event-loop models (select, poll, epoll, asyncio) the loop handles the control connections
+and each data transfer runs in a thread of its own, so *Thr* reads `2+3` while one
+file moves. To serve read-only or with accounts, select the ftp row there, press
+**m** and tick *Read-only* or give a *Users file*.
 
 | Key | Action |
 |---|---|
-| Enter / Backspace | open folder / go up |
-| Tab | switch between the panes and the connection bar |
+| Enter / Backspace | open folder / go up (a click on the highlighted row opens it too) |
+| Home / End | first / last row |
+| letters | jump to the first name starting with them (`/` first when a name starts with a command key: d, u, m, r, x) |
+| path box | type a path at the top of a pane, Enter goes there |
+| Tab | next stop: each pane's path box and list, then the connection bar |
 | `d` | download the remote file under the cursor into the local folder |
 | `u` | upload the local file under the cursor into the remote folder |
 | `m` | new folder (in the pane you are in) |
@@ -130,7 +171,12 @@ how each concurrency model (threads, processes, pool…) serves them.
 | `Ctrl+R` | refresh both panes |
 
 Existing files are never overwritten without asking, and a cancelled or failed
-transfer leaves no half-written file behind.
+transfer leaves no half-written file behind. A downloaded file keeps the
+server's modification time (asked with `MDTM`).
+
+**Limit** (KiB/s, empty for none) holds each transfer to that speed, so a
+class can watch one move: the bottom line shows bytes, speed and ETA. The
+server has the same knob for every client: `--max-rate` (KiB/s per transfer).
 """
 
     DEFAULT_CSS = """
@@ -155,6 +201,9 @@ transfer leaves no half-written file behind.
     }
     FtpTab #ftp-connection #ftp-port {
         width: 12;
+    }
+    FtpTab #ftp-connection #ftp-rate {
+        width: 11;
     }
     FtpTab #ftp-connection Button {
         margin-left: 1;
@@ -294,6 +343,8 @@ transfer leaves no half-written file behind.
         self._transfer_name = ""
         #: The address last filled in from the server manager (to follow a restart, not override typing).
         self._auto_endpoint: tuple[str, int] | None = None
+        #: A path typed in a pane's path box whose folder has not opened yet, by side.
+        self._typed_paths: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         # The panes come first in the DOM so focusing "the first focusable widget" (what the app
@@ -311,6 +362,13 @@ transfer leaves no half-written file behind.
                 yield Input(placeholder="anonymous", id="ftp-user")
                 yield Label("Password")
                 yield Input(placeholder="(anonymous)", password=True, id="ftp-password")
+                yield Label("Limit")
+                yield Input(
+                    placeholder="KiB/s",
+                    type="integer",
+                    id="ftp-rate",
+                    tooltip="Most KiB/s each transfer may move, to watch it happen; empty: no limit",
+                )
                 yield Button("Connect", id="ftp-connect", variant="primary")
             yield Label("", id="ftp-status", markup=False)
         with Horizontal(id="ftp-transfer"):
@@ -442,6 +500,7 @@ transfer leaves no half-written file behind.
             f"Connected to {client.host}:{client.port} as {client.user}", connected=True
         )
         self._show_remote(message.path, message.entries, None)
+        self.remote_pane.set_access(describe_access(client.user, client.login_reply))
         # Move into the listing only from our own connection bar: focusing a widget of a hidden
         # tab would make the app switch to it in the middle of whatever the user is doing.
         focused = self.screen.focused
@@ -454,6 +513,7 @@ transfer leaves no half-written file behind.
         self.query_one("#ftp-connect", Button).label = "Connect"
         self._set_status(message.error, error=True)
         self.remote_pane.show_placeholder("Not connected", error=True)
+        self.remote_pane.set_access("")
         self._notify_error(message.error, message.code)
 
     def _disconnect(self, reason: str, *, error: bool = False) -> None:
@@ -464,6 +524,7 @@ transfer leaves no half-written file behind.
         self.query_one("#ftp-connect", Button).label = "Connect"
         self._set_status(f"{reason} — press Connect to reconnect", error=error)
         self.remote_pane.show_placeholder("Not connected", error=error)
+        self.remote_pane.set_access("")
 
     @work(thread=True, group="ftp-close", exit_on_error=False)
     def _close_in_background(self, client: FtpClient) -> None:
@@ -477,6 +538,18 @@ transfer leaves no half-written file behind.
     @on(Input.Submitted, "#ftp-connection Input")
     def _field_submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        if event.input.id == "ftp-rate":
+            # The limit applies to the next transfer: no need to reconnect for it.
+            try:
+                limit = parse_rate_limit(event.value)
+            except ValueError as error:
+                self._set_status(str(error), error=True)
+                return
+            self.notify(
+                f"Each transfer limited to {limit // 1024} KiB/s" if limit else "No transfer limit",
+                title="FTP",
+            )
+            return
         if self.client is not None:
             # New fields mean a new server: drop the old connection first.
             self._disconnect("Disconnected")
@@ -492,10 +565,14 @@ transfer leaves no half-written file behind.
             pane.select_name(select)
 
     def on_ftp_tab_remote_listed(self, message: FtpTab.RemoteListed) -> None:
+        if message.path != self.remote_path:
+            self._typed_paths.pop("remote", None)  # it opened: the box shows where we are now
         if self.client is not None:
             self._show_remote(message.path, message.entries, message.select)
 
     def on_ftp_tab_local_listed(self, message: FtpTab.LocalListed) -> None:
+        if message.path != self.local_path:
+            self._typed_paths.pop("local", None)
         self.local_path = message.path
         pane = self.local_pane
         pane.show_entries(
@@ -505,6 +582,10 @@ transfer leaves no half-written file behind.
             pane.select_name(message.select)
 
     def on_ftp_tab_operation_failed(self, message: FtpTab.OperationFailed) -> None:
+        typed = self._typed_paths.pop(message.side, None)
+        if typed is not None:
+            pane = self.local_pane if message.side == "local" else self.remote_pane
+            pane.path_input.value = typed
         self._notify_error(message.error, message.code)
         # The pane keeps the last error in view after the notification fades.
         pane = self.local_pane if message.side == "local" else self.remote_pane
@@ -528,6 +609,20 @@ transfer leaves no half-written file behind.
                 self.remote_path.rstrip("/").rsplit("/", 1)[-1] if message.entry is None else None
             )
             self._remote_operation(lambda client: client.cwd(target_name), select=previous)
+
+    def on_ftp_file_pane_path_entered(self, message: FtpFilePane.PathEntered) -> None:
+        message.stop()
+        side = "local" if message.pane is self.local_pane else "remote"
+        # Kept until the folder opens: a refused path goes back into the box to edit.
+        self._typed_paths[side] = message.path
+        if message.pane is self.local_pane:
+            typed = Path(message.path).expanduser()
+            self._local_worker(typed if typed.is_absolute() else self.local_path / typed)
+        elif self.client is not None:
+            path = message.path
+            self._remote_operation(lambda client: client.cwd(path))
+        else:
+            message.pane.set_status("Not connected: connect first, then type a path", error=True)
 
     @work(thread=True, group="ftp-local", exit_on_error=False)
     def _local_worker(
@@ -664,6 +759,12 @@ transfer leaves no half-written file behind.
             return
         if self.client is None:
             return
+        try:
+            max_rate = parse_rate_limit(self.query_one("#ftp-rate", Input).value)
+        except ValueError as error:
+            self._set_status(str(error), error=True)
+            self.notify(str(error), title="Transfer not started", severity="error")
+            return
         client = self.client
         cancel = threading.Event()
         self._transfer_cancel = cancel
@@ -674,7 +775,9 @@ transfer leaves no half-written file behind.
         self.query_one("#ftp-transfer-label", Label).update(f"{verb} {name}…")
         self.query_one("#ftp-progress", ProgressBar).update(total=None, progress=0)
         params = (client.host, client.port, client.user, client.password)
-        self._transfer_worker(params, self.remote_path, direction, name, local_path, cancel)
+        self._transfer_worker(
+            params, self.remote_path, direction, name, local_path, cancel, max_rate
+        )
 
     @work(thread=True, group="ftp-transfer", exit_on_error=False)
     def _transfer_worker(
@@ -685,6 +788,7 @@ transfer leaves no half-written file behind.
         name: str,
         local_path: Path,
         cancel: threading.Event,
+        max_rate: int | None = None,
     ) -> None:
         started = time.monotonic()
         last_post = 0.0
@@ -702,9 +806,9 @@ transfer leaves no half-written file behind.
             if remote_dir:
                 client.cwd(remote_dir)
             if direction == "download":
-                count = client.download(name, local_path, progress, cancel)
+                count = client.download(name, local_path, progress, cancel, max_rate)
             else:
-                count = client.upload(local_path, name, progress, cancel)
+                count = client.upload(local_path, name, progress, cancel, max_rate)
             elapsed = max(time.monotonic() - started, 1e-6)
             detail = (
                 f"{format_size(count)} in {elapsed:.1f} s ({format_size(int(count / elapsed))}/s)"
@@ -732,11 +836,16 @@ transfer leaves no half-written file behind.
             bar.update(total=total, progress=message.done)
         verb = "Downloading" if self._transfer_direction == "download" else "Uploading"
         of_total = f" of {format_size(total)}" if total is not None else ""
-        rate = (
-            format_size(int(message.done / message.elapsed)) + "/s" if message.elapsed > 0 else ""
+        speed = message.done / message.elapsed if message.elapsed > 0 else 0.0
+        rate = f"{format_size(int(speed))}/s" if speed else ""
+        # Time left at the speed so far (the limit's speed when one is set).
+        eta = (
+            f"  ETA {format_eta((total - message.done) / speed)}"
+            if total is not None and speed and message.done < total
+            else ""
         )
         self.query_one("#ftp-transfer-label", Label).update(
-            f"{verb} {self._transfer_name}: {format_size(message.done)}{of_total}  {rate}"
+            f"{verb} {self._transfer_name}: {format_size(message.done)}{of_total}  {rate}{eta}"
         )
 
     def on_ftp_tab_transfer_finished(self, message: FtpTab.TransferFinished) -> None:

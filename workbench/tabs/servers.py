@@ -58,8 +58,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("children", "Kids"),
     ("connections", "Conn"),
     ("rps", "Req/s"),
-    ("in", "In B/s"),
-    ("out", "Out B/s"),
+    ("in", "In/s"),
+    ("out", "Out/s"),
+    ("refused", "Refused"),
     ("errors", "Err"),
     ("cpu", "CPU%"),
     ("rss", "RSS"),
@@ -70,16 +71,24 @@ The **Servers** panel starts the servers in child processes and shows, live, wha
 concurrency model does: processes appearing and vanishing under `processes`, the thread
 count climbing under `threads`, one process holding thousands of connections under `epoll`.
 
-* The **table** has one row per server (`*` marks the instance the other tabs use;
-  *Conn* is active/total connections), refreshed twice a second from the servers' own
-  reports (connections, requests, bytes) and from what the OS sees of their process tree
-  (threads, child processes, CPU %, RSS). Move with ↑/↓ to select a server.
-* Below it, for the selected server: **sparklines** of requests/s and active connections,
-  the **process tree** (like `pstree`) with its zombie count (僵尸进程 — must stay 0), and,
-  beside them, three views — **v** cycles through them:
-  * **Events**: the log (connect, disconnect, request, error, crash). Type in the filter to
-    narrow it (**/**), **p** pauses it. Its label says *live* only while the newest line is on
-    screen; scrolled up it counts the *new lines* below (End, in the log, or **p** goes back).
+* The **table** has one row per server (`*` marks the instance the other tabs use),
+  refreshed twice a second from the servers' own reports and from what the OS sees of
+  their process tree (CPU %, RSS). Move with ↑/↓ to select a server.
+  * *Thr* is `a+b`: *a* threads doing the model's work (each process's main thread, plus
+    one per connection under `threads`), *b* helper threads the workbench adds to every
+    server (stats reporter, control channel, stats queue feeder; a stats flusher in each
+    forked child). *Kids* counts child processes.
+  * *Conn* is active/total connections; for a UDP chat (model *datagram*) it is room
+    members, marked `m`, since UDP has no connections.
+  * *Refused* counts clients turned away: past select's FD_SETSIZE (descriptors 1024 and
+    above), out of file descriptors (EMFILE), or a full chat room. *Err* counts errors.
+* Below it, for the selected server: **sparklines** of requests/s and active connections
+  (room members for UDP chat), the **process tree** (like `pstree`) with its zombie count
+  (僵尸进程 — must stay 0), and, beside them, three views — **v** cycles through them:
+  * **Events**: the log (connect, disconnect, join, leave, request, refused, error, crash).
+    Type in the filter to narrow it (**/**), **p** pauses it. Its label says *live* only
+    while the newest line is on screen; scrolled up it counts the *new lines* below (End,
+    in the log, or **p** goes back).
   * **Sockets**: every socket of the server's processes (psutil: pid, fd, addresses) with
     what `ss` reads from the kernel — TCP state, Recv-Q/Send-Q, RTT, unacknowledged and
     retransmitted segments — sampled about once a second while the view is open. On the
@@ -91,13 +100,19 @@ count climbing under `threads`, one process holding thousands of connections und
   * **Last connection**: its 三次握手, data and 四次挥手 (1.3.1) with timestamps. Only the
     server's own events and the sampled states are *observed*; the packets in between are
     *inferred* (greyed) — nothing is captured on the wire.
+* **n** starts a server (a second HTTP server gets the id `http-2`); **m** changes the
+  selected one and restarts it. The form offers only what applies: the model (for chat,
+  after the *Transport*: UDP runs one datagram loop; TCP runs under iterative, threads,
+  select, poll, epoll and asyncio, not the multi-process models, since the room lives in
+  one process's memory), chat's *Drop rate* (UDP: 0.1 loses 10% of room datagrams), FTP's
+  *Read-only* and *Users file*, the *Bind address* (127.0.0.1 = this machine only), port,
+  workers (pool, prefork) and *Open files* (the server's descriptor limit; empty = as high
+  as the system allows). A restart keeps them all. **r** restarts (or starts a stopped
+  one), **x** stops, **Delete** removes a stopped row.
 * **R** (in the Sockets and Last connection views) restarts the server on the same port
   **without SO_REUSEADDR**: while `TIME_WAIT` sockets hold the port, the bind fails with
   "address already in use" — the reason our TCP servers set SO_REUSEADDR. **r** restarts
   normally (with it).
-* **n** starts a server (a second HTTP server gets the id `http-2`), **m** changes the
-  model, port or worker count and restarts, **r** restarts (or starts a stopped one),
-  **x** stops, **Delete** removes a stopped row.
 * A server killed from outside (`kill -9 PID`) shows as *crashed* with its signal; press
   **r** to bring it back.
 * **a** opens the announcement dialog: the text is sent to every chat room member as the
@@ -128,6 +143,13 @@ def describe_server(row: ServerRow) -> str:
     return f"{row.server_id} is {row.state}…"
 
 
+def format_threads(row: ServerRow) -> str:
+    """``1+3``: threads serving clients + helper threads (stats reporter, control channel...)."""
+    if not row.serving_threads:
+        return str(row.threads)
+    return f"{row.serving_threads}+{row.helper_threads}"
+
+
 def _short_exit(description: str) -> str:
     """Table-sized exit reason: ``killed by SIGKILL`` -> ``SIGKILL``, ``exit code 1`` -> ``exit 1``.
 
@@ -149,7 +171,7 @@ class ServersTab(Vertical):
         Binding("n", "new_server", "New server"),
         Binding("r", "restart_server", "Restart"),
         Binding("x", "stop_server", "Stop"),
-        Binding("m", "change_server", "Model/port/workers"),
+        Binding("m", "change_server", "Change"),
         Binding("delete", "remove_server", "Remove", show=False),
         Binding("p", "pause_log", "Pause log"),
         Binding("slash", "filter_log", "Filter"),
@@ -259,12 +281,13 @@ class ServersTab(Vertical):
             str(row.pid) if row.pid else "-",
             Text(state, style=self._state_style(row.state)),
             format_uptime(row.uptime) if row.uptime else "-",
-            str(row.threads) if running else "-",
+            format_threads(row) if running else "-",
             str(row.children) if running else "-",
-            f"{row.active}/{row.accepted}",
+            f"{row.active}/{row.accepted}" + (" m" if row.is_datagram else ""),
             format_rate(row.requests_per_second),
             format_bytes_compact(row.bytes_in_per_second),
             format_bytes_compact(row.bytes_out_per_second),
+            Text(str(row.refused), style=self._state_style("starting") if row.refused else ""),
             Text(str(row.errors), style=self._state_style("crashed") if row.errors else ""),
             f"{row.cpu_percent:.0f}" if running else "-",
             format_bytes_compact(row.rss_bytes) if running and row.rss_bytes else "-",
@@ -312,11 +335,12 @@ class ServersTab(Vertical):
             f"Requests/s  now {format_rate(row.requests_per_second)}  peak {format_rate(peak_rate)}"
         )
         self.query_one("#active-label", Label).update(
-            f"Active connections  now {row.active}  peak {peak_active:.0f}"
+            f"{'Room members' if row.is_datagram else 'Active connections'}  "
+            f"now {row.active}  peak {peak_active:.0f}"
         )
         processes = sum(1 for node in row.process_tree if node.status != "zombie")
         self.query_one("#tree-label", Label).update(
-            f"Processes {processes} · threads {row.threads} · zombies {row.zombies}"
+            f"Processes {processes} · threads {format_threads(row)} · zombies {row.zombies}"
         )
         self.query_one(ProcessTreeView).show(
             row.process_tree, self._state_style("crashed"), root_label=row.server_id
@@ -385,16 +409,34 @@ class ServersTab(Vertical):
     def _start_from_form(self, settings: ServerSettings | None) -> None:
         if settings is None:
             return
-        self.start_server(settings.protocol, settings.model, settings.port or 0, settings.workers)
+        self.start_server(
+            settings.protocol,
+            settings.model,
+            settings.port or 0,
+            settings.workers,
+            host=settings.host,
+            options=settings.options,
+        )
 
     def start_server(
-        self, protocol: str, model: str, port: int = 0, workers: int | None = None
+        self,
+        protocol: str,
+        model: str,
+        port: int = 0,
+        workers: int | None = None,
+        *,
+        host: str | None = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
         def job() -> str:
-            server_id = self.manager.start(protocol, model, port=port, workers=workers)
+            server_id = self.manager.start(
+                protocol, model, port=port, workers=workers, host=host, options=options
+            )
             row = self.manager.row(server_id)
-            where = f" on {row.address}" if row else ""
-            return f"Started {server_id} ({protocol}, {model}){where}"
+            if row is None:
+                return f"Started {server_id} ({protocol}, {model})"
+            # The row says what really runs: a UDP chat is a datagram loop whatever was asked.
+            return f"Started {server_id} ({protocol} over {row.transport}, {row.model}) on {row.address}"
 
         self._in_background(f"Starting {protocol} ({model})", job)
 
@@ -409,12 +451,18 @@ class ServersTab(Vertical):
         model: str | None = None,
         port: int | None = None,
         workers: int | None = None,
+        *,
+        host: str | None = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
         def job() -> str:
-            bound = self.manager.restart(server_id, model=model, port=port, workers=workers)
+            bound = self.manager.restart(
+                server_id, model=model, port=port, workers=workers, host=host, options=options
+            )
             row = self.manager.row(server_id)
-            running_model = row.model if row else model
-            return f"Restarted {server_id} ({running_model}) on port {bound}"
+            if row is None:
+                return f"Restarted {server_id} on port {bound}"
+            return f"Restarted {server_id} ({row.transport}, {row.model}) on {row.address}"
 
         self._in_background(f"Restarting {server_id}", job)
 
@@ -444,6 +492,8 @@ class ServersTab(Vertical):
                 model=row.model,
                 port=None,
                 workers=row.workers,
+                host=row.host,
+                options={**row.options, "transport": row.transport},
                 submit_label="Apply & restart",
             ),
             lambda settings: self._change_from_form(row.server_id, settings),
@@ -454,7 +504,14 @@ class ServersTab(Vertical):
             return
         # An emptied workers box means "back to the model default", which restart spells 0.
         workers = settings.workers if settings.workers is not None else 0
-        self.restart_server(server_id, model=settings.model, port=settings.port, workers=workers)
+        self.restart_server(
+            server_id,
+            model=settings.model,
+            port=settings.port,
+            workers=workers,
+            host=settings.host,
+            options=settings.options,
+        )
 
     def action_remove_server(self) -> None:
         row = self._require_selection()

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from rich.text import Text
 from textual.theme import Theme
 from textual.widgets import RichLog
 
-LineKind = Literal["message", "own", "joined", "left", "admin", "error", "info"]
+LineKind = Literal["message", "own", "joined", "left", "admin", "error", "info", "lost"]
 
 #: Lines kept (and re-rendered when the theme changes); older ones scroll away for good.
 MAX_LINES = 1000
+
+
+def clock_text() -> str:
+    """The wall-clock time a line is logged, HH:MM:SS (what a room's log shows before each line)."""
+    return time.strftime("%H:%M:%S")
+
+
+def lost_marker_text(count: int) -> str:
+    """The line a log shows where ``count`` datagrams went missing (UDP does not retransmit)."""
+    return f"— {count} message{'' if count == 1 else 's'} lost here —"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +34,16 @@ class ChatLine:
     kind: LineKind
     text: str
     name: str = ""
+    #: When it was logged; looked up at call time so a test can pin the clock.
+    at: str = field(default_factory=lambda: clock_text())
 
 
-class ChatLog(RichLog):
-    """RichLog whose colours come from the theme through component classes, never hard-coded."""
+class ChatLog(RichLog, can_focus=False):
+    """RichLog whose colours come from the theme through component classes, never hard-coded.
+
+    Not a Tab stop: a pane's one stop is its name or message box, and the pane's
+    Page Up / Page Down scroll the log from there.
+    """
 
     COMPONENT_CLASSES = {
         "chat-log--name",
@@ -36,6 +53,8 @@ class ChatLog(RichLog):
         "chat-log--admin",
         "chat-log--error",
         "chat-log--info",
+        "chat-log--lost",
+        "chat-log--time",
     }
 
     DEFAULT_CSS = """
@@ -71,6 +90,13 @@ class ChatLog(RichLog):
     ChatLog > .chat-log--info {
         color: $text-muted;
     }
+    ChatLog > .chat-log--lost {
+        color: $text-warning;
+        text-style: bold;
+    }
+    ChatLog > .chat-log--time {
+        color: $text-muted;
+    }
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
@@ -91,20 +117,24 @@ class ChatLog(RichLog):
 
     def _chat_line_text(self, line: ChatLine) -> Text:
         style = self.get_component_rich_style
+        text = Text(f"{line.at} ", style=style("chat-log--time")) if line.at else Text()
         if line.kind in ("message", "own"):
             name_style = style("chat-log--own" if line.kind == "own" else "chat-log--name")
-            text = Text(f"{line.name}: ", style=name_style)
+            text.append(f"{line.name}: ", style=name_style)
             text.append(line.text)
-            return text
-        if line.kind == "admin":
-            return Text(f"admin ▸ {line.text}", style=style("chat-log--admin"))
-        if line.kind == "joined":
-            return Text(f"→ {line.text}", style=style("chat-log--joined"))
-        if line.kind == "left":
-            return Text(f"← {line.text}", style=style("chat-log--left"))
-        if line.kind == "error":
-            return Text(f"✖ {line.text}", style=style("chat-log--error"))
-        return Text(line.text, style=style("chat-log--info"))
+        elif line.kind == "admin":
+            text.append(f"admin ▸ {line.text}", style=style("chat-log--admin"))
+        elif line.kind == "joined":
+            text.append(f"→ {line.text}", style=style("chat-log--joined"))
+        elif line.kind == "left":
+            text.append(f"← {line.text}", style=style("chat-log--left"))
+        elif line.kind == "error":
+            text.append(f"✖ {line.text}", style=style("chat-log--error"))
+        elif line.kind == "lost":
+            text.append(line.text, style=style("chat-log--lost"))
+        else:
+            text.append(line.text, style=style("chat-log--info"))
+        return text
 
     def _restyle(self, theme: Theme) -> None:
         # Styles are baked into rendered lines: after the new theme's CSS applies, render again.

@@ -9,6 +9,7 @@ sending and leaving run in thread workers so the UI never waits on the network.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,7 +19,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Static
+from textual.worker import get_current_worker
 
+from servers.chat import protocol as chat_protocol
 from workbench.clients.chat import (
     Admin,
     ChatClient,
@@ -32,7 +35,7 @@ from workbench.clients.chat import (
     NameTaken,
 )
 from workbench.clients.chat import Message as ChatMessage
-from workbench.widgets.chat_log import ChatLine, ChatLog
+from workbench.widgets.chat_log import ChatLine, ChatLog, lost_marker_text
 
 #: How often the pane drains its client's event queue (Hz): live to the eye, cheap for the UI.
 DRAIN_RATE_HZ = 4
@@ -41,6 +44,38 @@ MAX_EVENTS_PER_DRAIN = 2000
 
 #: ERR codes that refuse something this member just said: its text goes back into the box.
 _REFUSED_TEXT_CODES = {"too-long", "bad-utf8", "bad-text", "empty", "rate-limited"}
+#: How long a member put out of the room (server restarted, link down) keeps trying to rejoin.
+REJOIN_SECONDS = 8.0
+#: Pause between rejoin attempts while nothing answers (a restarting server is back within a second or two).
+REJOIN_RETRY_SECONDS = 0.5
+
+
+NOT_JOINED_TEXT = "Not in the room: type a name and press Enter"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 member``, ``3 members``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def name_problem(name: str) -> str | None:
+    """What is wrong with a name being typed (empty is not wrong yet), in the pane's words."""
+    if len(name) > chat_protocol.MAX_NAME_LENGTH:
+        return (
+            f"Names are at most {chat_protocol.MAX_NAME_LENGTH} characters: this one has "
+            f"{len(name)}, shorten it"
+        )
+    problem = chat_protocol.name_problem(name) if name else None
+    return problem[:1].upper() + problem[1:] if problem else None
+
+
+def plain_drop_reason(code: str, text: str) -> str:
+    """Why the room let go of this member, in words for a person rather than protocol terms."""
+    if code == "not-logged-in":
+        return "the server no longer knows this member (it was restarted)"
+    if code == "timed-out":
+        return "the server dropped this member after a long silence"
+    return f"the link to the server failed: {text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +144,29 @@ class ChatParticipantPane(Vertical):
     }
     """
 
-    BINDINGS = [Binding("ctrl+l", "leave", "Leave room")]
+    BINDINGS = [
+        Binding("ctrl+l", "leave", "Leave room"),
+        Binding("pageup", "scroll_log(-1)", "Scroll log up", show=False),
+        Binding("pagedown", "scroll_log(1)", "Scroll log down", show=False),
+    ]
 
     # -- worker results (handled by the pane itself) ----------------------
 
     class LoginSucceeded(Message, bubble=False):
-        def __init__(self, client: ChatClient, name: str) -> None:
+        def __init__(self, client: ChatClient, name: str, rejoined: bool = False) -> None:
             super().__init__()
             self.client = client
             self.name = name
+            self.rejoined = rejoined
+
+    class RejoinFailed(Message, bubble=False):
+        def __init__(self, why: str, error: str) -> None:
+            super().__init__()
+            self.why = why
+            self.error = error
+
+    class Dropped(Message):
+        """This member was put out of the room: the tab asks the others whether they still are in."""
 
     class LoginFailed(Message, bubble=False):
         def __init__(
@@ -161,6 +210,8 @@ class ChatParticipantPane(Vertical):
         self.lost = 0
         self.received = 0
         self._busy = False
+        #: True while the pane rejoins on its own after being put out of the room.
+        self.rejoining = False
         self._last_sent = ""
         #: Text handed to a send worker whose Sent has not come back yet.
         self._sending: str | None = None
@@ -173,16 +224,16 @@ class ChatParticipantPane(Vertical):
             yield Input(
                 self.suggested_name,
                 placeholder="your name",
-                max_length=20,
                 classes="chat-name",
             )
-            yield Button("Join", classes="chat-join", variant="success")
+            join_button = Button("Join", classes="chat-join", variant="success")
+            # Enter in the name box joins and Ctrl+L leaves: Tab need not stop on the button.
+            join_button.can_focus = False
+            yield join_button
         with Horizontal(classes="chat-body"):
             yield ChatLog(classes="chat-log")
             yield Static("", classes="chat-members", markup=False)
-        yield Label(
-            "Not in the room: type a name and press Enter", classes="chat-status", markup=False
-        )
+        yield Label(NOT_JOINED_TEXT, classes="chat-status", markup=False)
         yield Input(
             placeholder="Join first, then type a message", classes="chat-message", disabled=True
         )
@@ -201,6 +252,13 @@ class ChatParticipantPane(Vertical):
         if action == "leave":
             return self.joined
         return True
+
+    def action_scroll_log(self, pages: int) -> None:
+        log = self.log_widget
+        if pages < 0:
+            log.scroll_page_up()
+        else:
+            log.scroll_page_down()
 
     @property
     def log_widget(self) -> ChatLog:
@@ -225,6 +283,18 @@ class ChatParticipantPane(Vertical):
         event.stop()
         self.join()
 
+    @on(Input.Changed, ".chat-name")
+    def _name_edited(self, event: Input.Changed) -> None:
+        # Say what is wrong with a name while it is typed (a box that silently stops at 20
+        # characters looks broken); every character typed stays in the box to edit.
+        if self.joined or self._busy:
+            return
+        problem = name_problem(event.value.strip())
+        if problem:
+            self._set_status(problem, error=True)
+        elif self._showing_error:
+            self._set_status(NOT_JOINED_TEXT)
+
     @on(Button.Pressed, ".chat-join")
     def _join_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -240,6 +310,11 @@ class ChatParticipantPane(Vertical):
         name = self.name_input.value.strip()
         if not name:
             self._set_status("Type a name first", error=True)
+            self.name_input.focus()
+            return
+        problem = name_problem(name)
+        if problem:
+            self._set_status(problem, error=True)
             self.name_input.focus()
             return
         server = self._server()
@@ -287,6 +362,7 @@ class ChatParticipantPane(Vertical):
         self, message: ChatParticipantPane.LoginSucceeded
     ) -> None:
         self._busy = False
+        self.rejoining = False
         self.client = message.client
         self.joined_name = message.name
         self.lost = self.received = 0
@@ -299,9 +375,93 @@ class ChatParticipantPane(Vertical):
         box = self.message_input
         box.disabled = False
         box.placeholder = "Type a message, Enter sends"
-        box.focus()
-        self.log_widget.add_lines([ChatLine("info", f"You joined the room as {message.name}")])
+        if not message.rejoined:
+            box.focus()  # a rejoin happens on its own: it must not pull the focus from elsewhere
+        self._showing_error = False
+        notice = f"You joined the room as {message.name}"
+        if message.rejoined:
+            notice = (
+                f"You are back in the room as {message.name} ({self._server_label(message.client)})"
+            )
+        self.log_widget.add_lines([ChatLine("info", notice)])
         self._refresh_status()
+
+    # -- rejoining on its own ------------------------------------------------
+
+    @staticmethod
+    def _server_label(client: ChatClient) -> str:
+        return f"{client.transport} {client.host}:{client.port}"
+
+    def rejoin(
+        self, why: str, server: ChatServerAddress | None = None, *, error: bool = True
+    ) -> None:
+        """Go back into the room under the same name, on ``server`` or where the tab says it is now.
+
+        Used when the server forgot this member (a restart) or the link broke, and
+        when the tab's address changes under a joined member (it moves to the new room).
+        """
+        if self._busy:
+            return  # a join or leave is under way: its outcome sets the pane's state
+        name = self.joined_name or self.name_input.value.strip()
+        server = server or self._server()
+        if self.client is not None:
+            # Leaving the old room (QUIT) and closing its socket must not wait on the UI thread.
+            _close_in_background(self.client)
+            self.client = None
+        if not name or server is None:
+            self._mark_out_of_room(f"Out of the room: {why}", error=True)
+            return
+        self.joined_name = None
+        self.members = []
+        self.query_one(".chat-members", Static).update("")
+        self.remove_class("-joined")
+        self.border_title = f"↻ {name}"
+        self.refresh_bindings()
+        self._busy = self.rejoining = True
+        self.query_one(".chat-join", Button).disabled = True
+        self.message_input.disabled = True
+        kind = "error" if error else "info"
+        self.log_widget.add_lines([ChatLine(kind, f"{why[:1].upper()}{why[1:]}")])
+        self._set_status(
+            f"Rejoining as {name} ({server.transport} {server.host}:{server.port})…", error=error
+        )
+        self._rejoin_worker(server, name, why)
+
+    @work(thread=True, group="chat-login", exit_on_error=False)
+    def _rejoin_worker(self, server: ChatServerAddress, name: str, why: str) -> None:
+        worker = get_current_worker()
+        deadline = time.monotonic() + REJOIN_SECONDS
+        while True:
+            client = ChatClient(server.host, server.port, server.transport)
+            try:
+                client.connect()
+                client.login(name)
+            except ChatError as error:
+                client.close()
+                retry = error.code == "link" and not isinstance(error, NameTaken)
+                if not retry or time.monotonic() >= deadline or worker.is_cancelled:
+                    self.post_message(self.RejoinFailed(why, str(error)))
+                    return
+                # A stopped server answers at once (ICMP, RST): wait for it to come back.
+                time.sleep(REJOIN_RETRY_SECONDS)
+                continue
+            except Exception as error:  # a worker must never take the app down
+                client.close()
+                self.post_message(self.RejoinFailed(why, f"cannot join: {error}"))
+                return
+            if worker.is_cancelled:
+                client.close()  # the pane went away meanwhile: nobody would close it
+                return
+            self.post_message(self.LoginSucceeded(client, client.name or name, rejoined=True))
+            return
+
+    def on_chat_participant_pane_rejoin_failed(
+        self, message: ChatParticipantPane.RejoinFailed
+    ) -> None:
+        self._busy = self.rejoining = False
+        self._mark_out_of_room(
+            f"Out of the room: {message.why}; rejoining failed ({message.error})", error=True
+        )
 
     def on_chat_participant_pane_login_failed(
         self, message: ChatParticipantPane.LoginFailed
@@ -440,29 +600,41 @@ class ChatParticipantPane(Vertical):
             elif isinstance(event, LostCount):
                 self.lost = event.lost
                 self.received = event.received
+                if event.new > 0:
+                    # The gap shows up just before the datagram that revealed it: mark the spot.
+                    lines.append(ChatLine("lost", lost_marker_text(event.new)))
             elif isinstance(event, ChatErrorEvent):
+                client = self.client
+                dropped = client is not None and not client.logged_in and self.joined
+                if event.code in ("link", "timed-out", "not-logged-in") and dropped:
+                    # Said once, plainly, by rejoin(): not in protocol terms, not once per PING.
+                    if dropped_reason is None:
+                        dropped_reason = plain_drop_reason(event.code, event.text)
+                    continue
                 lines.append(ChatLine("error", event.text))
                 self._set_status(event.text, error=True)
-                if (
-                    event.code in _REFUSED_TEXT_CODES
-                    and self._last_sent
-                    and not self.message_input.value
-                ):
-                    # The server refused what we said: give the text back rather than lose it.
-                    self.message_input.value = self._last_sent
-                if event.code in ("link", "timed-out", "not-logged-in") and self.joined:
-                    dropped_reason = event.text
+                if event.code in _REFUSED_TEXT_CODES:
+                    self._give_back_refused_text()
         if lines:
             self.log_widget.add_lines(lines)
         if members_changed:
             self._show_members()
         if dropped_reason is not None and self.client is not None and not self.client.logged_in:
-            # The link or the membership is gone: a later Join starts on a fresh socket.
-            _close_in_background(self.client)
-            self.client = None
-            self._mark_out_of_room(f"Out of the room: {dropped_reason}", error=True)
+            # The link or the membership is gone: rejoin on a fresh socket under the same name,
+            # and have the other panes check theirs (a restart forgets everyone at once).
+            self.rejoin(dropped_reason)
+            self.post_message(self.Dropped())
             return
         self._refresh_status()
+
+    def check_membership(self) -> None:
+        """Ask the server now whether this member is still in the room (after another was dropped)."""
+        if self.joined and self.client is not None:
+            self._check_membership_worker(self.client)
+
+    @work(thread=True, group="chat-check", exit_on_error=False)
+    def _check_membership_worker(self, client: ChatClient) -> None:
+        client.check_membership()
 
     def _give_back_refused_text(self) -> None:
         """The server refused what we said: put the text back in the box rather than lose it."""
@@ -489,7 +661,7 @@ class ChatParticipantPane(Vertical):
         received = client.received if client is not None else self.received
         transport = client.transport if client is not None else "udp"
         self._set_status(
-            f"In the room as {self.joined_name} · {len(self.members)} members · "
+            f"In the room as {self.joined_name} · {plural(len(self.members), 'member')} · "
             f"lost {lost} of {lost + received} {'datagram' if transport == 'udp' else 'line'}"
             f"{'' if lost + received == 1 else 's'}",
             joined=True,

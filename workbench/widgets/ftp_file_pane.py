@@ -1,19 +1,25 @@
-"""One side of the FTP tab's two-pane browser: a titled table of directory entries."""
+"""One side of the FTP tab's two-pane browser: a path box over a table of directory entries."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from rich.text import Text
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
 from textual.message import Message
-from textual.widgets import DataTable, Label
+from textual.timer import Timer
+from textual.widgets import DataTable, Input, Label
 
 from workbench.clients.ftp import RemoteEntry
 
 PARENT_KEY = ".."
+#: Type-to-find: keys typed within this many seconds of each other extend the name being found.
+FIND_PAUSE_SECONDS = 1.5
 
 
 def format_size(size: int | None) -> str:
@@ -37,8 +43,111 @@ def format_modified(modified: datetime | None) -> str:
     return modified.strftime("%Y-%m-%d %H:%M")
 
 
+class FileTable(DataTable[str | Text]):
+    """The entries table: Home/End go to the first/last row, typing a name jumps to it, and a
+    click on the row already highlighted opens it (whatever column was clicked)."""
+
+    BINDINGS = [
+        Binding("home", "scroll_top", "First row", show=False),
+        Binding("end", "scroll_bottom", "Last row", show=False),
+    ]
+
+    class FindChanged(Message):
+        """What type-to-find is looking for now ("" when it ended)."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def __init__(self) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True)
+        self.find_text = ""
+        self._find_at = 0.0
+        self._find_timer: Timer | None = None
+        #: "/" was pressed: the next letter starts a find even if it is a command key.
+        self._find_started = False
+        #: Row names in order (the ../ row included), so a find needs no cell rendering.
+        self.row_names: list[str] = []
+
+    def action_scroll_top(self) -> None:
+        super().action_scroll_top()
+        self.scroll_x = 0  # a row jump: the names stay in view
+
+    def action_scroll_bottom(self) -> None:
+        super().action_scroll_bottom()
+        self.scroll_x = 0
+
+    async def _on_click(self, event: events.Click) -> None:
+        meta = event.style.meta
+        before = self.cursor_coordinate
+        await super()._on_click(event)
+        row, column = meta.get("row"), meta.get("column")
+        # DataTable opens only on a click in the very cell that holds the cursor; in a file
+        # list the whole highlighted row is the target.
+        if (
+            row is not None
+            and column is not None
+            and row >= 0
+            and row == before.row
+            and Coordinate(row, column) != before
+        ):
+            self.action_select_cursor()
+
+    def on_key(self, event: events.Key) -> None:
+        finding = bool(self.find_text) and time.monotonic() - self._find_at < FIND_PAUSE_SECONDS
+        if finding and event.key in ("escape", "enter"):
+            self._set_find("")
+            if event.key == "escape":
+                event.stop()
+                event.prevent_default()
+            return
+        if finding and event.key == "backspace":
+            self._set_find(self.find_text[:-1])
+        elif event.key == "slash" and not finding:
+            self._set_find("", started=True)  # "/" starts a find that may begin with any letter
+        elif event.character and event.character.isprintable() and event.character != " ":
+            # A letter that is a command (d, u, m...) stays a command unless a find is under way.
+            if not finding and not self._find_started and event.key in self._command_keys():
+                return
+            self._set_find(self.find_text + event.character if finding else event.character)
+        else:
+            return
+        event.stop()
+        event.prevent_default()
+
+    def _command_keys(self) -> set[str]:
+        return {key for key, active in self.screen.active_bindings.items() if active.enabled}
+
+    def _set_find(self, text: str, *, started: bool = False) -> None:
+        self.find_text = text
+        self._find_started = started
+        self._find_at = time.monotonic()
+        if self._find_timer is not None:
+            self._find_timer.stop()
+            self._find_timer = None
+        if text or started:
+            # A pause ends the find (and its status line), as in a file manager.
+            self._find_timer = self.set_timer(FIND_PAUSE_SECONDS, self._end_find)
+        if text:
+            self.jump_to_prefix(text)
+        self.post_message(self.FindChanged(text or ("/" if started else "")))
+
+    def _end_find(self) -> None:
+        self._find_timer = None
+        self._set_find("")
+
+    def jump_to_prefix(self, prefix: str) -> bool:
+        """Put the cursor on the first name starting with ``prefix`` (case-insensitive)."""
+        wanted = prefix.casefold()
+        for index, name in enumerate(self.row_names):
+            if name != PARENT_KEY and name.casefold().startswith(wanted):
+                self.move_cursor(row=index)
+                return True
+        return False
+
+
 class FtpFilePane(Vertical, can_focus=False):
-    """A path title over a table of entries; Enter opens a directory, Backspace goes up."""
+    """A path box over a table of entries; Enter opens a directory, Backspace goes up."""
 
     DEFAULT_CSS = """
     FtpFilePane {
@@ -49,12 +158,39 @@ class FtpFilePane(Vertical, can_focus=False):
     FtpFilePane:focus-within {
         border: round $primary;
     }
-    FtpFilePane > .ftp-pane-title {
+    FtpFilePane > .ftp-pane-header {
+        dock: top;
+        height: auto;
+    }
+    FtpFilePane .ftp-pane-title {
         width: 1fr;
-        padding: 0 1;
+        height: 1;
         background: $boost;
+    }
+    FtpFilePane .ftp-pane-title > Label {
+        width: auto;
+        padding: 0 1;
         color: $text;
         text-style: bold;
+    }
+    FtpFilePane .ftp-pane-title > Input {
+        width: 1fr;
+        height: 1;
+        border: none;
+        padding: 0;
+        background: $boost;
+    }
+    FtpFilePane .ftp-pane-title > Input:focus {
+        background: $surface;
+    }
+    FtpFilePane .ftp-pane-access {
+        width: 1fr;
+        padding: 0 1;
+        color: $text-accent;
+        display: none;
+    }
+    FtpFilePane .ftp-pane-access.-shown {
+        display: block;
     }
     FtpFilePane > .ftp-pane-status {
         width: 1fr;
@@ -70,6 +206,18 @@ class FtpFilePane(Vertical, can_focus=False):
     """
 
     BINDINGS = [Binding("backspace", "go_up", "Up a folder", show=False)]
+
+    class PathEntered(Message):
+        """The user typed a path in the path box and pressed Enter."""
+
+        def __init__(self, pane: FtpFilePane, path: str) -> None:
+            super().__init__()
+            self.pane = pane
+            self.path = path
+
+        @property
+        def control(self) -> FtpFilePane:
+            return self.pane
 
     class Opened(Message):
         """The user asked to enter a directory (``entry`` None means the parent)."""
@@ -89,19 +237,54 @@ class FtpFilePane(Vertical, can_focus=False):
         self.path = ""
         self.entries: list[RemoteEntry] = []
         self._by_key: dict[str, RemoteEntry] = {}
+        #: The listing's summary line, shown again when a find or an error is over.
+        self._summary = ""
 
     def compose(self) -> ComposeResult:
-        yield Label(self.heading, classes="ftp-pane-title", markup=False)
-        table: DataTable[str | Text] = DataTable(cursor_type="row", zebra_stripes=True)
+        table = FileTable()
         table.add_column("Name", key="name")
         table.add_column("Size", key="size")
         table.add_column("Modified", key="modified")
         yield table
         yield Label("", classes="ftp-pane-status", markup=False)
+        # After the table in the DOM (docked on top), so "the pane's first focusable widget",
+        # where the app puts the focus on a first visit, is the list and not the path box.
+        with Vertical(classes="ftp-pane-header"):
+            with Horizontal(classes="ftp-pane-title"):
+                yield Label(self.heading, markup=False)
+                yield Input(
+                    placeholder="type a path, Enter goes there",
+                    classes="ftp-pane-path",
+                    select_on_focus=False,
+                )
+            yield Label("", classes="ftp-pane-access", markup=False)
 
     @property
-    def table(self) -> DataTable[str | Text]:
-        return self.query_one(DataTable)
+    def table(self) -> FileTable:
+        return self.query_one(FileTable)
+
+    @property
+    def path_input(self) -> Input:
+        return self.query_one(".ftp-pane-path", Input)
+
+    @on(Input.Submitted, ".ftp-pane-path")
+    def _path_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        path = event.value.strip()
+        if path and path != self.path:
+            self.post_message(self.PathEntered(self, path))
+        # Back to the list to carry on with the keyboard; a refused path stays in the box.
+        self.focus_table()
+
+    def on_file_table_find_changed(self, event: FileTable.FindChanged) -> None:
+        event.stop()
+        if event.text:
+            found = self.table.jump_to_prefix(event.text) if event.text != "/" else True
+            shown = event.text.lstrip("/") if event.text != "/" else ""
+            note = "" if found else " (no such name)"
+            self.set_status(f"Find: {shown}▏{note}  (Esc ends)", error=not found)
+        else:
+            self.set_status(self._summary)
 
     def show_entries(
         self, path: str, entries: list[RemoteEntry], *, can_go_up: bool = True
@@ -114,8 +297,9 @@ class FtpFilePane(Vertical, can_focus=False):
         self.path = path
         self.entries = list(entries)
         self._by_key = {}
-        self.query_one(".ftp-pane-title", Label).update(f"{self.heading}  {path}")
+        self.path_input.value = path
         table.clear()
+        table.row_names = [PARENT_KEY] if can_go_up else []
         if can_go_up:
             table.add_row(Text("../", style="bold"), "", "", key=PARENT_KEY)
         cursor_row = 0
@@ -126,24 +310,32 @@ class FtpFilePane(Vertical, can_focus=False):
             if entry.is_link:
                 name.append(" @", style="italic")
             table.add_row(name, format_size(entry.size), format_modified(entry.modified), key=key)
+            table.row_names.append(entry.name)
             if not moved_directory and entry.name == previous_name:
                 cursor_row = index + (1 if can_go_up else 0)
         if table.row_count:
             table.move_cursor(row=cursor_row)
         files = sum(1 for entry in self.entries if not entry.is_dir)
         folders = len(self.entries) - files
-        self.set_status(
-            f"{folders} folder{'' if folders == 1 else 's'}, {files} file{'' if files == 1 else 's'}"
-        )
+        self._summary = f"{folders} folder{'' if folders == 1 else 's'}, {files} file{'' if files == 1 else 's'}"
+        self.set_status(self._summary)
 
     def show_placeholder(self, message: str, *, error: bool = False) -> None:
         """Empty the table and explain why (not connected, no server...)."""
         self.entries = []
         self._by_key = {}
         self.table.clear()
-        self.query_one(".ftp-pane-title", Label).update(self.heading)
+        self.table.row_names = []
+        self.path_input.value = ""
+        self._summary = message
         self.path = ""
         self.set_status(message, error=error)
+
+    def set_access(self, text: str) -> None:
+        """What the current login may do here (shown under the title; hidden when empty)."""
+        access = self.query_one(".ftp-pane-access", Label)
+        access.update(text)
+        access.set_class(bool(text), "-shown")
 
     def set_status(self, message: str, *, error: bool = False) -> None:
         status = self.query_one(".ftp-pane-status", Label)

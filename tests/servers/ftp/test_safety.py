@@ -90,11 +90,11 @@ def test_bounce_is_refused_and_foreign_data_connections_dropped(start_ftp, libra
 def test_killed_client_mid_upload_leaves_the_old_file_intact(
     model, start_ftp, library, ftp_helpers
 ):
-    target = library / "texts" / "sonnet-18.txt"
+    target = library / "uploads" / "README.txt"
     old = target.read_bytes()
     port = start_ftp(model, library)
     uploader = subprocess.Popen(
-        [sys.executable, "-c", KILLED_UPLOADER, str(port), "texts/sonnet-18.txt"],
+        [sys.executable, "-c", KILLED_UPLOADER, str(port), "uploads/README.txt"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -102,9 +102,9 @@ def test_killed_client_mid_upload_leaves_the_old_file_intact(
         assert uploader.stdout.readline().strip() == "sending"
 
         def partial_upload_arrived() -> bool:
-            for name in ftp_helpers.part_files(library / "texts"):
+            for name in ftp_helpers.part_files(library / "uploads"):
                 try:
-                    if os.path.getsize(library / "texts" / name) >= 1_000_000:
+                    if os.path.getsize(library / "uploads" / name) >= 1_000_000:
                         return True
                 except FileNotFoundError:
                     pass
@@ -115,12 +115,12 @@ def test_killed_client_mid_upload_leaves_the_old_file_intact(
         uploader.kill()
         uploader.wait()
         uploader.stdout.close()
-    assert ftp_helpers.wait_until(lambda: not ftp_helpers.part_files(library / "texts"))
+    assert ftp_helpers.wait_until(lambda: not ftp_helpers.part_files(library / "uploads"))
     assert target.read_bytes() == old
     ftp = ftp_helpers.connect(port)
     try:
         buffer = io.BytesIO()
-        ftp.retrbinary("RETR texts/sonnet-18.txt", buffer.write)
+        ftp.retrbinary("RETR uploads/README.txt", buffer.write)
         assert buffer.getvalue() == old
     finally:
         ftp_helpers.close(ftp)
@@ -128,19 +128,19 @@ def test_killed_client_mid_upload_leaves_the_old_file_intact(
 
 @pytest.mark.parametrize("model", ["threads", "processes", "epoll", "prefork"])
 def test_server_stopped_mid_upload_leaves_no_partial_file(model, start_ftp, library, ftp_helpers):
-    target = library / "texts" / "sonnet-18.txt"
+    target = library / "uploads" / "README.txt"
     old = target.read_bytes()
     port = start_ftp(model, library)
     ftp = ftp_helpers.connect(port)
     try:
         ftp.voidcmd("TYPE I")
-        conn = ftp.transfercmd("STOR texts/sonnet-18.txt")
+        conn = ftp.transfercmd("STOR uploads/README.txt")
         conn.sendall(b"N" * 500_000)
 
         def upload_in_progress() -> bool:
             sizes = [
-                os.path.getsize(library / "texts" / name)
-                for name in ftp_helpers.part_files(library / "texts")
+                os.path.getsize(library / "uploads" / name)
+                for name in ftp_helpers.part_files(library / "uploads")
             ]
             return any(size >= 500_000 for size in sizes)
 
@@ -149,7 +149,7 @@ def test_server_stopped_mid_upload_leaves_no_partial_file(model, start_ftp, libr
         conn.close()
     finally:
         ftp.close()
-    assert ftp_helpers.part_files(library / "texts") == []
+    assert ftp_helpers.part_files(library / "uploads") == []
     assert target.read_bytes() == old
 
 
@@ -252,43 +252,43 @@ def test_a_server_killed_mid_upload_leaves_a_part_file_its_next_start_removes(
 ):
     # SIGKILL gives the server no chance to clean up; the next start on the same
     # root sweeps what is left, but never a temporary file that is being written.
-    texts = library / "texts"
+    uploads = library / "uploads"
     start_ftp("threads", library)
     killed = start_ftp.last_server
     ftp = ftp_helpers.connect(killed.port)
     ftp.voidcmd("TYPE I")
-    conn = ftp.transfercmd("STOR texts/sonnet-18.txt")
+    conn = ftp.transfercmd("STOR uploads/README.txt")
     conn.sendall(b"N" * 200_000)
-    assert ftp_helpers.wait_until(lambda: ftp_helpers.part_files(texts))
+    assert ftp_helpers.wait_until(lambda: ftp_helpers.part_files(uploads))
     os.kill(killed.pid, signal.SIGKILL)
     killed.process.join(10)
     conn.close()
     ftp.close()
-    [left_behind] = ftp_helpers.part_files(texts)
+    [left_behind] = ftp_helpers.part_files(uploads)
 
     port = start_ftp("threads", library)
     live = ftp_helpers.connect(port)
     try:
         live.voidcmd("TYPE I")
-        upload = live.transfercmd("STOR texts/new.txt")
+        upload = live.transfercmd("STOR uploads/new.txt")
         upload.sendall(b"L" * 100_000)
         assert ftp_helpers.wait_until(
-            lambda: any(".new.txt." in n for n in ftp_helpers.part_files(texts))
+            lambda: any(".new.txt." in n for n in ftp_helpers.part_files(uploads))
         )
-        assert ftp_helpers.wait_until(lambda: left_behind not in ftp_helpers.part_files(texts))
+        assert ftp_helpers.wait_until(lambda: left_behind not in ftp_helpers.part_files(uploads))
         # A third start sweeps again (its sweep is seen when the planted leftover
         # goes) while the live upload's file is locked by its writer: it stays.
-        planted = texts / ".planted.txt.abcd1234.part"
+        planted = uploads / ".planted.txt.abcd1234.part"
         planted.write_bytes(b"left by some crash")
         start_ftp("threads", library)
         assert ftp_helpers.wait_until(lambda: not planted.exists())
-        assert any(".new.txt." in name for name in ftp_helpers.part_files(texts))
+        assert any(".new.txt." in name for name in ftp_helpers.part_files(uploads))
         upload.close()
         live.voidresp()
     finally:
         ftp_helpers.close(live)
-    assert (texts / "new.txt").read_bytes() == b"L" * 100_000
-    assert ftp_helpers.part_files(texts) == []
+    assert (uploads / "new.txt").read_bytes() == b"L" * 100_000
+    assert ftp_helpers.part_files(uploads) == []
 
 
 def test_the_sweep_removes_only_names_an_upload_gives_its_temporary_file(tmp_path):

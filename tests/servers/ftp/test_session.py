@@ -54,8 +54,23 @@ def alice_hash():
     return hash_password("wonderland")
 
 
-def make_session(root, *, accounts=None, read_only=False, anonymous=True, client="127.0.0.1"):
-    authorizer = Authorizer(accounts or {}, allow_anonymous=anonymous, read_only=read_only)
+def make_session(
+    root,
+    *,
+    accounts=None,
+    read_only=False,
+    anonymous=True,
+    client="127.0.0.1",
+    anonymous_write_folder="/",
+):
+    # Most tests here are about transfers, so anonymous may write anywhere in their root;
+    # the classroom default (writes in uploads/ only) has its own tests below.
+    authorizer = Authorizer(
+        accounts or {},
+        allow_anonymous=anonymous,
+        read_only=read_only,
+        anonymous_write_folder=anonymous_write_folder,
+    )
     stats = RecordingStats()
     session = FTPSession(
         JailedFilesystem(str(root)),
@@ -97,11 +112,46 @@ def test_user_is_always_331_whoever_it_is(root, alice_hash):
         assert outcome.replies == ["331 Password required.\r\n"]
 
 
-def test_anonymous_login_and_permissions(root):
-    session, _ = logged_in(root)
-    assert session.username == "anonymous"
-    assert set("elrw") <= set(session.permissions)
-    assert "d" not in session.permissions
+def test_anonymous_reads_everywhere_and_writes_in_uploads_only(root):
+    (root / "uploads").mkdir()
+    (root / "uploads" / "old.txt").write_bytes(b"old")
+    session, _ = make_session(root, anonymous_write_folder="/uploads")
+    session.handle_line("USER anonymous")
+    login = session.handle_line("PASS guest@")
+    assert login.replies == [
+        "230 User anonymous logged in (read everywhere, write in uploads/).\r\n"
+    ]
+    assert session.permissions == "elr"
+    # Outside uploads/: read-only, and uploads/ itself cannot be renamed or removed.
+    for line in ("MKD new", "DELE big.bin", "RNFR big.bin", "RMD uploads", "RNFR uploads"):
+        assert codes(session.handle_line(line)) == [550], line
+    # Inside: new folder, rename, delete, even from a relative path after CWD.
+    assert codes(session.handle_line("MKD uploads/mine")) == [257]
+    assert codes(session.handle_line("CWD uploads")) == [250]
+    assert codes(session.handle_line("RNFR old.txt")) == [350]
+    assert codes(session.handle_line("RNTO mine/renamed.txt")) == [250]
+    assert codes(session.handle_line("RNFR mine/renamed.txt")) == [350]
+    assert codes(session.handle_line("RNTO ../escaped.txt")) == [550]  # out of uploads/
+    assert codes(session.handle_line("DELE mine/renamed.txt")) == [250]
+    assert codes(session.handle_line("RMD mine")) == [250]
+    assert codes(session.handle_line("RMD ../uploads")) == [550]
+    assert sorted(p.name for p in root.iterdir()) == ["big.bin", "docs", "empty", "uploads"]
+
+
+def test_mlst_perm_facts_follow_the_write_folder(root):
+    (root / "uploads").mkdir()
+    (root / "uploads" / "a.txt").write_bytes(b"a")
+    session, _ = make_session(root, anonymous_write_folder="/uploads")
+    session.handle_line("USER anonymous")
+    session.handle_line("PASS guest@")
+    facts = {
+        path: session.handle_line(f"MLST {path}").replies[0].split("\r\n")[1]
+        for path in ("big.bin", "uploads", "uploads/a.txt")
+    }
+    assert "perm=r;" in facts["big.bin"]
+    # The folder: create files and folders in it, but not rename or delete it.
+    assert "perm=elmcp;" in facts["uploads"]
+    assert "perm=radfw;" in facts["uploads/a.txt"]
 
 
 def test_named_user_login_and_wrong_password_is_delayed(root, alice_hash):

@@ -86,14 +86,24 @@ def test_missing_users_file_is_a_clear_error(tmp_path):
         load_accounts(str(tmp_path / "nope.txt"))
 
 
+def read_only_anonymous_in_uploads() -> str:
+    return Authorizer({}, read_only=True).permissions_at("anonymous", "elr", "/uploads/x")
+
+
 def test_authorizer_rules():
     alice = Account("alice", hash_password("pw"), "elradfmw")
     authorizer = Authorizer({"alice": alice})
     assert authorizer.authenticate("alice", "pw") == "elradfmw"
     assert authorizer.authenticate("alice", "wrong") is None
     assert authorizer.authenticate("mallory", "pw") is None
-    assert authorizer.authenticate("anonymous", "me@example.org") == "elraw"
-    assert authorizer.authenticate("FTP", "") == "elraw"
+    assert authorizer.authenticate("anonymous", "me@example.org") == "elr"
+    assert authorizer.authenticate("FTP", "") == "elr"
+    # Anonymous writes inside /uploads only; a named account is the same everywhere.
+    assert authorizer.permissions_at("anonymous", "elr", "/uploads/a.txt") == "elradfmw"
+    assert authorizer.permissions_at("anonymous", "elr", "/uploads") == "elr"
+    assert authorizer.permissions_at("anonymous", "elr", "/uploads-not/a.txt") == "elr"
+    assert authorizer.permissions_at("alice", "elr", "/uploads/a.txt") == "elr"
+    assert read_only_anonymous_in_uploads() == "elr"
     read_only = Authorizer({"alice": alice}, read_only=True)
     assert read_only.authenticate("alice", "pw") == "elr"
     assert read_only.authenticate("anonymous", "") == "elr"

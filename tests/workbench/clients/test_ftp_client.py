@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import select
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -376,8 +378,9 @@ def test_no_ui_imports() -> None:
 @pytest.fixture
 def our_server_root(tmp_path: Path) -> Path:
     root = tmp_path / "served"
-    root.mkdir()
-    (root / "keep.bin").write_bytes(b"original content")
+    (root / "uploads").mkdir(parents=True)
+    # Anonymous writes in uploads/ only on our server: the write tests work there.
+    (root / "uploads" / "keep.bin").write_bytes(b"original content")
     return root
 
 
@@ -392,14 +395,19 @@ def test_round_trip_on_our_server(our_port: int, our_server_root: Path, tmp_path
     source = tmp_path / "up.bin"
     source.write_bytes(payload)
     with FtpClient("127.0.0.1", our_port) as ftp:
+        with pytest.raises(FtpError) as refused:
+            ftp.mkdir("anonymous-may-not")  # our server: anonymous writes in uploads/ only
+        assert refused.value.code == "550"
+        ftp.cwd("uploads")
         assert ftp.upload(source, "up.bin") == len(payload)
         entries = {entry.name: entry for entry in ftp.list_dir()}
         assert entries["up.bin"].size == len(payload)
         assert ftp.download("up.bin", tmp_path / "down.bin") == len(payload)
         assert (tmp_path / "down.bin").read_bytes() == payload
-        with pytest.raises(FtpError) as refused:
-            ftp.mkdir("anonymous-may-not")  # our server: anonymous may upload, not create folders
-        assert refused.value.code == "550"
+        ftp.mkdir("mine")
+        ftp.rename("up.bin", "mine/up.bin")
+        ftp.remove_dir("mine", recursive=True)
+        assert _names(ftp.list_dir()) == ["keep.bin"]
 
 
 def test_cancelled_upload_over_an_existing_file_keeps_it(
@@ -410,9 +418,10 @@ def test_cancelled_upload_over_an_existing_file_keeps_it(
     source.write_bytes(b"\x03" * (8 * 1024 * 1024))
     cancel = threading.Event()
     with FtpClient("127.0.0.1", our_port) as ftp:
+        ftp.cwd("uploads")
         with pytest.raises(TransferCancelled):
             ftp.upload(source, "keep.bin", progress=lambda done, total: cancel.set(), cancel=cancel)
-        assert (our_server_root / "keep.bin").read_bytes() == b"original content"
+        assert (our_server_root / "uploads" / "keep.bin").read_bytes() == b"original content"
         assert "keep.bin" in _names(ftp.list_dir())  # still in step
 
 
@@ -449,3 +458,62 @@ def test_idle_timeout_then_reconnect_in_the_same_folder(our_server_root: Path) -
         assert not ftp.connected, dropped.value
         ftp.reconnect()
         assert ftp.pwd() == "/sub"
+
+
+def test_a_rate_limit_holds_each_transfer_to_its_speed(
+    our_port: int, our_server_root: Path, tmp_path: Path
+) -> None:
+    """100 KiB/s on 150 KiB: each way takes at least 1.5 s, on our own (unlimited) server."""
+    size, rate = 150 * 1024, 100 * 1024
+    source = tmp_path / "paced.bin"
+    source.write_bytes(b"\x05" * size)
+    with FtpClient("127.0.0.1", our_port) as ftp:
+        ftp.cwd("uploads")
+        started = time.monotonic()
+        assert ftp.upload(source, "paced.bin", max_rate=rate) == size
+        upload_seconds = time.monotonic() - started
+        started = time.monotonic()
+        assert ftp.download("paced.bin", tmp_path / "back.bin", max_rate=rate) == size
+        download_seconds = time.monotonic() - started
+    assert (tmp_path / "back.bin").read_bytes() == source.read_bytes()
+    assert size / rate <= upload_seconds < size / rate + 3
+    assert size / rate <= download_seconds < size / rate + 3
+
+
+def test_cancel_ends_a_paced_transfer_at_once(our_port: int, tmp_path: Path) -> None:
+    source = tmp_path / "slow.bin"
+    source.write_bytes(b"\x05" * (1024 * 1024))  # 100 s at 10 KiB/s
+    cancel = threading.Event()
+
+    def cancel_after_the_first_chunk(done: int, total: int | None) -> None:
+        cancel.set()
+
+    with FtpClient("127.0.0.1", our_port) as ftp:
+        ftp.cwd("uploads")
+        started = time.monotonic()
+        with pytest.raises(TransferCancelled):
+            ftp.upload(source, "slow.bin", cancel_after_the_first_chunk, cancel, max_rate=10 * 1024)
+        assert time.monotonic() - started < 3
+        assert "slow.bin" not in _names(ftp.list_dir())
+
+
+@pytest.mark.parametrize("server", ["ours", "pyftpdlib"])
+def test_a_download_keeps_the_servers_modification_time(
+    server: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """MDTM says when the file changed on the server; the local copy gets that time, not "now"."""
+    when = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC).timestamp()
+    if server == "ours":
+        root = request.getfixturevalue("our_server_root")
+        port = request.getfixturevalue("our_port")
+    else:
+        root = request.getfixturevalue("ftp_root")
+        port = request.getfixturevalue("pyftpdlib_port")
+    (root / "old.txt").write_bytes(b"written long ago\n")
+    os.utime(root / "old.txt", (when, when))
+    with FtpClient("127.0.0.1", port) as ftp:
+        assert ftp.modified("old.txt") == datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
+        ftp.download("old.txt", tmp_path / "old.txt")
+        assert ftp.modified("no-such-file.txt") is None
+        assert ftp.list_dir()  # the control connection is still in step after the 550
+    assert (tmp_path / "old.txt").stat().st_mtime == when
