@@ -189,6 +189,8 @@ def main() -> int:
         shutil.copy(os.path.join(root, "big.bin"), os.path.join(source_dir, "big.bin"))
         with open(os.path.join(root, "small.bin"), "wb") as file:
             file.write(os.urandom(1 << 20))
+        # Anonymous users may write only in uploads/ on our server.
+        os.mkdir(os.path.join(root, "uploads"))
 
         servers: list[tuple[str, list[str]]] = [
             ("pyftpdlib FTPServer", [sys.executable, "-c", PYFTPDLIB_SERVER, root, "FTPServer"]),
@@ -228,7 +230,7 @@ def main() -> int:
                 record(
                     "stor",
                     lambda port: measure_stor(
-                        port, os.path.join(source_dir, "big.bin"), "upload.bin", root
+                        port, os.path.join(source_dir, "big.bin"), "uploads/upload.bin", root
                     ),
                 )
                 record("logins", lambda port: measure_logins(port, options.logins, 50))

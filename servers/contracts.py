@@ -44,12 +44,20 @@ Output = Union[bytes, FileSlice]
 #: ``feed`` (chat broadcasts, a timer firing in another thread).
 Push = Callable[[list[Output]], None]
 
+#: Thread-safe callback a handler may keep to be called back: the model soon
+#: calls the handler's ``tick(now)`` from the model's own thread, deadline or
+#: not. A helper thread that finished work for the handler (an FTP transfer)
+#: hands its result over this way, so the handler's state is only ever touched
+#: by the model's thread and nobody has to poll for the result.
+Wake = Callable[[], None]
+
 
 class SansIOHandler(Protocol):
     """One connection's protocol state. Never touches a socket.
 
     The model calls, in order: ``start()`` once, then ``feed(data)`` for every
-    chunk received, ``tick(now)`` whenever ``deadline()`` has passed, ``eof()``
+    chunk received, ``tick(now)`` whenever ``deadline()`` has passed or the
+    handler called its peer's ``wake``, ``eof()``
     when the peer half-closed, and finally ``close()`` exactly once. After any
     call, when ``should_close`` is true the model flushes the pending output and
     closes the connection.
@@ -113,6 +121,11 @@ class Peer:
 
     address: tuple
     push: Push
+    #: Set by the event-loop models (select, poll, epoll, prefork, asyncio); None
+    #: under the blocking adapter, whose thread waits on the socket alone.
+    wake: Wake | None = None
+    #: This end's address (``getsockname()``): where the client reached the server.
+    local_address: tuple | None = None
 
 
 #: Factory the models call once per accepted connection.

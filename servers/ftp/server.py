@@ -2,34 +2,32 @@
 
 One call of :meth:`FTPContext.handle_connection` owns one control connection
 for its whole life, like the course's ``handle(c)`` functions, so it runs
-under every per-connection model (iterative, threads, processes, pool). All
-protocol decisions come from the socket-free :class:`~servers.ftp.session.FTPSession`;
-this module reads command lines, sends the replies, and lets a
-:class:`~servers.ftp.transfer.DataChannel` carry out transfers while it
-watches the control socket for ABOR.
+under every per-connection model (iterative, threads, processes, pool). It is
+a thin shell: every decision (framing, replies, ABOR, limits, the failed-login
+delay, timeouts) comes from the socket-free :class:`~servers.ftp.control.ControlCore`
+it shares with the event-loop shell (:mod:`servers.ftp.evented`). This module
+only waits on the socket, sends the core's replies, and runs each transfer
+inline with a :class:`~servers.ftp.transfer.DataChannel`, the control socket
+being the transfer's watch for ABOR.
 """
 
 from __future__ import annotations
 
-import contextlib
 import select
 import signal
 import socket
-import time
 from dataclasses import dataclass
 
+from servers.contracts import monotonic
+from servers.ftp.control import ControlCore
 from servers.ftp.filesystem import JailedFilesystem
 from servers.ftp.limits import ConnectionLimiter
 from servers.ftp.session import (
     TRANSFER_ABORTED,
     TRANSFER_BROKEN,
-    CloseDataChannel,
     FTPSession,
     FTPSettings,
-    OpenPassive,
-    Outcome,
-    UseActive,
-    format_reply,
+    normalize_host,
 )
 from servers.ftp.transfer import DataChannel, TransferInterrupted, unlink_uploads_in_progress
 from servers.ftp.users import Authorizer
@@ -53,25 +51,9 @@ class FTPContext:
             JailedFilesystem(self.root), self.authorizer, address, self.settings, self.stats
         )
 
-    def admit(self, address: tuple) -> tuple[int | None, str]:
-        """A connection slot, or the 421 reply refusing one (also counted as a refusal)."""
-        slot, reason = self.limiter.acquire(address[0])
-        if slot is None:
-            self.stats.count_refusal(f"421 {address[0]}: {reason}")
-            return None, format_reply(421, f"Sorry, {reason}; try again later.")
-        return slot, ""
-
     def handle_connection(self, conn: socket.socket, address: tuple) -> None:
         """Serve one control connection to its end (the Application's blocking handler)."""
-        slot, refusal = self.admit(address)
-        if slot is None:
-            with contextlib.suppress(OSError):
-                conn.sendall(refusal.encode())
-            return
-        try:
-            ControlConnection(self, conn, address).serve()
-        finally:
-            self.limiter.release(slot)
+        ControlConnection(self, conn, address).serve()
 
     def after_fork(self) -> None:
         """In a forked worker or per-connection child, before it serves anyone."""
@@ -87,123 +69,62 @@ def _unwind_on_sigterm(signum: int, frame: object) -> None:
 
 
 class ControlConnection:
-    """One client's control connection, driven by an FTPSession; the watch of its transfers."""
+    """The blocking shell of one control connection; also the watch of its transfers."""
 
     def __init__(self, context: FTPContext, conn: socket.socket, address: tuple) -> None:
-        self.context = context
         self.stats = context.stats
-        self.settings = context.settings
         self.conn = conn
-        self.buffer = bytearray()
-        self.queued_lines: list[str] = []
         self.peer_gone = False
-        self.session = context.new_session(address)
-        self.data = DataChannel(
-            context.settings, context.stats, self.session.client_host, context.passive_ports, self
-        )
         conn.setblocking(True)
-        # ftplib and others send ABOR's last byte as TCP urgent data: keep it in the stream.
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # POLLIN only: an urgent byte left out of band (ABOR's, see ControlCore.receive)
+        # raises POLLPRI until read, which would make every wait here return at once.
         self.control_poller = select.poll()
-        self.control_poller.register(conn, select.POLLIN | select.POLLPRI)
+        self.control_poller.register(conn, select.POLLIN)
+        self.data = DataChannel(
+            context.settings,
+            context.stats,
+            normalize_host(address[0]),
+            context.passive_ports,
+            self,
+        )
+        self.core = ControlCore(context, address, conn.getsockname()[0], self.data)
 
     # -- the control loop ----------------------------------------------------------
 
     def serve(self) -> None:
+        core = self.core
         try:
-            if not self.perform(self.session.greeting()):
-                return
-            while True:
-                line = self.queued_lines.pop(0) if self.queued_lines else self.read_line()
-                if line is None:
+            self.send(core.start())
+            while not core.should_close:
+                action = core.take_transfer()
+                if action is not None:
+                    core.transfer_finished(self.data.transfer(action))
+                elif not self.wait_for_input(core.deadline()):
                     return
-                if not self.perform(self.session.handle_line(line)):
-                    return
+                self.send(core.advance())
         except OSError:
             pass  # the client reset or vanished: nothing left to answer
         finally:
             self.data.close()
+            core.close()
 
-    def read_line(self) -> str | None:
-        """The next command line, or None when the client is gone or timed out (421 sent)."""
-        while True:
-            line = self._take_line()
-            if line is not None and len(line) > self.settings.max_line_length:
-                self.perform(self.session.line_too_long())
-                continue
-            if line is not None:
-                return line
-            if len(self.buffer) > self.settings.max_line_length:
-                self.buffer.clear()
-                # Drop the rest of the overlong line, then answer once.
-                self.perform(self.session.line_too_long())
-                self._discard_until_newline()
-                continue
-            if not self.control_poller.poll(int(self.settings.idle_timeout * 1000)):
-                self.perform(self.session.idle_timeout())
-                return None
-            data = self.conn.recv(CONTROL_RECV)
-            if not data:
-                return None
-            self.stats.add_bytes(received=len(data))
-            self.buffer += data
+    def wait_for_input(self, deadline: float | None) -> bool:
+        """Feed the core what arrives before ``deadline``; False once the client has gone."""
+        timeout = -1 if deadline is None else max(0, int((deadline - monotonic()) * 1000) + 1)
+        if not self.control_poller.poll(timeout):
+            return True  # the deadline passed: advance() knows what is due
+        data = self.conn.recv(CONTROL_RECV)
+        if not data:
+            return False
+        self.stats.add_bytes(received=len(data))
+        self.core.receive(data)
+        return True
 
-    def _take_line(self) -> str | None:
-        end = self.buffer.find(b"\n")
-        if end < 0:
-            return None
-        raw = bytes(self.buffer[:end])
-        del self.buffer[: end + 1]
-        return decode_command_line(raw)
-
-    def _discard_until_newline(self) -> None:
-        while True:
-            if not self.control_poller.poll(int(self.settings.idle_timeout * 1000)):
-                return
-            data = self.conn.recv(CONTROL_RECV)
-            if not data:
-                return
-            self.stats.add_bytes(received=len(data))
-            end = data.find(b"\n")
-            if end >= 0:
-                self.buffer += data[end + 1 :]
-                return
-
-    def send_replies(self, replies: list[str]) -> None:
-        if replies:
-            data = "".join(replies).encode("utf-8", "surrogateescape")
+    def send(self, data: bytes) -> None:
+        if data:
             self.conn.sendall(data)
             self.stats.add_bytes(sent=len(data))
-
-    def perform(self, outcome: Outcome) -> bool:
-        """Carry out what the session decided; False once the connection must close."""
-        while True:
-            if outcome.delay:
-                time.sleep(outcome.delay)
-            self.send_replies(outcome.replies)
-            if outcome.close:
-                return False
-            action = outcome.action
-            if action is None:
-                return True
-            outcome = self.run_action(action)
-
-    def run_action(self, action: object) -> Outcome:
-        if isinstance(action, OpenPassive):
-            host = self.conn.getsockname()[0]
-            try:
-                port = self.data.open_passive(self.conn.family, host)
-            except OSError as error:
-                return self.session.passive_failed(error.strerror or "no free port")
-            return self.session.passive_opened(host, port, action.extended)
-        if isinstance(action, UseActive):
-            self.data.use_active(action.host, action.port, self.conn.getsockname()[0])
-            return Outcome()
-        if isinstance(action, CloseDataChannel):
-            self.data.close()
-            return Outcome()
-        return self.session.transfer_done(self.data.transfer(action))
 
     # -- the TransferWatch the data channel polls during transfers ------------------------
 
@@ -213,7 +134,7 @@ class ControlConnection:
     def check(self) -> None:
         """Read what the client sent meanwhile; raise TransferInterrupted on ABOR or a hang-up.
 
-        Other commands wait in ``queued_lines`` until the transfer is over, as RFC 959 allows.
+        Other commands wait in the core's queue until the transfer is over, as RFC 959 allows.
         """
         if not self.control_poller.poll(0):
             return
@@ -225,12 +146,9 @@ class ControlConnection:
             self.peer_gone = True
             raise TransferInterrupted(TRANSFER_BROKEN, "control connection closed")
         self.stats.add_bytes(received=len(data))
-        self.buffer += data
-        while (line := self._take_line()) is not None:
-            if self.session.interrupts_transfer(line):
-                self.stats.count_request("ABOR")
-                raise TransferInterrupted(TRANSFER_ABORTED, "ABOR")
-            self.queued_lines.append(line)
+        self.core.receive(data)
+        if self.core.abort_requested:
+            raise TransferInterrupted(TRANSFER_ABORTED, "ABOR")
 
     def hung_up(self, grace: float) -> bool:
         """True if the client closes or resets its control connection within ``grace`` seconds."""
@@ -245,15 +163,3 @@ class ControlConnection:
             return True
         self.check()  # an ABOR right after the data connection closed still aborts
         return False
-
-
-def decode_command_line(raw: bytes) -> str:
-    """A command line without CRLF and Telnet controls (IAC IP / IAC DM sent before ABOR)."""
-    if raw.endswith(b"\r"):
-        raw = raw[:-1]
-    if b"\xff" in raw:
-        raw = raw.replace(b"\xff\xff", b"\x00IAC\x00")
-        for command in (b"\xff\xf4", b"\xff\xf2", b"\xff"):
-            raw = raw.replace(command, b"")
-        raw = raw.replace(b"\x00IAC\x00", b"\xff")
-    return raw.decode("utf-8", "surrogateescape")

@@ -3,8 +3,9 @@
 One :class:`FTPSession` per control connection holds RFC 959's state (login,
 cwd, TYPE, REST offset, RNFR source, data-connection setup). It never touches a
 socket: a command that needs the network (PASV, a transfer) returns an
-:class:`Outcome` carrying an *action*; the server shell performs it and reports
-back (:meth:`FTPSession.passive_opened`, :meth:`FTPSession.transfer_done`),
+:class:`Outcome` carrying an *action*; the control core
+(:mod:`servers.ftp.control`) has it carried out and reports back
+(:meth:`FTPSession.passive_opened`, :meth:`FTPSession.transfer_done`),
 getting the final reply. That keeps every reply code testable without a socket,
 like h11 keeps HTTP testable without one. The command table follows pyftpdlib's
 ``proto_cmds``: which commands need a login, an argument, a permission letter.

@@ -8,7 +8,8 @@ non-blocking: whenever one is not ready, the channel waits in ``poll`` on it
 *and* on an interruption source (:class:`TransferWatch`), so an ABOR or a
 vanished client is noticed at once, whatever the data connection is doing.
 The blocking server watches the control socket itself; the event-loop server
-watches a wake-up pipe that its loop thread signals.
+watches a wake-up pipe that its loop thread signals. Only readability counts
+(POLLIN): an urgent byte left out of band would keep POLLPRI raised.
 """
 
 from __future__ import annotations
@@ -270,7 +271,7 @@ class DataChannel:
     def _accept_passive(self, listener: socket.socket, deadline: float) -> socket.socket:
         poller = select.poll()
         poller.register(listener, select.POLLIN)
-        poller.register(self.watch.fileno(), select.POLLIN | select.POLLPRI)
+        poller.register(self.watch.fileno(), select.POLLIN)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -347,7 +348,7 @@ class DataChannel:
         """Block until the data connection is ready for ``event``, watching for ABOR meanwhile."""
         poller = select.poll()
         poller.register(data_conn, event)
-        poller.register(self.watch.fileno(), select.POLLIN | select.POLLPRI)
+        poller.register(self.watch.fileno(), select.POLLIN)
         deadline = time.monotonic() + self.settings.data_timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -369,9 +370,12 @@ class DataChannel:
         rate = self.settings.max_rate
         if not rate:
             return
+        poller = None
         while (ahead := moved / rate - (time.monotonic() - self._paced_since)) > 0:
-            readable, _, _ = select.select([self.watch.fileno()], [], [], ahead)
-            if readable:
+            if poller is None:  # poll, not select: descriptors may exceed FD_SETSIZE here
+                poller = select.poll()
+                poller.register(self.watch.fileno(), select.POLLIN)
+            if poller.poll(int(ahead * 1000) + 1):
                 self.watch.check()  # raises TransferInterrupted on ABOR or a hang-up
 
     def send_bytes(self, data_conn: socket.socket, payload: bytes, counter: list[int]) -> None:

@@ -5,7 +5,8 @@ readiness mechanism (``select()``, ``poll()``, ``epoll``) and its loop; this
 module holds what they all need around it: accepting without blocking, feeding
 sans-IO handlers, buffering output a slow peer cannot take yet, sending file
 slices with ``os.sendfile``, firing handler deadlines, and taking output pushed
-from other threads (a chat broadcast, an admin announcement).
+from other threads (a chat broadcast, an admin announcement) or the wake a
+helper thread asks for (an FTP transfer that ended).
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ import os
 import socket
 import threading
 
-from servers.contracts import LINGER_SECONDS, Application, FileSlice, Output, Peer, monotonic
+from servers.contracts import (
+    LINGER_SECONDS,
+    Application,
+    FileSlice,
+    Output,
+    Peer,
+    Wake,
+    monotonic,
+)
 from servers.fdlimit import OUT_OF_DESCRIPTORS, SpareDescriptor
 
 RECV_SIZE = 65536
@@ -80,6 +89,7 @@ class EventLoopServer:
         self._timers: list[tuple[float, int, LoopConnection]] = []
         self._timer_order = itertools.count()
         self._pushed: collections.deque[tuple[LoopConnection, list[Output]]] = collections.deque()
+        self._woken: collections.deque[LoopConnection] = collections.deque()
         self._dirty: set[LoopConnection] = set()
         self._loop_thread = threading.get_ident()
         self.waker_reader, self._waker_writer = socket.socketpair()
@@ -153,7 +163,8 @@ class EventLoopServer:
         conn = LoopConnection(sock, address)
         self.connections[conn.fd] = conn
         self.stats.connection_opened(address)
-        conn.handler = self.new_handler(Peer(address, self._make_push(conn)))
+        peer = Peer(address, self._make_push(conn), self._make_wake(conn), sock.getsockname())
+        conn.handler = self.new_handler(peer)
         self.watch(conn.fd, False)
         self.after_handler(conn, conn.handler.start())
 
@@ -192,6 +203,7 @@ class EventLoopServer:
             pass
         self._wake_pending = False
         self._take_pushed()
+        self._tick_woken()
         self.flush_dirty()
 
     def _take_pushed(self) -> None:
@@ -200,6 +212,12 @@ class EventLoopServer:
             if self.connections.get(conn.fd) is conn and not conn.lingering:
                 conn.outbox.extend(items)
                 self._dirty.add(conn)
+
+    def _tick_woken(self) -> None:
+        while self._woken:
+            conn = self._woken.popleft()
+            if self.connections.get(conn.fd) is conn and not conn.lingering:
+                self.after_handler(conn, conn.handler.tick(monotonic()))
 
     # -- handler output, flushing and closing -----------------------------------------
 
@@ -379,6 +397,18 @@ class EventLoopServer:
                     pass
 
         return push
+
+    def _make_wake(self, conn: LoopConnection) -> Wake:
+        def wake() -> None:
+            self._woken.append(conn)
+            if not self._wake_pending:
+                self._wake_pending = True
+                try:
+                    self._waker_writer.send(b"\0")
+                except (BlockingIOError, OSError):
+                    pass
+
+        return wake
 
     # -- timers ------------------------------------------------------------------
 

@@ -74,18 +74,49 @@ async def _serve_connection(
         else:
             loop.call_soon_threadsafe(_write_pushed, writer, items, app)
 
-    handler = app.new_handler(Peer(address, push))
+    task = asyncio.current_task()
+    # woken: the handler asked for a tick; reading: parked in read, so the wake
+    # cancels that wait (StreamReader keeps what it has buffered) instead of
+    # the connection paying for a second awaitable on every read.
+    state = {"woken": False, "reading": False}
+
+    def on_wake() -> None:
+        state["woken"] = True
+        if state["reading"]:
+            task.cancel()
+
+    def wake() -> None:
+        loop.call_soon_threadsafe(on_wake)
+
+    sockname = writer.get_extra_info("sockname")
+    handler = app.new_handler(Peer(address, push, wake, sockname))
     peer_closed = False
     try:
         await _send(writer, handler.start(), app)
         while not handler.should_close:
+            if state["woken"]:
+                state["woken"] = False
+                await _send(writer, handler.tick(monotonic()), app)
+                continue
             deadline = handler.deadline()
             timeout = None if deadline is None else max(0.0, deadline - monotonic())
+            state["reading"] = True
             try:
                 data = await asyncio.wait_for(reader.read(RECV_SIZE), timeout)
             except TimeoutError:
                 await _send(writer, handler.tick(monotonic()), app)
                 continue
+            except asyncio.CancelledError:
+                # Only our own wake is swallowed: a stop's cancellation goes on up.
+                if not state["woken"] or task.uncancel() > 0:
+                    raise
+                continue
+            finally:
+                state["reading"] = False
+            if state["woken"] and task.cancelling():
+                # wait_for returned data that was ready despite the wake's cancel:
+                # take the cancel back, the tick comes next round.
+                task.uncancel()
             if not data:
                 peer_closed = True
                 await _send(writer, handler.eof(), app)

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from servers.ftp.control import decode_command_line
 from servers.ftp.filesystem import (
     JailedFilesystem,
     PathOutsideRoot,
@@ -14,7 +15,6 @@ from servers.ftp.filesystem import (
     format_mlsx_line,
     mlsx_permissions,
 )
-from servers.ftp.server import decode_command_line
 from servers.ftp.transfer import LocalToNetworkText, NetworkToLocalText
 
 pytestmark = pytest.mark.timeout(10)
