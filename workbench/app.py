@@ -28,6 +28,7 @@ TABS: tuple[tuple[str, str, str, str, str | None], ...] = (
     ("ftp", "FTP", "workbench.tabs.ftp", "FtpTab", "ftp"),
     ("http", "HTTP", "workbench.tabs.http", "HttpTab", "http"),
     ("servers", "Servers", "workbench.tabs.servers", "ServersTab", None),
+    ("labs", "Labs", "workbench.tabs.labs", "LabsTab", None),
 )
 
 #: Allocations between young-generation collections while the app runs (Python's default: 700).
@@ -154,6 +155,7 @@ class WorkbenchApp(App[None]):
         Binding("f3", "show_tab('ftp')", "FTP", show=False),
         Binding("f4", "show_tab('http')", "HTTP", show=False),
         Binding("f5", "show_tab('servers')", "Servers", show=False),
+        Binding("f6", "show_tab('labs')", "Labs", show=False),
     ]
 
     def __init__(
@@ -333,16 +335,19 @@ class WorkbenchApp(App[None]):
             "",
         )
         running: list[tuple[str, str]] = []
-        if protocol is None:
+        if pane_id == "servers":
             row = self.servers_tab.selected_row
             if row is not None:
                 running.append((row.server_id, row.model))
-        else:
+        elif protocol is not None:
             server_id = self.server_manager.default_server_id(protocol)
             row = self.server_manager.row(server_id) if server_id else None
             if row is not None:
                 running.append((row.server_id, row.model))
-        return build_help(title, tab_help or "No help for this tab.", running)
+        uses_a_server = protocol is not None or pane_id == "servers"
+        return build_help(
+            title, tab_help or "No help for this tab.", running if uses_a_server else None
+        )
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -353,6 +358,9 @@ class WorkbenchApp(App[None]):
             yield SystemCommand(
                 f"Go to {title}", f"Show the {title} tab", partial(self.action_show_tab, pane_id)
             )
+        for pane_id, *_ in TABS:  # a tab's own commands, e.g. the Labs tab's "Open lab …"
+            for child in self.query_one(f"#{pane_id}", TabPane).children:
+                yield from getattr(child, "system_commands", tuple)()
         for theme, words in (
             ("workbench-light", "light theme"),
             ("workbench-dark", "dark theme"),

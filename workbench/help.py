@@ -10,6 +10,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Markdown
 
+from workbench.labs.concepts import related_labs_markdown
+
 #: Threads the workbench adds to a server process, apart from the model's own: the
 #: stats reporter, the control channel (announcements, stop) and the stats queue's
 #: feeder thread. Each forked child adds one more, its stats flusher.
@@ -229,7 +231,7 @@ concurrency model of the course, and the clients to poke them with.
 | key | action |
 |---|---|
 | **F1** | this help (Esc closes it) |
-| **F2 … F5** | Chat, FTP, HTTP, Servers tab |
+| **F2 … F6** | Chat, FTP, HTTP, Servers, Labs tab |
 | **Ctrl+P** | command palette: start, stop, restart servers, change the theme… |
 | **Ctrl+Q** | quit — every server started here is stopped |
 """
@@ -256,7 +258,8 @@ def build_help(tab_title: str, tab_help: str, running: list[tuple[str, str]] | N
     if running:
         for server_id, model in running:
             parts.append(model_help(model, server_id))
-    else:
+            parts.append(related_labs_markdown(model))
+    elif running is not None:  # None: a tab that uses no server (Labs)
         parts.append("## Model\n\nNo server is running for this tab.\n")
     parts.append(APP_HELP)
     return "\n".join(parts)

@@ -1,4 +1,4 @@
-"""Regenerate screenshots/*.svg, one per tab plus the help screen: ``python -m workbench.screenshots``.
+"""Regenerate screenshots/*.svg, one per tab (Labs after a real run) plus the help screen: ``python -m workbench.screenshots``.
 
 Runs the real app headless with the real chat, FTP and HTTP servers on free
 ports, sends a little HTTP traffic so the Servers panel has something to show,
@@ -25,6 +25,7 @@ from workbench.data import ensure_data_dir
 from workbench.server_manager import ServerManager
 from workbench.tabs.chat import ChatTab
 from workbench.tabs.http import HttpTab
+from workbench.tabs.labs import LabsTab
 
 #: Terminal size of every screenshot: a common projector-friendly size.
 SIZE = (130, 40)
@@ -36,7 +37,10 @@ SHOTS = (
     ("servers", "f5", "workbench-dark"),
     ("servers-light", "f5", "workbench-light"),
     ("help", "f1", "workbench-dark"),
+    ("labs", "f6", "workbench-dark"),
 )
+#: The lab the Labs screenshot shows after a real run: 粘包, the course's first surprise.
+SCREENSHOT_LAB = "framing"
 
 
 def _send_some_requests(port: int, count: int = 12) -> None:
@@ -91,6 +95,22 @@ async def _send_from_the_http_tab(app: WorkbenchApp, pilot: Pilot, port: int) ->
     await _wait_for(pilot, lambda: len(http.history) > before, "the HTTP answer")
 
 
+async def _run_a_lab(app: WorkbenchApp, pilot: Pilot) -> None:
+    """A real run of one lab, in its child process, to its verdict."""
+    await pilot.press("f6")
+    labs = app.query_one(LabsTab)
+    labs.select_lab(SCREENSHOT_LAB)
+    await pilot.press("r")
+    await _wait_for(
+        pilot,
+        lambda: SCREENSHOT_LAB in labs.runs and labs.running is None,
+        f"the {SCREENSHOT_LAB} lab",
+    )
+    if labs.runs[SCREENSHOT_LAB].state != "done":
+        raise SystemExit(f"screenshots: the {SCREENSHOT_LAB} lab did not finish cleanly")
+    await pilot.pause(0.5)
+
+
 async def take_screenshots(output: Path, data_dir: Path) -> list[Path]:
     manager = ServerManager(data_dir)
     app = WorkbenchApp(server_manager=manager, start_servers=True)
@@ -111,6 +131,8 @@ async def take_screenshots(output: Path, data_dir: Path) -> list[Path]:
             if name == "help":
                 await pilot.press("f5")
                 app.servers_tab.select_server("http")
+            if name == "labs":
+                await _run_a_lab(app, pilot)
             await pilot.press(key)
             if name.startswith("servers"):
                 app.servers_tab.select_server("http")

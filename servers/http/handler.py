@@ -5,7 +5,8 @@ runs the server. It owns a :class:`~servers.http.parser.RequestParser` and
 answers every complete request in the bytes it is fed, in order, in one output
 list (pipelining); keep-alive, ``Connection: close``, the idle and header
 timeouts and ``/api/sleep`` all work through ``deadline()``/``tick()``, so an
-event loop arms a timer while a blocking worker simply waits.
+event loop arms a timer while a blocking worker simply waits. ``/api/counter``
+bumps a module global, showing which requests share one process's memory.
 
 The hot path — a GET for a file answered a moment ago — is one dict lookup for
 the cached file, three header probes, and a ready-made response.
@@ -61,6 +62,21 @@ MAX_DISCARD = 64 * 1024 * 1024
 
 STATIC_METHODS = "GET, HEAD, OPTIONS"
 _JSON = "application/json"
+
+#: ``/api/counter``'s count: a plain module global, so the model decides who sees it —
+#: every thread of one process shares it, every forked child has its own copy
+#: (course 2.3.7: 进程空间独立 / 线程使用全局变量通信).
+request_counter = 0
+_counter_lock = threading.Lock()
+
+
+def count_one_more() -> int:
+    """Add one to this process's ``request_counter`` and return the new value."""
+    global request_counter
+    # A lock, because ``+=`` on a global is several bytecodes: threads could lose updates.
+    with _counter_lock:
+        request_counter += 1
+        return request_counter
 
 
 @dataclass
@@ -362,6 +378,13 @@ class HttpHandler(BaseSansIOHandler):
                 "thread": threading.current_thread().name,
             }
             return self._json(output, 200, answer, connection, method)
+        if name == "counter":
+            answer = {
+                "counter": count_one_more(),
+                "pid": os.getpid(),
+                "thread": threading.current_thread().name,
+            }
+            return self._json(output, 200, answer, connection, method)
         if name == "":
             answer = {
                 "endpoints": {
@@ -369,6 +392,8 @@ class HttpHandler(BaseSansIOHandler):
                     "/api/stats": "this server's figures",
                     "/api/sleep?ms=N": "answer after N ms (a timer, or a blocked worker)",
                     "/api/work?ms=N": "use N ms of CPU time before answering (the GIL at work)",
+                    "/api/counter": "add 1 to a global of the process that answers and return"
+                    " it: threads share one, each forked process counts alone",
                 }
             }
             return self._json(output, 200, answer, connection, method)

@@ -61,7 +61,7 @@ def manager(tmp_path):
 
 
 @run_async
-async def test_four_tabs_in_order_and_each_is_the_real_tab(manager):
+async def test_five_tabs_in_order_and_each_is_the_real_tab(manager):
     app = WorkbenchApp(server_manager=manager, start_servers=False)
     async with app.run_test(size=SIZE) as pilot:
         tabs = app.query_one(TabbedContent)
@@ -70,6 +70,7 @@ async def test_four_tabs_in_order_and_each_is_the_real_tab(manager):
             "ftp",
             "http",
             "servers",
+            "labs",
         ]
         assert tabs.active == "chat"
 
@@ -77,11 +78,22 @@ async def test_four_tabs_in_order_and_each_is_the_real_tab(manager):
             return app.focused is not None and app.query_one(f"#{pane_id}") in app.focused.ancestors
 
         await wait_until(pilot, lambda: focus_is_in("chat"))
-        for pane_id, class_name in (("chat", "ChatTab"), ("ftp", "FtpTab"), ("http", "HttpTab")):
+        for pane_id, class_name in (
+            ("chat", "ChatTab"),
+            ("ftp", "FtpTab"),
+            ("http", "HttpTab"),
+            ("labs", "LabsTab"),
+        ):
             pane = app.query_one(f"#{pane_id}")
             assert type(pane.children[0]).__name__ == class_name
             assert not pane.query(UnavailableTab)
-        for key, pane_id in (("f5", "servers"), ("f3", "ftp"), ("f4", "http"), ("f2", "chat")):
+        for key, pane_id in (
+            ("f5", "servers"),
+            ("f6", "labs"),
+            ("f3", "ftp"),
+            ("f4", "http"),
+            ("f2", "chat"),
+        ):
             await pilot.press(key)
             await wait_until(pilot, lambda pane_id=pane_id: tabs.active == pane_id)
             # Focus lands inside the tab, so the footer shows the tab's own bindings.

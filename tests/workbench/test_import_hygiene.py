@@ -26,6 +26,9 @@ UI_FREE_MODULES = [
     "workbench.clients.loadgen",
     "workbench.socket_probe",
     "workbench.connection_sequence",
+    "workbench.labs",
+    "workbench.labs.runner",
+    "workbench.labs.concepts",
 ]
 
 PROBE = """

@@ -15,7 +15,7 @@ from workbench.labs.base import Lab, LabContext, LabReport, Param
 __all__ = ["Lab", "LabContext", "LabReport", "Param", "all_labs", "find_lab"]
 
 #: Modules of this package that hold no labs.
-_NOT_LABS = frozenset({"base", "cli", "__main__", "stream"})
+_NOT_LABS = frozenset({"base", "cli", "__main__", "stream", "runner", "concepts"})
 
 
 def all_labs() -> list[Lab]:
