@@ -146,6 +146,9 @@ class WorkbenchApp(App[None]):
     """Network Workbench: chat, FTP and HTTP clients plus the live Servers panel."""
 
     CSS_PATH = "workbench.tcss"
+    #: Screen classes workbench.tcss keys its compact layouts on (80x24 must stay usable).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (130, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     TITLE = "Network Workbench"
     SUB_TITLE = "concurrent network programming"
 

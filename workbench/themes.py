@@ -64,6 +64,8 @@ WORKBENCH_CONTRAST = Theme(
         "block-cursor-background": "#ffff00",
         "block-cursor-foreground": "#000000",
         "border": "#ffffff",
+        # Textual draws unfocused fields in a shade of the surface: black on black here.
+        "border-blurred": "#9a9a9a",
     },
 )
 

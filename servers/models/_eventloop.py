@@ -1,12 +1,15 @@
-"""Bookkeeping shared by the IO-multiplexing models (select, poll, epoll, prefork): buffers, timers, pushes.
+"""I/O-free bookkeeping shared by the select, poll and epoll loops: outboxes, timers, the waker, lingering.
 
-Each of those models is a subclass of :class:`EventLoopServer` that supplies the
-readiness mechanism (``select()``, ``poll()``, ``epoll``) and its loop; this
-module holds what they all need around it: accepting without blocking, feeding
-sans-IO handlers, buffering output a slow peer cannot take yet, sending file
-slices with ``os.sendfile``, firing handler deadlines, and taking output pushed
-from other threads (a chat broadcast, an admin announcement) or the wake a
-helper thread asks for (an FTP transfer that ended).
+The socket calls are not here. Each model file (``select.py``, ``poll.py``,
+``epoll.py``) owns its loop and its ``accept``, ``recv``, ``send``,
+``sendfile``, ``shutdown`` and ``close``, in the shape the course teaches
+(3.2.4 IO多路复用 for the calls, the six steps of 3.2.5 IO并发模型 for the
+loop). What every such loop needs
+around those calls lives in :class:`EventLoopBookkeeping`: which connection
+owes which bytes and file slices, whose idle timer is due, output other
+threads pushed or a wake a helper thread asked for (an FTP transfer that
+ended; both come through the waker), which connections are lingering after a
+close, and the counts the stats panel shows.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import collections
 import heapq
 import itertools
-import os
 import socket
 import threading
 
@@ -41,7 +43,7 @@ ACCEPT_PAUSE_SECONDS = 0.1
 
 
 class LoopConnection:
-    """One accepted socket, its sans-IO handler and the output it still owes."""
+    """One accepted socket, its sans-IO handler and the output it still owes (its outbox)."""
 
     __slots__ = (
         "sock",
@@ -66,18 +68,56 @@ class LoopConnection:
         self.closing = False
         self.deadline: float | None = None
         self.file = None  # open file of the FileSlice being sent
-        self.writing = False  # registered for write readiness
+        self.writing = False  # watched for writability, not readability: answers are owed
         self.peer_closed = False  # the peer's EOF arrived: nothing more will come
         self.lingering = False  # ended by us, half-closed, input drained until EOF
 
+    def next_piece(self) -> Output:
+        """The outbox's first piece, with the byte strings queued behind it joined into one send.
 
-class EventLoopServer:
-    """The model-independent half of an event loop. Subclasses provide the readiness calls.
+        Pipelined requests answered in one go leave many small answers queued:
+        joined, they cost one send instead of one each.
+        """
+        outbox = self.outbox
+        piece = outbox[0]
+        if type(piece) is bytes and len(outbox) > 1 and type(outbox[1]) is bytes:
+            parts = []
+            while outbox and type(outbox[0]) is bytes:
+                parts.append(outbox.popleft())
+            piece = b"".join(parts)
+            outbox.appendleft(piece)
+        return piece
 
-    Subclass contract: ``watch(fd, write)`` starts or changes interest in ``fd``
-    (always readable interest unless ``write`` is set, then writable only, which
-    is the back-pressure: no new requests are read while answers are owed);
-    ``unwatch(fd)`` forgets it; ``run()`` is the loop.
+    def file_for(self, piece: FileSlice) -> int:
+        """The descriptor of ``piece``'s file, opened once and kept until the slice is all sent."""
+        if self.file is None:
+            self.file = open(piece.path, "rb")  # noqa: SIM115 - kept open across sends
+        return self.file.fileno()
+
+    def file_sent(self, piece: FileSlice, count: int) -> bool:
+        """sendfile() sent ``count`` bytes of ``piece``: True when it is all gone, False when the socket is full."""
+        outbox = self.outbox
+        if count == piece.count or count == 0:
+            outbox.popleft()
+            self.file.close()
+            self.file = None
+            if count == 0 and piece.count:
+                # The file is shorter than the headers promised: the response is broken.
+                outbox.clear()
+                self.closing = True
+            return True
+        outbox[0] = FileSlice(piece.path, piece.offset + count, piece.count - count)
+        return False
+
+
+class EventLoopBookkeeping:
+    """Everything an IO-multiplexing loop keeps besides its sockets. The model supplies the I/O.
+
+    A model subclasses this and provides its socket calls: ``answer(conn,
+    output)`` sends a handler's output (queuing what the socket does not take),
+    ``send_owed(conn)`` sends what the socket takes of ``conn``'s outbox,
+    ``close(conn)`` closes it for good, and ``watch_listener(watching)`` stops
+    or resumes watching the listener (paused while out of descriptors).
     """
 
     def __init__(self, listener: socket.socket, app: Application) -> None:
@@ -92,6 +132,8 @@ class EventLoopServer:
         self._woken: collections.deque[LoopConnection] = collections.deque()
         self._dirty: set[LoopConnection] = set()
         self._loop_thread = threading.get_ident()
+        #: Other threads push output (a chat broadcast) or ask for a tick (an FTP
+        #: transfer ended) and write a byte here to wake the loop.
         self.waker_reader, self._waker_writer = socket.socketpair()
         self.waker_reader.setblocking(False)
         self._waker_writer.setblocking(False)
@@ -104,270 +146,89 @@ class EventLoopServer:
         self.spare = SpareDescriptor(self.stats)
         #: monotonic() instant at which a paused listener is watched again, or None.
         self._accept_paused_until: float | None = None
-        listener.setblocking(False)
 
-    # -- readiness API the subclasses implement ---------------------------------
+    # -- the model's socket calls -------------------------------------------------
 
-    def watch(self, fd: int, write: bool) -> None:  # pragma: no cover - abstract
+    def watch_listener(self, watching: bool) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def unwatch(self, fd: int) -> None:  # pragma: no cover - abstract
+    def answer(self, conn: LoopConnection, output: list[Output]) -> None:  # pragma: no cover
         raise NotImplementedError
 
-    def accept_allowed(self, sock: socket.socket) -> bool:
-        """Last word on a freshly accepted socket (select refuses fds past FD_SETSIZE)."""
-        return True
+    def send_owed(self, conn: LoopConnection) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
 
-    # -- events the subclasses dispatch ------------------------------------------
+    def close(self, conn: LoopConnection) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
 
-    def accept_ready(self) -> None:
-        for _ in range(ACCEPT_BATCH):
-            try:
-                sock, address = self.listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as error:
-                if error.errno not in OUT_OF_DESCRIPTORS:
-                    # ECONNABORTED and friends: that client gave up; keep serving.
-                    self.stats.count_refusal(f"accept failed: {error.strerror or error}")
-                    return
-                # The client is still queued and the listener still readable:
-                # returning would only be woken again at once (a spin). Turn it away.
-                if not self.spare.available:
-                    self._pause_accepting(error)
-                    return
-                if self.spare.refuse(self.listener, error):
-                    continue
-                return  # nobody was waiting after all
-            if not self.accept_allowed(sock):
-                sock.close()
-                continue
-            self.open_connection(sock, address)
+    # -- connections coming and going -------------------------------------------------
+
+    def open_connection(
+        self, sock: socket.socket, address: tuple, local_address: tuple
+    ) -> LoopConnection:
+        """Count a freshly accepted socket and give it a handler; the model watches it."""
+        conn = LoopConnection(sock, address)
+        self.connections[conn.fd] = conn
+        self.stats.connection_opened(address)
+        peer = Peer(address, self._make_push(conn), self._make_wake(conn), local_address)
+        conn.handler = self.new_handler(peer)
+        return conn
+
+    def accept_failed(self, error: OSError) -> bool:
+        """accept() failed: True if one queued client was turned away and the next may be tried.
+
+        Out of descriptors (EMFILE), the client is still queued and the listener
+        still readable: giving up would only be woken again at once (a spin). So
+        the spare descriptor is let go to accept and close it with a counted
+        refusal; with no spare, the listener is not watched for a moment.
+        """
+        if error.errno not in OUT_OF_DESCRIPTORS:
+            # ECONNABORTED and friends: that client gave up; keep serving.
+            self.stats.count_refusal(f"accept failed: {error.strerror or error}")
+            return False
+        if not self.spare.available:
+            self._pause_accepting(error)
+            return False
+        return self.spare.refuse(self.listener, error)  # False: nobody was waiting after all
 
     def _pause_accepting(self, error: OSError) -> None:
-        """No spare descriptor to refuse with: leave the queued clients waiting a moment."""
         self.spare.note_shortage(error)
         if self._accept_paused_until is None:
-            self.unwatch(self.listener.fileno())
+            self.watch_listener(False)
         self._accept_paused_until = monotonic() + ACCEPT_PAUSE_SECONDS
 
     def _resume_accepting(self) -> None:
         self._accept_paused_until = None
         self.spare.reserve()
-        self.watch(self.listener.fileno(), False)
+        self.watch_listener(True)
 
-    def open_connection(self, sock: socket.socket, address: tuple) -> None:
-        sock.setblocking(False)
-        if sock.family != socket.AF_UNIX:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = LoopConnection(sock, address)
-        self.connections[conn.fd] = conn
-        self.stats.connection_opened(address)
-        peer = Peer(address, self._make_push(conn), self._make_wake(conn), sock.getsockname())
-        conn.handler = self.new_handler(peer)
-        self.watch(conn.fd, False)
-        self.after_handler(conn, conn.handler.start())
+    def peer_closed(self, conn: LoopConnection) -> list[Output]:
+        """recv() said EOF: nothing more will come; the handler's last words."""
+        conn.closing = conn.peer_closed = True
+        return conn.handler.eof()
 
-    def readable(self, fd: int) -> None:
-        conn = self.connections.get(fd)
-        if conn is None:
-            return
-        if conn.lingering:
-            self._drain_lingering(conn)
-            return
-        try:
-            data = conn.sock.recv(RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.close_connection(conn)
-            return
-        if not data:
-            conn.closing = conn.peer_closed = True
-            self.after_handler(conn, conn.handler.eof())
-            return
-        self.bytes_in += len(data)
-        self.after_handler(conn, conn.handler.feed(data))
+    def start_lingering(self, conn: LoopConnection) -> None:
+        """``conn`` is half-closed by us: over for the application, its socket drained until EOF.
 
-    def writable(self, fd: int) -> None:
-        conn = self.connections.get(fd)
-        if conn is not None:
-            self.flush(conn)
-
-    def wake_ready(self) -> None:
-        """Another thread pushed output: move it into the connections' outboxes."""
-        try:
-            while self.waker_reader.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
-        self._wake_pending = False
-        self._take_pushed()
-        self._tick_woken()
-        self.flush_dirty()
-
-    def _take_pushed(self) -> None:
-        while self._pushed:
-            conn, items = self._pushed.popleft()
-            if self.connections.get(conn.fd) is conn and not conn.lingering:
-                conn.outbox.extend(items)
-                self._dirty.add(conn)
-
-    def _tick_woken(self) -> None:
-        while self._woken:
-            conn = self._woken.popleft()
-            if self.connections.get(conn.fd) is conn and not conn.lingering:
-                self.after_handler(conn, conn.handler.tick(monotonic()))
-
-    # -- handler output, flushing and closing -----------------------------------------
-
-    def after_handler(self, conn: LoopConnection, output: list[Output]) -> None:
-        """Queue what the handler said, send what the socket takes, re-arm its timer."""
-        handler = conn.handler
-        if handler.should_close:
-            conn.closing = True
-        deadline = handler.deadline()
-        if deadline != conn.deadline:
-            conn.deadline = deadline
-            if deadline is not None:
-                heapq.heappush(self._timers, (deadline, next(self._timer_order), conn))
-        if not output:
-            if conn.closing and not conn.outbox:
-                self.end_connection(conn)
-            return
-        if len(output) == 1 and not conn.outbox and type(output[0]) is bytes:
-            # The common case — one answer, nothing owed before it — skips the
-            # outbox: a single send, and done if the socket took it all.
-            data = output[0]
-            try:
-                sent = conn.sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                self.close_connection(conn)
-                return
-            self.bytes_out += sent
-            if sent == len(data):
-                if conn.closing:
-                    self.end_connection(conn)
-                return
-            output = [data[sent:]]
-        conn.outbox.extend(output)
-        self.flush(conn)
-
-    def flush(self, conn: LoopConnection) -> None:
-        outbox = conn.outbox
-        sock = conn.sock
-        try:
-            while outbox:
-                item = outbox[0]
-                if type(item) is bytes:
-                    # Coalesce consecutive byte strings into one send.
-                    if len(outbox) > 1 and type(outbox[1]) is bytes:
-                        parts = []
-                        while outbox and type(outbox[0]) is bytes:
-                            parts.append(outbox.popleft())
-                        item = b"".join(parts)
-                        outbox.appendleft(item)
-                    # MSG_MORE: a response head followed by a file slice leaves in
-                    # full segments with the file's first bytes (nginx's tcp_nopush).
-                    more = len(outbox) > 1
-                    sent = sock.send(item, socket.MSG_MORE) if more else sock.send(item)
-                    self.bytes_out += sent
-                    if sent < len(item):
-                        outbox[0] = item[sent:]
-                        break
-                    outbox.popleft()
-                else:
-                    if not self._send_file_slice(conn, item):
-                        break
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError:
-            self.close_connection(conn)
-            return
-        if outbox:
-            if not conn.writing:
-                conn.writing = True
-                self.watch(conn.fd, True)
-        elif conn.closing:
-            self.end_connection(conn)
-        elif conn.writing:
-            conn.writing = False
-            self.watch(conn.fd, False)
-
-    def _send_file_slice(self, conn: LoopConnection, piece: FileSlice) -> bool:
-        """Send what the socket takes of ``piece``; True when it is all gone."""
-        if conn.file is None:
-            conn.file = open(piece.path, "rb")  # noqa: SIM115 - kept open across sends
-        try:
-            sent = os.sendfile(conn.fd, conn.file.fileno(), piece.offset, piece.count)
-        except BlockingIOError:
-            return False
-        self.bytes_out += sent
-        if sent == piece.count or sent == 0:
-            conn.outbox.popleft()
-            conn.file.close()
-            conn.file = None
-            if sent == 0 and piece.count:
-                # The file is shorter than the headers promised: the response is broken.
-                conn.outbox.clear()
-                conn.closing = True
-            return True
-        conn.outbox[0] = FileSlice(piece.path, piece.offset + sent, piece.count - sent)
-        return False
-
-    def flush_dirty(self) -> None:
-        dirty, self._dirty = self._dirty, set()
-        for conn in dirty:
-            if self.connections.get(conn.fd) is conn and not conn.lingering:
-                self.flush(conn)
-
-    def end_connection(self, conn: LoopConnection) -> None:
-        """We are done with ``conn`` and all it was owed is sent: close it, gently if it may still talk.
-
-        A peer that has not closed its side may have bytes on the way: half-close
-        (FIN after our last byte), count the connection closed, and drop what
-        still arrives until its EOF or ``LINGER_SECONDS``, then close.
+        The peer may have bytes on the way; closing now would answer them with
+        a reset that can destroy our last answer in its receive buffer. So the
+        connection counts as closed, and the model drops what still arrives
+        until the peer's EOF or ``LINGER_SECONDS``, then closes.
         """
-        if conn.peer_closed:
-            self.close_connection(conn)
-            return
-        try:
-            conn.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            self.close_connection(conn)
-            return
         self._retire(conn)
         conn.lingering = True
-        if conn.writing:
-            conn.writing = False
-            self.watch(conn.fd, False)
         conn.deadline = monotonic() + LINGER_SECONDS
         heapq.heappush(self._timers, (conn.deadline, next(self._timer_order), conn))
 
-    def _drain_lingering(self, conn: LoopConnection) -> None:
-        try:
-            data = conn.sock.recv(RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self.close_connection(conn)
-
-    def close_connection(self, conn: LoopConnection) -> None:
+    def forget(self, conn: LoopConnection) -> bool:
+        """Drop ``conn`` from the books before the model closes its socket; False if already gone."""
         if self.connections.get(conn.fd) is not conn:
-            return
+            return False
         del self.connections[conn.fd]
-        try:
-            self.unwatch(conn.fd)
-        except (OSError, KeyError, ValueError):
-            pass
-        conn.sock.close()
         conn.deadline = None
         if not conn.lingering:
             self._retire(conn)
+        return True
 
     def _retire(self, conn: LoopConnection) -> None:
         """The connection is over for the application: close its file and handler, count it."""
@@ -379,6 +240,19 @@ class EventLoopServer:
         except Exception as error:
             self.stats.count_error(f"handler close failed: {error}")
         self.stats.connection_closed(conn.address)
+
+    # -- handler output -----------------------------------------------------------
+
+    def note_handler_state(self, conn: LoopConnection) -> None:
+        """After a handler call: note its wish to close, re-arm its timer if its deadline moved."""
+        handler = conn.handler
+        if handler.should_close:
+            conn.closing = True
+        deadline = handler.deadline()
+        if deadline != conn.deadline:
+            conn.deadline = deadline
+            if deadline is not None:
+                heapq.heappush(self._timers, (deadline, next(self._timer_order), conn))
 
     def _make_push(self, conn: LoopConnection):
         def push(items: list[Output]) -> None:
@@ -410,7 +284,38 @@ class EventLoopServer:
 
         return wake
 
-    # -- timers ------------------------------------------------------------------
+    def woken(self) -> None:
+        """The waker is readable: send what other threads pushed, tick the handlers they woke."""
+        try:
+            while self.waker_reader.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        self._wake_pending = False
+        self._take_pushed()
+        self._tick_woken()
+        self._send_dirty()
+
+    def _take_pushed(self) -> None:
+        while self._pushed:
+            conn, items = self._pushed.popleft()
+            if self.connections.get(conn.fd) is conn and not conn.lingering:
+                conn.outbox.extend(items)
+                self._dirty.add(conn)
+
+    def _tick_woken(self) -> None:
+        while self._woken:
+            conn = self._woken.popleft()
+            if self.connections.get(conn.fd) is conn and not conn.lingering:
+                self.answer(conn, conn.handler.tick(monotonic()))
+
+    def _send_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        for conn in dirty:
+            if self.connections.get(conn.fd) is conn and not conn.lingering:
+                self.send_owed(conn)
+
+    # -- timers, once per pass of the loop ---------------------------------------------
 
     def next_timeout(self, default: float | None = None) -> float | None:
         """Seconds until the earliest handler deadline (None: wait for IO only)."""
@@ -437,7 +342,7 @@ class EventLoopServer:
         timers = self._timers
         if not timers:
             if self._dirty:
-                self.flush_dirty()
+                self._send_dirty()
             return
         now = monotonic()
         while timers and timers[0][0] <= now:
@@ -445,16 +350,16 @@ class EventLoopServer:
             if conn.deadline != deadline or self.connections.get(conn.fd) is not conn:
                 continue  # re-armed or closed since: a stale entry
             if conn.lingering:
-                self.close_connection(conn)  # the peer kept its side open: enough
+                self.close(conn)  # the peer kept its side open: enough
                 continue
             conn.deadline = None
-            self.after_handler(conn, conn.handler.tick(now))
+            self.answer(conn, conn.handler.tick(now))
         if self._dirty:
-            self.flush_dirty()
+            self._send_dirty()
 
     def close_all(self) -> None:
         for conn in list(self.connections.values()):
-            self.close_connection(conn)
+            self.close(conn)
         self.publish_counters()
         self.spare.close()
         self.waker_reader.close()

@@ -153,7 +153,7 @@ def test_with_no_spare_left_the_loop_stops_watching_the_listener_briefly():
             server.listener = ListenerOutOfDescriptors(sock)
             server.spare.close()
             reserve, server.spare.reserve = server.spare.reserve, lambda: None
-            server.accept_ready()
+            server.accept_clients()
             assert 0 < server.next_timeout() <= ACCEPT_PAUSE_SECONDS
             # A client is queued, yet the loop is not woken for it while paused.
             assert listen_fd not in {fd for fd, _ in server.epoll.poll(0)}
@@ -165,7 +165,7 @@ def test_with_no_spare_left_the_loop_stops_watching_the_listener_briefly():
             server.run_timers()
             assert server.spare.available
             assert listen_fd in {fd for fd, _ in server.epoll.poll(1)}
-            server.accept_ready()
+            server.accept_clients()
             assert server.stats.accepted == 1
         finally:
             client.close()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import resource
 import socket
 import threading
+from pathlib import Path
 
 import psutil
 import pytest
 
+import servers.models
 from servers.launcher import running_server
 from servers.registry import MODELS
 
@@ -194,3 +197,31 @@ def test_epoll_serves_the_load_select_refuses(many_descriptors, stats_queue, hel
                 conn.close()
         snapshot = helpers.snapshot(stats_queue, lambda s: s["active"] == 0, timeout=20)
         assert snapshot["refused"] == 0
+
+
+# -- the event-loop models read like the course's lesson --------------------------------------
+
+
+def socket_calls(path: Path) -> set[str]:
+    """Names of the socket and readiness calls made in a module (``x.accept()``, ``os.sendfile()``…)."""
+    wanted = {"accept", "recv", "send", "sendfile", "shutdown", "select", "poll", "register"}
+    tree = ast.parse(path.read_text())
+    return {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in wanted
+        # The waker is bookkeeping: another thread's byte that wakes the loop.
+        and "waker" not in ast.unparse(node.func.value)
+    }
+
+
+@pytest.mark.parametrize(
+    ("model", "readiness"), [("select", "select"), ("poll", "poll"), ("epoll", "poll")]
+)
+def test_each_event_loop_model_makes_its_own_socket_calls(model, readiness):
+    models = Path(servers.models.__file__).parent
+    assert socket_calls(models / "_eventloop.py") == set()
+    calls = socket_calls(models / f"{model}.py")
+    assert {"accept", "recv", "send", "sendfile", "shutdown", readiness} <= calls

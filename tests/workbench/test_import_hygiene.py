@@ -23,6 +23,7 @@ UI_FREE_MODULES = [
     "workbench.clients.chat",
     "workbench.clients.ftp",
     "workbench.clients.http",
+    "workbench.clients.http_wire",
     "workbench.clients.loadgen",
     "workbench.socket_probe",
     "workbench.connection_sequence",

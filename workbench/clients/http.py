@@ -3,7 +3,8 @@
 The course's request anatomy — request line, headers, blank line, body — is kept
 byte for byte (``raw_request``/``raw_response``), so the UI can show the CRLFs.
 Timing splits connect (DNS + TCP handshake), first byte and total, as curl's
-``-w`` does. UI-free: no textual or rich import.
+``-w`` does. The framing is http_wire's sans-IO reader; this module owns the
+socket, the clock and the body spool. UI-free: no textual or rich import.
 """
 
 from __future__ import annotations
@@ -19,12 +20,25 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
-METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
-USER_AGENT = "workbench-http/0.1"
+from workbench.clients.http_wire import (
+    MAX_HEAD_BYTES,
+    BodyData,
+    ConnectionClosed,
+    EndOfMessage,
+    HeaderError,
+    ParsedUrl,
+    ProtocolError,
+    ResponseHead,
+    ResponseReader,
+    UrlError,
+    build_request,
+)
+from workbench.clients.http_wire import METHODS as METHODS  # re-exported: the tab lists them
+from workbench.clients.http_wire import parse_url as parse_wire_url
+
 #: Body bytes kept in memory for the view; a longer body is read to the end all the
 #: same, counted, and spooled to a temporary file so it can be saved whole.
 MAX_BODY_BYTES = 8 * 1024 * 1024
-MAX_HEAD_BYTES = 64 * 1024
 #: Response bytes kept as they came off the wire, for the Raw view.
 MAX_RAW_BYTES = MAX_HEAD_BYTES + MAX_BODY_BYTES
 #: Past this a body is no longer read (the tester is for looking, not for mirroring disks).
@@ -132,42 +146,12 @@ class HttpResponse:
             return self.body.decode("utf-8", errors="replace")
 
 
-@dataclass(frozen=True)
-class ParsedUrl:
-    scheme: str
-    host: str
-    port: int
-    target: str
-    host_header: str
-
-
 def parse_url(url: str) -> ParsedUrl:
     """Validate and split a URL; a missing scheme means http://. Raises HttpClientError('bad url')."""
-    text = url.strip()
-    if not text:
-        raise HttpClientError("bad url", "bad URL: empty")
-    if "://" not in text:
-        text = "http://" + text
-    if any(ch.isspace() for ch in text):
-        raise HttpClientError("bad url", f"bad URL {url!r}: contains spaces")
     try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
-        raise HttpClientError("bad url", f"bad URL {url!r}: {exc}") from None
-    if parts.scheme not in ("http", "https"):
-        raise HttpClientError("bad url", f"bad URL {url!r}: scheme must be http or https")
-    if not parts.hostname:
-        raise HttpClientError("bad url", f"bad URL {url!r}: no host")
-    default_port = 443 if parts.scheme == "https" else 80
-    port = port or default_port
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
-    host = parts.hostname
-    shown_host = f"[{host}]" if ":" in host else host
-    host_header = shown_host if port == default_port else f"{shown_host}:{port}"
-    return ParsedUrl(parts.scheme, host, port, target, host_header)
+        return parse_wire_url(url)
+    except UrlError as exc:
+        raise HttpClientError("bad url", str(exc)) from None
 
 
 def parse_header_text(text: str) -> list[tuple[str, str]]:
@@ -192,29 +176,13 @@ def parse_header_text(text: str) -> list[tuple[str, str]]:
 
 def build_request_bytes(request: HttpRequest, url: ParsedUrl | None = None) -> bytes:
     """Serialise the request exactly as it will be sent (CRLF line ends)."""
-    url = url or parse_url(request.url)
-    method = request.method.upper()
-    names = {name.lower() for name, _ in request.headers}
-    lines = [f"{method} {url.target} HTTP/1.1"]
-    if "host" not in names:
-        lines.append(f"Host: {url.host_header}")
-    if "user-agent" not in names:
-        lines.append(f"User-Agent: {USER_AGENT}")
-    if "accept" not in names:
-        lines.append("Accept: */*")
-    lines.extend(f"{name}: {value}" for name, value in request.headers)
-    if (request.body or method in ("POST", "PUT", "PATCH")) and "content-length" not in names:
-        lines.append(f"Content-Length: {len(request.body)}")
-    if "connection" not in names:
-        # One request per connection keeps the timing honest: connect is always measured.
-        lines.append("Connection: close")
     try:
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    except UnicodeEncodeError:
-        raise HttpClientError(
-            "bad header", "headers must be Latin-1 text (encode other characters)"
-        ) from None
-    return head + request.body
+        # One request per connection keeps the timing honest: connect is always measured.
+        return build_request(
+            request.method, url or parse_url(request.url), request.headers, request.body
+        )
+    except HeaderError as exc:
+        raise HttpClientError("bad header", str(exc)) from None
 
 
 def _network_error(exc: OSError, url: ParsedUrl, timeout: float) -> HttpClientError:
@@ -250,7 +218,7 @@ def send_request(request: HttpRequest) -> HttpResponse:
         return (time.perf_counter() - started) * 1000.0
 
     sock: socket.socket | None = None
-    reader: _ResponseReader | None = None
+    exchange: _ResponseReceiver | None = None
     try:
         sock = socket.create_connection((url.host, url.port), timeout=request.timeout)
         if url.scheme == "https":
@@ -258,37 +226,37 @@ def send_request(request: HttpRequest) -> HttpResponse:
             sock = context.wrap_socket(sock, server_hostname=url.host)
         connect_ms = elapsed_ms()
         sock.sendall(raw_request)
-        reader = _ResponseReader(sock, deadline, method == "HEAD")
-        reader.read_head()
-        first_byte_ms = reader.first_byte_ms(started)
-        reader.read_body()
+        exchange = _ResponseReceiver(sock, deadline, method)
+        exchange.receive()
         total_ms = elapsed_ms()
     except HttpClientError:
-        if reader is not None:
-            reader.spool.discard()
+        if exchange is not None:
+            exchange.spool.discard()
         raise
     except OSError as exc:
-        if reader is not None:
-            reader.spool.discard()
+        if exchange is not None:
+            exchange.spool.discard()
         raise _network_error(exc, url, request.timeout) from None
     finally:
         if sock is not None:
             sock.close()
-    reader.spool.close()
+    exchange.spool.close()
+    head = exchange.head
+    assert head is not None  # receive() returns only once the head has arrived
     return HttpResponse(
         request=request,
-        http_version=reader.version,
-        status=reader.status,
-        reason=reader.reason,
-        headers=reader.headers,
-        body=reader.body,
+        http_version=head.http_version,
+        status=head.status,
+        reason=head.reason,
+        headers=head.headers,
+        body=bytes(exchange.spool.kept),
         raw_request=raw_request,
-        raw_response=bytes(reader.raw),
-        timings=HttpTimings(connect_ms, first_byte_ms, total_ms),
-        truncated=reader.truncated,
-        body_length=reader.spool.length,
-        received_bytes=reader.received,
-        body_file=reader.spool.file,
+        raw_response=bytes(exchange.raw),
+        timings=HttpTimings(connect_ms, exchange.first_byte_ms(started), total_ms),
+        truncated=exchange.truncated,
+        body_length=exchange.spool.length,
+        received_bytes=exchange.received,
+        body_file=exchange.spool.file,
     )
 
 
@@ -328,32 +296,52 @@ class BodySpool:
             self.file = None
 
 
-class _ResponseReader:
-    """Reads one response from a blocking socket: the first raw bytes kept, every byte counted."""
+class _ResponseReceiver:
+    """Feeds one response from a blocking socket to the sans-IO reader, keeping what the view needs.
 
-    def __init__(self, sock: socket.socket, deadline: float, is_head: bool) -> None:
+    The first raw bytes are kept as they came, every byte is counted, and the body
+    goes to a BodySpool.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: float, method: str) -> None:
         self.sock = sock
         self.deadline = deadline
-        self.is_head = is_head
+        self.reader = ResponseReader(method)
         #: The first MAX_RAW_BYTES of the response exactly as received.
         self.raw = bytearray()
-        #: Received but not parsed yet (parsing consumes it, so memory stays bounded).
-        self.pending = bytearray()
         self.received = 0
         self.first_byte_at: float | None = None
-        self.version = ""
-        self.status = 0
-        self.reason = ""
-        self.headers: list[tuple[str, str]] = []
+        #: The final (non-1xx) head; informational heads stay visible in ``raw`` only.
+        self.head: ResponseHead | None = None
         self.spool = BodySpool()
         self.truncated = False
-        self.eof = False
 
-    @property
-    def body(self) -> bytes:
-        return bytes(self.spool.kept)
+    def first_byte_ms(self, started: float) -> float:
+        return ((self.first_byte_at or time.perf_counter()) - started) * 1000.0
 
-    def _receive(self) -> bool:
+    def receive(self) -> None:
+        """Read until the response ends (or the spool is full); raises HttpClientError."""
+        while True:
+            data = self._recv()
+            try:
+                events = self.reader.feed(data) if data else self.reader.feed_eof()
+            except ProtocolError as exc:
+                raise HttpClientError("protocol", str(exc)) from None
+            for event in events:
+                if type(event) is BodyData:
+                    if not self._keep(event.data):
+                        return
+                elif type(event) is ResponseHead:
+                    if not event.informational:
+                        self.head = event
+                elif type(event) is EndOfMessage:
+                    return
+                elif type(event) is ConnectionClosed:
+                    raise HttpClientError(
+                        "closed", "the server closed the connection without answering"
+                    )
+
+    def _recv(self) -> bytes:
         remaining = self.deadline - time.perf_counter()
         if remaining <= 0:
             raise TimeoutError
@@ -361,123 +349,20 @@ class _ResponseReader:
         data = self.sock.recv(65536)
         if self.first_byte_at is None and data:
             self.first_byte_at = time.perf_counter()
-        if not data:
-            self.eof = True
-            return False
         self.received += len(data)
         room = MAX_RAW_BYTES - len(self.raw)
         if room > 0:
             self.raw += data[:room]
-        self.pending += data
-        return True
+        return data
 
-    def first_byte_ms(self, started: float) -> float:
-        return ((self.first_byte_at or time.perf_counter()) - started) * 1000.0
-
-    def read_head(self) -> None:
-        while True:
-            end = self.pending.find(b"\r\n\r\n")
-            if end >= 0:
-                break
-            if len(self.pending) > MAX_HEAD_BYTES:
-                raise HttpClientError("protocol", "response headers larger than 64 KiB")
-            if not self._receive():
-                if not self.pending:
-                    raise HttpClientError(
-                        "closed", "the server closed the connection without answering"
-                    )
-                raise HttpClientError("protocol", "the server closed the connection mid-headers")
-        lines = bytes(self.pending[:end]).decode("latin-1").split("\r\n")
-        del self.pending[: end + 4]
-        version, _, rest = lines[0].partition(" ")
-        code, _, reason = rest.partition(" ")
-        if not version.startswith("HTTP/") or not (code.isdigit() and len(code) == 3):
-            raise HttpClientError("protocol", f"not an HTTP response: {lines[0][:80]!r}")
-        self.version, self.status, self.reason = version, int(code), reason
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if sep:
-                self.headers.append((name.strip(), value.strip()))
-
-    def _header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return None
-
-    def _take(self, count: int) -> None:
-        """Move up to ``count`` pending bytes into the body (capped at the spool limit)."""
+    def _keep(self, data: bytes) -> bool:
+        """Spool body bytes up to MAX_SPOOLED_BODY_BYTES; False once it is full."""
         room = MAX_SPOOLED_BODY_BYTES - self.spool.length
-        count = min(count, len(self.pending), room)
-        if count > 0:
-            # A view, not a copy; released before the del, which a live view would block.
-            with memoryview(self.pending) as view:
-                self.spool.write(view[:count])
-            del self.pending[:count]
-
-    def _spool_full(self) -> bool:
+        self.spool.write(data[:room] if len(data) > room else data)
         if self.spool.length >= MAX_SPOOLED_BODY_BYTES:
             self.truncated = True
-            return True
-        return False
-
-    def read_body(self) -> None:
-        if self.is_head or self.status in (204, 304) or 100 <= self.status < 200:
-            return
-        length_text = self._header("content-length")
-        encoding = (self._header("transfer-encoding") or "").lower()
-        if "chunked" in encoding:
-            self._read_chunked()
-            return
-        if length_text is not None:
-            try:
-                length = int(length_text)
-            except ValueError:
-                raise HttpClientError("protocol", f"bad Content-Length {length_text!r}") from None
-            while True:
-                self._take(length - self.spool.length)
-                if self.spool.length >= length or self._spool_full():
-                    return
-                if not self._receive():
-                    raise HttpClientError(
-                        "protocol",
-                        f"connection closed after {self.spool.length} of {length} body bytes",
-                    )
-        while True:
-            self._take(len(self.pending))
-            if self._spool_full() or not self._receive():
-                return
-
-    def _read_chunked(self) -> None:
-        while True:
-            line_end = self.pending.find(b"\r\n")
-            while line_end < 0:
-                if not self._receive():
-                    raise HttpClientError("protocol", "connection closed inside a chunked body")
-                line_end = self.pending.find(b"\r\n")
-            size_text = bytes(self.pending[:line_end]).split(b";")[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise HttpClientError("protocol", f"bad chunk size {size_text[:20]!r}") from None
-            del self.pending[: line_end + 2]
-            if size == 0:
-                # Trailers end with an empty line; keep them in the raw view.
-                while not self.pending.startswith(b"\r\n") and self.pending.find(b"\r\n\r\n") < 0:
-                    if not self._receive():
-                        return
-                return
-            wanted = self.spool.length + size
-            while self.spool.length < wanted:
-                self._take(wanted - self.spool.length)
-                if self._spool_full():
-                    return
-                if self.spool.length < wanted and not self._receive():
-                    raise HttpClientError("protocol", "connection closed inside a chunk")
-            while len(self.pending) < 2:
-                if not self._receive():
-                    raise HttpClientError("protocol", "connection closed inside a chunk")
-            del self.pending[:2]
+            return False
+        return True
 
 
 def save_body(response: HttpResponse, folder: Path, name: str | None = None) -> Path:

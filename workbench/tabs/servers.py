@@ -168,12 +168,12 @@ class ServersTab(Vertical):
     HELP = HELP
 
     BINDINGS = [
-        Binding("n", "new_server", "New server"),
+        Binding("n", "new_server", "New"),
         Binding("r", "restart_server", "Restart"),
         Binding("x", "stop_server", "Stop"),
         Binding("m", "change_server", "Change"),
         Binding("delete", "remove_server", "Remove", show=False),
-        Binding("p", "pause_log", "Pause log"),
+        Binding("p", "pause_log", "Pause"),
         Binding("slash", "filter_log", "Filter"),
         Binding("a", "announce", "Announce"),
         Binding("v", "next_view", "View"),

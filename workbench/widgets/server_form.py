@@ -197,7 +197,11 @@ class ServerFormScreen(ModalScreen[ServerSettings | None]):
     }
     ServerFormScreen > Vertical {
         width: 76;
+        max-width: 100%;
         height: auto;
+        /* Taller than 24 rows with every field: scroll rather than lose the buttons. */
+        max-height: 100%;
+        overflow-y: auto;
         border: thick $primary;
         background: $surface;
         padding: 0 2;
@@ -234,6 +238,32 @@ class ServerFormScreen(ModalScreen[ServerSettings | None]):
     }
     ServerFormScreen Button {
         margin-left: 1;
+    }
+    /* Under 30 rows (the app's -short class) one-line fields fit the form on a 24-row
+       screen; a bar at each field's left edge marks it and lights up on focus. */
+    ServerFormScreen.-short #form-title {
+        margin-bottom: 0;
+    }
+    ServerFormScreen.-short Grid {
+        grid-rows: 1;
+        grid-gutter: 1 0;
+        margin-bottom: 1;
+    }
+    ServerFormScreen.-short Grid Label,
+    ServerFormScreen.-short Grid Checkbox {
+        padding-top: 0;
+    }
+    ServerFormScreen.-short Grid Input,
+    ServerFormScreen.-short Grid Select > SelectCurrent {
+        border: none;
+        border-left: tall $border-blurred;
+        height: 1;
+        padding: 0 1;
+        background: $panel;
+    }
+    ServerFormScreen.-short Grid Input:focus,
+    ServerFormScreen.-short Grid Select:focus > SelectCurrent {
+        border-left: tall $border;
     }
     """
 

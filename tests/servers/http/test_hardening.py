@@ -59,7 +59,8 @@ def _server_sockets_to(server_pid: int, client_port: int) -> list:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("model", ["epoll", "asyncio", "threads"])
+# Each IO-multiplexing model has its own copy of the lingering code: all three are tried.
+@pytest.mark.parametrize("model", ["epoll", "poll", "select", "asyncio", "threads"])
 def test_a_peer_that_never_closes_is_let_go_after_the_linger_time(model, tmp_path) -> None:
     (tmp_path / "index.html").write_text("bye\n")
     with running_server("http", model, options={"root": str(tmp_path)}) as server:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -282,3 +282,86 @@ def test_a_short_body_is_saved_from_memory(echo_server: str, tmp_path: Path) -> 
     response = send_request(HttpRequest("GET", echo_server + "/chunked"))
     assert response.body_file is None and not response.body_is_partial
     assert save_body(response, tmp_path).read_bytes() == b"hello chunked world"
+
+
+class _CannedServer:
+    """Answers one connection with fixed bytes, then closes: framing cases a real server avoids."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return  # closed by the test before anyone connected
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                piece = conn.recv(4096)
+                if not piece:
+                    return
+                request += piece
+            conn.sendall(self.answer)
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def canned() -> Iterator[Callable[[bytes], str]]:
+    servers: list[_CannedServer] = []
+
+    def start(answer: bytes) -> str:
+        servers.append(_CannedServer(answer))
+        return servers[-1].url
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.close()
+
+
+def test_an_informational_head_is_followed_by_the_real_one(canned: Callable[[bytes], str]) -> None:
+    answer = (
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    )
+    response = send_request(HttpRequest("GET", canned(answer)))
+    assert (response.status, response.body) == (200, b"ok")
+    assert response.raw_response == answer  # the 103 stays visible in the raw view
+
+
+def test_chunk_trailers_are_read_and_kept_raw(canned: Callable[[bytes], str]) -> None:
+    answer = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Sum: 1\r\n\r\n"
+    )
+    response = send_request(HttpRequest("GET", canned(answer)))
+    assert response.body == b"ok" and response.raw_response == answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind", "words"),
+    [
+        (b"", "closed", "without answering"),
+        (b"HTTP/1.1 200 OK\r\nContent-", "protocol", "mid-headers"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", "protocol", "6 body bytes"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", "protocol", "bad Content-Length"),
+        (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "protocol", "status line"),
+    ],
+)
+def test_a_broken_response_is_a_clear_error(
+    canned: Callable[[bytes], str], answer: bytes, kind: str, words: str
+) -> None:
+    with pytest.raises(HttpClientError) as caught:
+        send_request(HttpRequest("GET", canned(answer)))
+    assert caught.value.kind == kind
+    assert words in str(caught.value)

@@ -226,6 +226,8 @@ def test_request_bytes() -> None:
         LoadConfig("http://h/", requests=10, duration=1.0),
         LoadConfig("http://h/", duration=-1.0),
         LoadConfig("http://h/", method="G ET"),
+        LoadConfig("http://h/a b"),
+        LoadConfig("http://h/", headers={"X-Price": "5 €"}),  # not Latin-1: cannot be sent
     ],
 )
 def test_bad_configs_are_refused_with_a_reason(config: LoadConfig) -> None:
