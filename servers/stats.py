@@ -81,12 +81,12 @@ class ServerStats:
         with self._lock:
             self.active += 1
             self.accepted += 1
-        self.event("connect", _format_address(address))
+        self.event("connect", format_address(address))
 
     def connection_closed(self, address: Any = None) -> None:
         with self._lock:
             self.active -= 1
-        self.event("disconnect", _format_address(address))
+        self.event("disconnect", format_address(address))
 
     def member_joined(self) -> None:
         """A datagram server's member arrived: counted like a connection, logged by the room as *join*."""
@@ -319,7 +319,8 @@ class ServerStats:
         self._pending = buffer[offset:]
 
 
-def _format_address(address: Any) -> str:
+def format_address(address: Any) -> str:
+    """A peer address as the event log shows it: ``host:port``, ``[v6 host]:port``."""
     if isinstance(address, tuple) and len(address) >= 2:
         host, port = address[0], address[1]
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"

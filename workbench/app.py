@@ -18,9 +18,18 @@ from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from workbench.help import HelpScreen, build_help
 from workbench.messages import ServerCrashed, ServerNotice, ServersUpdated
-from workbench.server_manager import DEFAULT_MODELS, DEFAULT_PROTOCOLS, ServerManager
+from workbench.network import (
+    LOCAL_ONLY_TEXT,
+    RemoteServers,
+    host_port,
+    is_wildcard,
+    lan_addresses,
+    student_hosts,
+)
+from workbench.server_manager import DEFAULT_MODELS, DEFAULT_PROTOCOLS, ServerManager, ServerRow
 from workbench.tabs.servers import ServersTab
 from workbench.themes import WORKBENCH_THEMES, resolve_theme_name
+from workbench.widgets.classroom_bar import ClassroomBar
 
 #: (pane id, title, module, class, protocol whose server the tab talks to).
 TABS: tuple[tuple[str, str, str, str, str | None], ...] = (
@@ -169,11 +178,16 @@ class WorkbenchApp(App[None]):
         models: dict[str, str] | None = None,
         theme_name: str | None = None,
         initial_tab: str = "chat",
+        ports: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         self.server_manager = server_manager if server_manager is not None else ServerManager()
         self.start_servers = start_servers
         self.models = dict(models or {})
+        #: Port of each default server (0 or missing: any free one).
+        self.ports = dict(ports or {})
+        #: This machine's LAN addresses, read once when listening on every interface.
+        self._interface_addresses: list[str] | None = None
         self.initial_theme = resolve_theme_name(theme_name)
         self.initial_tab = initial_tab
         #: The tab the user asked for last; focus only ever moves into that one.
@@ -185,6 +199,7 @@ class WorkbenchApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield ClassroomBar(id="classroom")
         with WorkbenchTabs(initial=self.initial_tab, id="tabs"):
             for pane_id, title, module_name, class_name, _ in TABS:
                 with TabPane(title, id=pane_id):
@@ -205,9 +220,11 @@ class WorkbenchApp(App[None]):
             )
             self.theme = resolve_theme_name(None)
         self.server_manager.open(self.post_message)
+        self._show_classroom(())
         # Into the active tab's content, not the tab bar, so the footer shows its bindings.
         self.call_after_refresh(self._focus_pane, self.query_one(f"#{self.initial_tab}", TabPane))
-        if self.start_servers:
+        # A student's workbench (--connect) uses the teacher's servers and runs none.
+        if self.start_servers and self.server_manager.remote is None:
             self.start_default_servers()
         self.call_after_refresh(self._freeze_startup_objects)
 
@@ -233,8 +250,24 @@ class WorkbenchApp(App[None]):
         """Start chat, FTP and HTTP on free ports, each under its chosen model."""
         for protocol in DEFAULT_PROTOCOLS:
             model = self.models.get(protocol, DEFAULT_MODELS[protocol])
+            port = self.ports.get(protocol, 0)
             try:
-                self.server_manager.start(protocol, model)
+                try:
+                    self.server_manager.start(protocol, model, port=port)
+                except Exception as error:
+                    if not port:
+                        raise
+                    # A class port someone else holds: any free one still lets the class in,
+                    # and the header shows the command with the port students must type.
+                    server_id = self.server_manager.start(protocol, model)
+                    row = self.server_manager.row(server_id)
+                    self.post_message(
+                        ServerNotice(
+                            f"Port {port} is taken ({error}): the {protocol} server listens on "
+                            f"{row.port if row else 'another port'} instead.",
+                            "warning",
+                        )
+                    )
             except Exception as error:
                 self.post_message(
                     ServerNotice(
@@ -288,6 +321,7 @@ class WorkbenchApp(App[None]):
 
     def on_servers_updated(self, message: ServersUpdated) -> None:
         try:
+            self._show_classroom(message.rows)
             self.servers_tab.show_update(message)
         except NoMatches:  # a last batch racing the shutdown: nothing left to show it in
             pass
@@ -302,6 +336,30 @@ class WorkbenchApp(App[None]):
 
     def on_server_notice(self, message: ServerNotice) -> None:
         self.notify(message.text, severity=message.severity)  # type: ignore[arg-type]
+
+    def _show_classroom(self, rows: Iterable[ServerRow]) -> None:
+        """Header and the bar under it: local only, where students reach us, or whose servers we use."""
+        manager = self.server_manager
+        bar = self.query_one(ClassroomBar)
+        if manager.remote is not None:
+            self.sub_title = f"connected to the class at {manager.remote.host}"
+            bar.show_lines([manager.remote.describe()])
+            return
+        bind_host = manager.bind_host
+        if not is_wildcard(bind_host) and not student_hosts(bind_host):
+            self.sub_title = LOCAL_ONLY_TEXT
+            bar.show_lines([])
+            return
+        if is_wildcard(bind_host) and self._interface_addresses is None:
+            self._interface_addresses = lan_addresses(bind_host)
+        self.sub_title = f"listening for a class on {bind_host}"
+        ports = {
+            row.protocol: row.port
+            for row in rows
+            # A default server bound elsewhere (the form's Bind field) is not the class's.
+            if row.is_default and row.state == "running" and row.port and row.host == bind_host
+        }
+        bar.show_listening(bind_host, ports, self._interface_addresses)
 
     @property
     def servers_tab(self) -> ServersTab:
@@ -347,9 +405,15 @@ class WorkbenchApp(App[None]):
             row = self.server_manager.row(server_id) if server_id else None
             if row is not None:
                 running.append((row.server_id, row.model))
+        remote = self.server_manager.remote
+        remote_endpoint = remote.endpoint(protocol) if remote is not None and protocol else None
+        elsewhere = host_port(*remote_endpoint) if remote_endpoint else None
         uses_a_server = protocol is not None or pane_id == "servers"
         return build_help(
-            title, tab_help or "No help for this tab.", running if uses_a_server else None
+            title,
+            tab_help or "No help for this tab.",
+            running if uses_a_server else None,
+            elsewhere,
         )
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -418,14 +482,22 @@ def run_app(
     start_servers: bool,
     models: dict[str, str],
     theme_name: str | None,
+    bind_host: str = "127.0.0.1",
+    ports: dict[str, int] | None = None,
+    remote: RemoteServers | None = None,
 ) -> None:
-    """Run the TUI; whatever happens, stop every server before returning."""
-    manager = ServerManager(data_dir)
+    """Run the TUI; whatever happens, stop every server before returning.
+
+    ``remote`` (a student's ``--connect``) starts no servers and points every tab there;
+    ``bind_host`` and ``ports`` are where the default servers listen.
+    """
+    manager = ServerManager(data_dir, bind_host=bind_host, remote=remote)
     app = WorkbenchApp(
         server_manager=manager,
         start_servers=start_servers,
         models=models,
         theme_name=theme_name,
+        ports=ports,
     )
     try:
         app.run()

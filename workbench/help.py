@@ -234,6 +234,12 @@ concurrency model of the course, and the clients to poke them with.
 | **F2 … F6** | Chat, FTP, HTTP, Servers, Labs tab |
 | **Ctrl+P** | command palette: start, stop, restart servers, change the theme… |
 | **Ctrl+Q** | quit — every server started here is stopped |
+
+**In a classroom.** The servers bind 127.0.0.1 (本地地址, course 1.2.3): only this machine
+reaches them. `workbench --listen 0.0.0.0` (自动获取地址) binds every interface, so students'
+laptops reach them at this machine's LAN address (内网IP, 1.1.3): the lines under the header
+give the addresses and the command they type, `workbench --connect HOST`, which points every
+tab of their workbench at the teacher's servers. `workbench serve` runs the app in a web browser.
 """
 
 
@@ -252,10 +258,23 @@ def model_help(model: str, server_id: str | None = None) -> str:
     )
 
 
-def build_help(tab_title: str, tab_help: str, running: list[tuple[str, str]] | None = None) -> str:
-    """The whole help page: the current tab, then the model(s) of the servers it uses."""
+def build_help(
+    tab_title: str,
+    tab_help: str,
+    running: list[tuple[str, str]] | None = None,
+    elsewhere: str | None = None,
+) -> str:
+    """The whole help page: the current tab, then the model(s) of the servers it uses.
+
+    ``elsewhere`` names the server of another machine the tab uses (``--connect``).
+    """
     parts = [f"# {tab_title} tab\n\n{tab_help.strip()}\n"]
-    if running:
+    if elsewhere:
+        parts.append(
+            f"## Model\n\nThis tab uses the teacher's server at `{elsewhere}`: "
+            "its model is chosen on the teacher's machine.\n"
+        )
+    elif running:
         for server_id, model in running:
             parts.append(model_help(model, server_id))
             parts.append(related_labs_markdown(model))

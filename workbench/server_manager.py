@@ -28,7 +28,9 @@ from typing import Any
 
 import psutil
 
+from workbench.connected_clients import ClientsView, ClientTracker
 from workbench.data import server_options
+from workbench.network import RemoteServers
 
 #: Seconds between two published batches (the panel's refresh rate).
 PUBLISH_INTERVAL = 0.5
@@ -158,6 +160,7 @@ class _ManagedServer:
     rates: tuple[float, float, float] = (0.0, 0.0, 0.0)
     os_figures: dict[str, Any] = field(default_factory=dict)
     events_dropped: int = 0
+    clients: ClientTracker = field(default_factory=ClientTracker)
 
 
 _DATAGRAM = "datagram"
@@ -216,8 +219,15 @@ class ServerManager:
         publish_interval: float = PUBLISH_INTERVAL,
         poll_interval: float = POLL_INTERVAL,
         start_timeout: float = 10.0,
+        bind_host: str = DEFAULT_HOST,
+        remote: RemoteServers | None = None,
     ) -> None:
         self.data_dir = data_dir
+        #: Where a server listens unless started with its own host: 127.0.0.1 (this machine
+        #: only) unless a class is to join (``--listen``).
+        self.bind_host = bind_host
+        #: A teacher's servers every tab uses instead of ours (``workbench --connect``).
+        self.remote = remote
         self.publish_interval = publish_interval
         self.poll_interval = poll_interval
         self.start_timeout = start_timeout
@@ -273,13 +283,25 @@ class ServerManager:
     # -- the API other tabs use -------------------------------------------------------
 
     def endpoint(self, protocol: str) -> tuple[str, int] | None:
-        """``(host, port)`` of the protocol's default instance, or None when it is not running."""
+        """``(host, port)`` of the protocol's default instance, or None when it is not running.
+
+        With ``remote`` set, the teacher's server for ``protocol``: a student's tabs all
+        point there, whatever this workbench runs itself.
+        """
+        if self.remote is not None:
+            return self.remote.endpoint(protocol)
         with self._lock:
             server_id = self._defaults.get(protocol)
             server = self._servers.get(server_id) if server_id else None
             if server is None or server.state != "running" or server.process is None:
                 return None
             return (connect_host(server.host), server.port)
+
+    def clients(self, server_id: str) -> ClientsView | None:
+        """Who is connected to the server now, from where (its connect/disconnect events)."""
+        with self._lock:
+            server = self._servers.get(server_id)
+            return server.clients.view() if server is not None else None
 
     def server_ids(self) -> list[str]:
         with self._lock:
@@ -318,7 +340,7 @@ class ServerManager:
         with self._lock:
             server_id = self._new_server_id(protocol)
             server = _ManagedServer(
-                server_id, protocol, model, port, workers, merged_options, host or DEFAULT_HOST
+                server_id, protocol, model, port, workers, merged_options, host or self.bind_host
             )
             self._servers[server_id] = server
             self._defaults.setdefault(protocol, server_id)
@@ -488,6 +510,7 @@ class ServerManager:
             server.previous_snapshot = {}
             server.rates = (0.0, 0.0, 0.0)
             server.os_figures = {}
+            server.clients.reset()
         try:
             port = process.start(timeout=self.start_timeout)
         except BaseException as error:
@@ -519,6 +542,7 @@ class ServerManager:
         server.process = None
         server.rates = (0.0, 0.0, 0.0)
         server.os_figures = {}
+        server.clients.reset()  # a stopped server's connections died with it
 
     # -- internals: watching ------------------------------------------------------------
 
@@ -573,6 +597,15 @@ class ServerManager:
             server.previous_snapshot = previous
             server.snapshot = message
             server.events_dropped += message.get("events_dropped", 0)
+            # Every event, before the UI's backlog bound below: the list of clients must not
+            # lose a disconnect because the event log had no room for it.
+            server.clients.dropped(message.get("events_dropped", 0))
+            for _, kind, detail, _ in message.get("events") or ():
+                server.clients.fold(kind, detail)
+            if message.get("active") == 0:
+                # The server's own count says nobody: a list made partial by dropped events
+                # (a load test) is whole again, and empty.
+                server.clients.reset()
             room = MAX_PENDING_EVENTS - len(self._pending_events)
             events = message.get("events") or ()
             if len(events) > room:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from servers.chat import protocol as p
+from servers.stats import format_address
 
 if TYPE_CHECKING:
     from servers.stats import ServerStats
@@ -228,7 +229,8 @@ class ChatRoom:
         self.by_name[key] = member
         if self.stats is not None and self.count_connections:
             self.stats.member_joined()
-        self._event("join", name)
+        # With the address, so the live panel can say who is in the room from where.
+        self._event("join", f"{name} from {format_address(address)}")
         out = [self._login_ok(member)]
         out.extend(self._members_for(member))
         out.extend(self._broadcast(b"JOIN ", name.encode("utf-8"), exclude=member))

@@ -27,6 +27,8 @@ UI_FREE_MODULES = [
     "workbench.clients.loadgen",
     "workbench.socket_probe",
     "workbench.connection_sequence",
+    "workbench.network",
+    "workbench.connected_clients",
     "workbench.labs",
     "workbench.labs.runner",
     "workbench.labs.concepts",

@@ -7,6 +7,7 @@ from datetime import datetime
 import pytest
 
 from workbench.app import WorkbenchApp
+from workbench.connected_clients import ClientsView
 from workbench.messages import ServersUpdated
 from workbench.server_manager import ProcessNode, ServerEvent, ServerManager, ServerRow
 from workbench.socket_probe import ServerSocket, SocketReport
@@ -24,6 +25,13 @@ class FedServerManager(ServerManager):
 
     def open(self, post) -> None:
         self._post = post
+
+    def clients(self, server_id: str) -> ClientsView | None:
+        # Fed like the rows: three FTP clients (the fixed rows' last step has 3 active).
+        if server_id != "ftp":
+            return None
+        addresses = ("192.168.1.21:50110", "192.168.1.21:50111", "192.168.1.34:41002")
+        return ClientsView(addresses, {}, partial=False)
 
 
 def fixed_rows(step: int) -> tuple[ServerRow, ...]:

@@ -54,6 +54,9 @@ What to look for:
   other member (fan-out); your own lines are shown locally.
 - **Admin announcements** (admin ▸) come from the server side: the Servers tab's
   announcement box, or the server's standard input.
+- **Who is where**: with the room on this workbench's own chat server, the line
+  under the address bar lists each member with the host it sends from — a class
+  joining with `workbench --connect` shows up there by name and laptop address.
 - **Lost datagrams**: UDP does not retransmit. Every room datagram carries a
   sequence number, so a gap is a loss. To make the room lose some on purpose, select
   the chat row in the Servers tab, press **m** and set *Drop rate* to 0.1 (or run
@@ -111,6 +114,14 @@ every joined member rejoins by itself under the same name.
     ChatTab #chat-status.-error {
         color: $text-error;
     }
+    ChatTab #chat-room-hosts {
+        width: 1fr;
+        padding: 0 2;
+        color: $text-muted;
+    }
+    ChatTab #chat-room-hosts.-empty {
+        display: none;
+    }
     ChatTab #chat-participants {
         height: 1fr;
     }
@@ -161,6 +172,7 @@ every joined member rejoins by itself under the same name.
                 )
                 yield Button("+ Participant", id="chat-add")
             yield Label("", id="chat-status", markup=False)
+            yield Label("", id="chat-room-hosts", markup=False)
 
     def _new_pane(self) -> ChatParticipantPane:
         number = self._next_pane_number
@@ -215,6 +227,7 @@ every joined member rejoins by itself under the same name.
                 self._check_joined_panes()
             self._server_pid = pid
         address = self._server_endpoint()
+        self._show_room_hosts()
         if address is not None and address != self._auto_endpoint:
             host_input = self.query_one("#chat-host", Input)
             port_input = self.query_one("#chat-port", Input)
@@ -229,6 +242,24 @@ every joined member rejoins by itself under the same name.
                 host_input.value, port_input.value = address[0], str(address[1])
                 # The server moved: members follow it rather than sit in a room that is gone.
                 self.call_after_refresh(self.move_joined_panes)
+
+    def _show_room_hosts(self) -> None:
+        """Who is in the room and from which host, when the room is this workbench's own server.
+
+        Only the server knows the members' addresses (the protocol's MEMBERS has names):
+        a student pointed at the teacher's room (``--connect``) sees names in the panes only.
+        """
+        text = ""
+        manager = getattr(self.app, "server_manager", None)
+        ours = getattr(manager, "remote", True) is None and hasattr(manager, "clients")
+        if self._endpoint_override is None and ours:
+            server_id = manager.default_server_id("chat")  # type: ignore[union-attr]
+            clients = manager.clients(server_id) if server_id else None  # type: ignore[union-attr]
+            if clients is not None and clients.names:
+                text = f"In the room, as our chat server sees it: {clients.summary()}"
+        label = self.query_one("#chat-room-hosts", Label)
+        label.update(text)
+        label.set_class(not text, "-empty")
 
     def server_address(self) -> ChatServerAddress | None:
         """The address typed in the connection bar, or None (with the reason shown) when incomplete."""

@@ -58,6 +58,7 @@ from workbench.clients.loadgen import (
     LoadSnapshot,
     run_load,
 )
+from workbench.network import host_port
 from workbench.widgets.http_dialogs import CurlCommandScreen, ReplaceDraftScreen
 from workbench.widgets.http_raw import RawExchange
 from workbench.widgets.load_charts import BarChart
@@ -604,8 +605,7 @@ class HttpTab(Widget):
             return None
         if isinstance(endpoint, str):
             return (endpoint if "://" in endpoint else "http://" + endpoint).rstrip("/")
-        host, port = endpoint[0], endpoint[1]
-        return f"http://{host}:{port}"
+        return f"http://{host_port(str(endpoint[0]), int(endpoint[1]))}"
 
     def _refresh_default_url(self) -> None:
         url_input = self.query_one("#url", Input)
@@ -1004,6 +1004,15 @@ class HttpTab(Widget):
                 severity="error",
             )
             return
+        if getattr(manager, "remote", None) is not None:
+            # It restarts the server under each model: the teacher's is not ours to restart.
+            self.notify(
+                "Compare models restarts this workbench's own HTTP server; this one is "
+                "connected to the teacher's (--connect). Run it on the teacher's workbench.",
+                title="Compare models",
+                severity="error",
+            )
+            return
         models = self.ticked_models()
         if not models:
             self.notify("Tick at least one model.", title="Compare models", severity="warning")
@@ -1054,7 +1063,7 @@ class HttpTab(Widget):
             endpoint = manager.endpoint("http")
             if not endpoint:
                 raise RuntimeError("the HTTP server is not running after the restart")
-            return f"http://{endpoint[0]}:{endpoint[1]}"
+            return f"http://{host_port(str(endpoint[0]), int(endpoint[1]))}"
 
         def place(model: str) -> str:
             return f"{model} ({models.index(model) + 1} of {len(models)})"

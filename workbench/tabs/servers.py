@@ -82,7 +82,10 @@ count climbing under `threads`, one process holding thousands of connections und
     members, marked `m`, since UDP has no connections.
   * *Refused* counts clients turned away: past select's FD_SETSIZE (descriptors 1024 and
     above), out of file descriptors (EMFILE), or a full chat room. *Err* counts errors.
-* Below it, for the selected server: **sparklines** of requests/s and active connections
+* Under the table, the selected server's **clients**: how many are connected and from
+  which hosts (for the chat room, each member's name and host), from the server's own
+  connect/disconnect (and join/leave) events.
+* Below that, for the selected server: **sparklines** of requests/s and active connections
   (room members for UDP chat), the **process tree** (like `pstree`) with its zombie count
   (僵尸进程 — must stay 0), and, beside them, three views — **v** cycles through them:
   * **Events**: the log (connect, disconnect, join, leave, request, refused, error, crash).
@@ -206,6 +209,7 @@ class ServersTab(Vertical):
             table.add_column(header, key=key)
         yield table
         yield Label(NO_SERVER_TEXT, id="server-status")
+        yield Label("", id="server-clients", markup=False)
         with Horizontal(id="server-detail"):
             with Vertical(id="server-graphs"):
                 yield Label("Requests/s", id="rps-label", classes="graph-label")
@@ -318,6 +322,7 @@ class ServersTab(Vertical):
         status = self.query_one("#server-status", Label)
         status.update(describe_server(row) if row is not None else NO_SERVER_TEXT)
         status.set_class(row is not None and row.state in ("crashed", "failed"), "-error")
+        self.query_one("#server-clients", Label).update(self._describe_clients(row))
         history = self._history.get(self.selected_server_id or "", ())
         rates = [rate for rate, _ in history]
         active = [count for _, count in history]
@@ -345,6 +350,19 @@ class ServersTab(Vertical):
         self.query_one(ProcessTreeView).show(
             row.process_tree, self._state_style("crashed"), root_label=row.server_id
         )
+
+    def _describe_clients(self, row: ServerRow | None) -> str:
+        """Who is connected to the selected server, from where (its connect/disconnect events)."""
+        if row is None or row.state != "running":
+            return ""
+        clients = self.manager.clients(row.server_id)
+        if row.transport == "udp":
+            line = f"Members: {row.active} in the room"  # UDP has no connections
+        else:
+            line = f"Clients: {row.active} connected"
+        if clients is not None and (clients.addresses or clients.partial):
+            line += " — " + clients.summary()
+        return line
 
     # -- selection ----------------------------------------------------------------------
 
@@ -403,7 +421,13 @@ class ServersTab(Vertical):
 
     def action_new_server(self) -> None:
         self.app.push_screen(
-            ServerFormScreen("Start a server", submit_label="Start"), self._start_from_form
+            # A new server binds where the class can reach it when the workbench --listen's.
+            ServerFormScreen(
+                "Start a server",
+                submit_label="Start",
+                host=getattr(self.manager, "bind_host", "127.0.0.1"),
+            ),
+            self._start_from_form,
         )
 
     def _start_from_form(self, settings: ServerSettings | None) -> None:

@@ -311,6 +311,15 @@ def test_stats_count_members_messages_and_errors() -> None:
     assert kinds.count("join") == 2 and "leave" in kinds
 
 
+def test_join_events_say_from_which_address() -> None:
+    # The live panel lists who is in the room from where (workbench/connected_clients.py).
+    stats = ServerStats()
+    room = ChatRoom(stats=stats)
+    enter(room, ("alice", ("192.168.1.21", 5001)))
+    joins = [event[2] for event in stats._events if event[1] == "join"]
+    assert joins == ["alice from 192.168.1.21:5001"]
+
+
 def test_parse_server_lines_round_trip() -> None:
     assert p.parse_server_line("MSG 4 bob hi there") == p.ServerLine(
         "MSG", 4, name="bob", text="hi there"
