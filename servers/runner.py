@@ -39,6 +39,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=None, help="pool / prefork size (default: 4 / one per core)"
     )
     parser.add_argument(
+        "--no-reuse-address",
+        action="store_true",
+        help="leave SO_REUSEADDR off: binding then fails while TIME_WAIT sockets hold the port",
+    )
+    parser.add_argument(
         "--max-open-files",
         type=int,
         default=None,
@@ -196,7 +201,13 @@ def prepare(
                 f"{protocol} has only a blocking handler; run it under one of "
                 f"{', '.join(sorted(registry.BLOCKING_MODELS))}"
             )
-    sock = bind_socket(host, port, transport, reuse_port=(model == "prefork"))
+    sock = bind_socket(
+        host,
+        port,
+        transport,
+        reuse_port=(model == "prefork"),
+        reuse_address=not getattr(options, "no_reuse_address", False),
+    )
     stats.host, stats.port = sock.getsockname()[:2]
     stats.model = model if transport == "tcp" else "datagram"
     return PreparedServer(protocol, model, transport, app, stats, sock, model_module, workers)
@@ -214,8 +225,18 @@ def _optional_int(options: argparse.Namespace, name: str) -> int | None:
         ) from None
 
 
-def bind_socket(host: str, port: int, transport: str, reuse_port: bool = False) -> socket.socket:
-    """A listening TCP socket or a bound UDP socket; ConfigError when that is impossible."""
+def bind_socket(
+    host: str,
+    port: int,
+    transport: str,
+    reuse_port: bool = False,
+    reuse_address: bool = True,
+) -> socket.socket:
+    """A listening TCP socket or a bound UDP socket; ConfigError when that is impossible.
+
+    ``reuse_address=False`` leaves SO_REUSEADDR off (``create_server`` always sets
+    it), so the bind fails with EADDRINUSE while TIME_WAIT sockets hold the port.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         if transport == "udp":
@@ -226,14 +247,33 @@ def bind_socket(host: str, port: int, transport: str, reuse_port: bool = False) 
                 sock.close()
                 raise
             return sock
-        return socket.create_server(
-            (host, port), family=family, backlog=LISTEN_BACKLOG, reuse_port=reuse_port
-        )
+        if reuse_address:
+            return socket.create_server(
+                (host, port), family=family, backlog=LISTEN_BACKLOG, reuse_port=reuse_port
+            )
+        return _listen_without_reuse_address(family, host, port, reuse_port)
     except OSError as error:
         reason = os.strerror(error.errno) if error.errno else str(error)
         raise ConfigError(
             f"cannot listen on {host}:{port} ({transport}): {reason.lower()}"
         ) from None
+
+
+def _listen_without_reuse_address(
+    family: int, host: str, port: int, reuse_port: bool
+) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def start_control_thread(

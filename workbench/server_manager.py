@@ -401,6 +401,22 @@ class ServerManager:
             self._launch(server)
         return server.port
 
+    def restart_without_reuse_address(self, server_id: str) -> int:
+        """Restart on the same port with SO_REUSEADDR off, for the TIME_WAIT lesson. Blocks.
+
+        Unlike :meth:`restart` it never falls back to another port: while TIME_WAIT
+        sockets hold the port the bind fails, and the launcher's ``LaunchError``
+        ("address already in use") is raised. Later restarts set SO_REUSEADDR again.
+        """
+        with self._lock:
+            server = self._require(server_id)
+            server.options["no_reuse_address"] = True
+        try:
+            return self.restart(server_id, port=server.port)
+        finally:
+            with self._lock:
+                server.options.pop("no_reuse_address", None)
+
     def stop(self, server_id: str) -> None:
         """Stop one server (SIGTERM, then SIGKILL); its row stays so it can be restarted. Blocks."""
         with self._lock:
@@ -683,6 +699,16 @@ class ServerManager:
                 with self._lock:
                     if server.process is process and server.state == "running":
                         self._mark_stopped(server, "crashed", description)
+                        # The log is where a class reads what happened, so the crash goes there too.
+                        self._pending_events.append(
+                            ServerEvent(
+                                server.server_id,
+                                time.time(),
+                                "crash",
+                                f"{server.server_id} (pid {process.pid}) {description}",
+                                process.pid or 0,
+                            )
+                        )
                         crashed = True
                     else:
                         crashed = False

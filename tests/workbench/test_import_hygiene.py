@@ -25,6 +25,8 @@ UI_FREE_MODULES = [
     "workbench.clients.http",
     "workbench.clients.http_wire",
     "workbench.clients.loadgen",
+    "workbench.socket_probe",
+    "workbench.connection_sequence",
     "workbench.network",
     "workbench.connected_clients",
     "workbench.labs",

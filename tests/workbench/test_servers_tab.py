@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import psutil
 import pytest
+from textual.widgets import Log
 
 from workbench.app import WorkbenchApp
 from workbench.server_manager import ServerManager
@@ -195,9 +196,18 @@ async def test_kill_9_from_outside_shows_crashed_and_can_restart(manager):
     async with app.run_test(size=SIZE) as pilot:
         app.servers_tab.start_server("echo", "epoll")
         await wait_until(pilot, lambda: is_running(app, "echo"))
-        os.kill(row_of(app, "echo").pid, signal.SIGKILL)
+        pid = row_of(app, "echo").pid
+        os.kill(pid, signal.SIGKILL)
         await wait_until(pilot, lambda: row_of(app, "echo").state == "crashed")
         assert row_of(app, "echo").exit_description == "killed by SIGKILL"
+        # The crash is written to the event log too: server id, pid and signal.
+        log = app.query_one(EventLog)
+        await wait_until(pilot, lambda: any(e.kind == "crash" for e in log.kept_events("echo")))
+        [crash] = [e for e in log.kept_events("echo") if e.kind == "crash"]
+        assert crash.detail == f"echo (pid {pid}) killed by SIGKILL"
+        assert any(
+            f"echo (pid {pid}) killed by SIGKILL" in line for line in log.query_one(Log).lines
+        )
         assert "crashed SIGKILL" in str(app.query_one("#server-table").get_cell("echo", "state"))
         status = str(app.query_one("#server-status").render())
         assert "echo crashed: killed by SIGKILL — press r to restart it" in status

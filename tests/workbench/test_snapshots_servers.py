@@ -10,6 +10,8 @@ from workbench.app import WorkbenchApp
 from workbench.connected_clients import ClientsView
 from workbench.messages import ServersUpdated
 from workbench.server_manager import ProcessNode, ServerEvent, ServerManager, ServerRow
+from workbench.socket_probe import ServerSocket, SocketReport
+from workbench.widgets.socket_view import SequenceView, SocketTable
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -185,3 +187,71 @@ def test_help_screen_for_the_processes_model(snap_compare):
         await pilot.pause()
 
     assert snap_compare(servers_app(), terminal_size=SIZE, run_before=open_help)
+
+
+def fixed_socket_report(pid: int | None, port: int, other_ports=()) -> SocketReport:
+    """What the probe might read of the ftp server: a backlog, a connection, a TIME_WAIT."""
+    client = ("127.0.0.1", 50011)
+    sockets = (
+        ServerSocket("TCP", "LISTEN", ("127.0.0.1", 40002), None, (5000,), 5, 2, 4096),
+        ServerSocket(
+            "TCP",
+            "ESTABLISHED",
+            ("127.0.0.1", 40002),
+            ("127.0.0.1", 50012),
+            (5001,),
+            7,
+            0,
+            0,
+            0.051,
+            None,
+            None,
+        ),
+        ServerSocket(
+            "TCP", "ESTABLISHED", ("127.0.0.1", 40002), ("127.0.0.1", 50013), (), None, 0, 0, 0.04
+        ),
+        ServerSocket(
+            "TCP", "ESTABLISHED", ("127.0.0.1", 40002), ("127.0.0.1", 50014), (), None, 0, 0, 0.04
+        ),
+        ServerSocket(
+            "TCP",
+            "TIME_WAIT",
+            ("127.0.0.1", 40002),
+            client,
+            (),
+            None,
+            0,
+            0,
+            timer="timewait,52sec,0",
+        ),
+    )
+    return SocketReport(T0 + 12, pid or 0, port, sockets)
+
+
+def test_servers_panel_sockets(snap_compare, monkeypatch):
+    # The fixed rows' pids are not ours: read fixed sockets instead of whatever has that pid.
+    monkeypatch.setattr("workbench.tabs.servers.probe_server", fixed_socket_report)
+
+    async def show_sockets(pilot) -> None:
+        await feed_fixed_stats(pilot)
+        await pilot.press("v")
+        app = pilot.app
+        while app.query_one(SocketTable).report is None:
+            await pilot.pause(0.05)
+        await pilot.pause()
+
+    assert snap_compare(servers_app(), terminal_size=SIZE, run_before=show_sockets)
+
+
+def test_servers_panel_last_connection(snap_compare, monkeypatch):
+    monkeypatch.setattr("workbench.tabs.servers.probe_server", fixed_socket_report)
+
+    async def show_sequence(pilot) -> None:
+        await feed_fixed_stats(pilot)
+        await pilot.press("v", "v")
+        app = pilot.app
+        while app.query_one(SequenceView).sequence is None:
+            await pilot.pause(0.05)
+        await pilot.pause()
+
+    assert snap_compare(servers_app(), terminal_size=SIZE, run_before=show_sequence)

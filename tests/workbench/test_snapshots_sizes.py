@@ -222,7 +222,7 @@ def _row_problems(app: WorkbenchApp, selector: str) -> list[str]:
 
 
 def test_servers_panel_keeps_every_part_at_80x24() -> None:
-    """Table, both sparklines, the process tree, the event log and the announcement box all show."""
+    """Table, both sparklines, the process tree and the event log (under its view tabs) all show."""
 
     async def scenario() -> None:
         app = make_app("servers")
@@ -234,8 +234,8 @@ def test_servers_panel_keeps_every_part_at_80x24() -> None:
                 ("#rps-sparkline", 1),
                 ("#active-sparkline", 1),
                 ("#tree-scroll", 2),
+                ("#server-views", 6),
                 ("#event-lines", 3),
-                ("#announce", 1),
             ):
                 region = app.query_one(selector).region
                 assert screen.contains_region(region), f"{selector} at {region} is off screen"

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import collections
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import psutil
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Input, Label, Sparkline
+from textual.message import Message
+from textual.widgets import DataTable, Input, Label, Sparkline, TabbedContent, TabPane
 
+from workbench.connection_sequence import ConnectionTracker
 from workbench.help import MODEL_GUIDES
 from workbench.messages import ServerNotice, ServersUpdated
 from workbench.server_manager import ServerRow
+from workbench.socket_probe import SocketReport, explain_bind_failure, probe_server
+from workbench.widgets.announce_dialog import AnnounceScreen
 from workbench.widgets.event_log import EventLog
 from workbench.widgets.format import (
     format_bytes_compact,
@@ -24,12 +30,20 @@ from workbench.widgets.format import (
 )
 from workbench.widgets.process_tree import ProcessTreeView
 from workbench.widgets.server_form import ServerFormScreen, ServerSettings
+from workbench.widgets.socket_view import SequenceView, SocketTable
 
 if TYPE_CHECKING:
     from workbench.server_manager import ServerManager
 
 #: Samples kept for the sparklines: one per batch (0.5 s), so a minute.
 HISTORY_LENGTH = 120
+#: Seconds between two samples of the selected server's sockets (only while they are shown).
+SOCKET_SAMPLE_INTERVAL = 1.0
+#: Seconds a port the server held (an FTP data port) is still searched for its TIME_WAITs:
+#: Linux keeps TIME_WAIT 60 s (2×MSL), plus a sample's slack.
+RECENT_PORT_SECONDS = 65.0
+#: The detail views under the table, in the order v cycles through them.
+DETAIL_VIEWS = ("events-view", "sockets-view", "sequence-view")
 
 #: (column key, header) in display order. No protocol column: a server's id always
 #: starts with its protocol (http, http-2), and the status line spells it out.
@@ -73,8 +87,22 @@ count climbing under `threads`, one process holding thousands of connections und
   connect/disconnect (and join/leave) events.
 * Below that, for the selected server: **sparklines** of requests/s and active connections
   (room members for UDP chat), the **process tree** (like `pstree`) with its zombie count
-  (僵尸进程 — must stay 0), and the **event log** (connect, disconnect, join, leave,
-  request, refused, error). Type in the filter to narrow it, press **p** to pause it.
+  (僵尸进程 — must stay 0), and, beside them, three views — **v** cycles through them:
+  * **Events**: the log (connect, disconnect, join, leave, request, refused, error, crash).
+    Type in the filter to narrow it (**/**), **p** pauses it. Its label says *live* only
+    while the newest line is on screen; scrolled up it counts the *new lines* below (End,
+    in the log, or **p** goes back).
+  * **Sockets**: every socket of the server's processes (psutil: pid, fd, addresses) with
+    what `ss` reads from the kernel — TCP state, Recv-Q/Send-Q, RTT, unacknowledged and
+    retransmitted segments — sampled about once a second while the view is open. On the
+    `LISTEN` row Recv-Q is the accept backlog (监听队列, `listen(n)`, 1.3.2) and Send-Q its
+    limit: an `iterative` server's waiting clients queue there, as rows with no pid marked
+    *backlog* (the kernel finished their handshake; nobody has accept()ed them yet). After
+    the server closes first, the connection stays in `TIME_WAIT` for 2×MSL (60 s on Linux)
+    with no process at all: it is found by the port.
+  * **Last connection**: its 三次握手, data and 四次挥手 (1.3.1) with timestamps. Only the
+    server's own events and the sampled states are *observed*; the packets in between are
+    *inferred* (greyed) — nothing is captured on the wire.
 * **n** starts a server (a second HTTP server gets the id `http-2`); **m** changes the
   selected one and restarts it. The form offers only what applies: the model (for chat,
   after the *Transport*: UDP runs one datagram loop; TCP runs under iterative, threads,
@@ -84,10 +112,14 @@ count climbing under `threads`, one process holding thousands of connections und
   workers (pool, prefork) and *Open files* (the server's descriptor limit; empty = as high
   as the system allows). A restart keeps them all. **r** restarts (or starts a stopped
   one), **x** stops, **Delete** removes a stopped row.
+* **R** (in the Sockets and Last connection views) restarts the server on the same port
+  **without SO_REUSEADDR**: while `TIME_WAIT` sockets hold the port, the bind fails with
+  "address already in use" — the reason our TCP servers set SO_REUSEADDR. **r** restarts
+  normally (with it).
 * A server killed from outside (`kill -9 PID`) shows as *crashed* with its signal; press
   **r** to bring it back.
-* **a** jumps to the announcement box: the text is sent to every chat room member as the
-  admin (管理员消息).
+* **a** opens the announcement dialog: the text is sent to every chat room member as the
+  admin (管理员消息) only when you press **Send** (or Enter on typed text); Esc cancels.
 """
 
 
@@ -102,6 +134,11 @@ def describe_server(row: ServerRow) -> str:
         return f"{row.server_id}: {row.protocol} under {model} on {row.address}, pid {row.pid}"
     if row.state == "crashed":
         return f"{row.server_id} crashed: {row.exit_description} — press r to restart it"
+    if row.state == "failed" and "address already in use" in row.exit_description:
+        return (
+            f"{row.server_id} failed to start: {row.exit_description} — TIME_WAIT? see Sockets "
+            "(v); r restarts with SO_REUSEADDR"
+        )
     if row.state == "failed":
         return f"{row.server_id} failed to start: {row.exit_description} — press m to change it"
     if row.state == "stopped":
@@ -134,15 +171,26 @@ class ServersTab(Vertical):
     HELP = HELP
 
     BINDINGS = [
-        Binding("n", "new_server", "New server"),
+        Binding("n", "new_server", "New"),
         Binding("r", "restart_server", "Restart"),
         Binding("x", "stop_server", "Stop"),
         Binding("m", "change_server", "Change"),
         Binding("delete", "remove_server", "Remove", show=False),
-        Binding("p", "pause_log", "Pause log"),
+        Binding("p", "pause_log", "Pause"),
         Binding("slash", "filter_log", "Filter"),
         Binding("a", "announce", "Announce"),
+        Binding("v", "next_view", "View"),
+        Binding("R", "restart_without_reuse", "Restart no-reuse"),
     ]
+
+    class SocketsSampled(Message):
+        """A socket sample of one server, from the probe worker thread."""
+
+        def __init__(self, server_id: str, report: SocketReport | None, problem: str = "") -> None:
+            super().__init__()
+            self.server_id = server_id
+            self.report = report
+            self.problem = problem
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -150,6 +198,10 @@ class ServersTab(Vertical):
         self._cells: dict[str, tuple[Any, ...]] = {}
         self._history: dict[str, collections.deque[tuple[float, float]]] = {}
         self.selected_server_id: str | None = None
+        self._trackers: dict[str, ConnectionTracker] = {}
+        self._last_report: dict[str, SocketReport] = {}
+        self._recent_ports: dict[str, dict[int, float]] = {}
+        self._announcement_draft = ""
 
     def compose(self) -> ComposeResult:
         table: DataTable[Any] = DataTable(id="server-table", cursor_type="row", zebra_stripes=True)
@@ -167,16 +219,17 @@ class ServersTab(Vertical):
                 yield Label("Processes", id="tree-label", classes="graph-label")
                 with VerticalScroll(id="tree-scroll"):
                     yield ProcessTreeView(id="process-tree")
-            yield EventLog(id="event-log")
-        with Horizontal(id="announce-bar"):
-            yield Label("Chat announcement:", id="announce-label")
-            yield Input(
-                placeholder="text to broadcast to the chat room as admin — Enter sends",
-                id="announce",
-            )
+            with TabbedContent(id="server-views", initial="events-view"):
+                with TabPane("Events", id="events-view"):
+                    yield EventLog(id="event-log")
+                with TabPane("Sockets", id="sockets-view"):
+                    yield SocketTable(id="socket-view")
+                with TabPane("Last connection", id="sequence-view"):
+                    yield SequenceView(id="sequence-view-body")
 
     def on_mount(self) -> None:
         self.watch(self.app, "theme", self._restyle, init=False)
+        self.set_interval(SOCKET_SAMPLE_INTERVAL, self.sample_sockets)
 
     # -- feeding ------------------------------------------------------------------------
 
@@ -193,6 +246,9 @@ class ServersTab(Vertical):
                 del self.rows[server_id]
                 self._cells.pop(server_id, None)
                 self._history.pop(server_id, None)
+                self._trackers.pop(server_id, None)
+                self._last_report.pop(server_id, None)
+                self._recent_ports.pop(server_id, None)
                 self.query_one(EventLog).forget(server_id)
                 table.remove_row(server_id)
         for row in message.rows:
@@ -318,9 +374,13 @@ class ServersTab(Vertical):
         return row_key.value
 
     def _select(self, server_id: str | None) -> None:
+        changed = server_id != self.selected_server_id
         self.selected_server_id = server_id
         self.query_one(EventLog).show_server(server_id)
         self._show_detail()
+        if changed:
+            self._show_sockets()
+            self.sample_sockets()
 
     @on(DataTable.RowHighlighted, "#server-table")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -494,30 +554,149 @@ class ServersTab(Vertical):
     def action_filter_log(self) -> None:
         self.query_one("#event-filter", Input).focus()
 
-    def action_announce(self) -> None:
-        self.query_one("#announce", Input).focus()
-
-    @on(Input.Submitted, "#announce")
-    def _send_announcement(self, event: Input.Submitted) -> None:
-        event.stop()
-        text = event.value.strip()
-        if not text:
-            self.app.notify("Type the announcement first.", severity="warning")
-            return
+    def _announcement_target(self) -> str | None:
         selected = self.selected_row
         if selected is not None and selected.protocol == "chat":
-            server_id: str | None = selected.server_id
-        else:
-            server_id = self.manager.default_server_id("chat")
+            return selected.server_id
+        return self.manager.default_server_id("chat")
+
+    def action_announce(self) -> None:
+        server_id = self._announcement_target()
         if server_id is None:
             self.app.notify("No chat server: start one with n.", severity="error")
             return
-        announce_box = event.input
+        self.app.push_screen(
+            AnnounceScreen(server_id, self._announcement_draft),
+            lambda text: self._send_announcement(server_id, text),
+        )
+
+    def _send_announcement(self, server_id: str, text: str | None) -> None:
+        if text is None:
+            return
+        # Kept until sent, so a failed announcement is offered again by the next a.
+        self._announcement_draft = text
 
         def job() -> str:
             self.manager.announce(server_id, text)
-            # Cleared only once sent, so a failed announcement is not lost.
-            self.app.call_from_thread(announce_box.clear)
+            self.app.call_from_thread(self._forget_draft, text)
             return f"Announced to {server_id}: {text}"
 
         self._in_background(f"Announcing to {server_id}", job)
+
+    def _forget_draft(self, text: str) -> None:
+        if self._announcement_draft == text:
+            self._announcement_draft = ""
+
+    # -- detail views: events, sockets, last connection -----------------------------------
+
+    @property
+    def detail_view(self) -> str:
+        return self.query_one("#server-views", TabbedContent).active or DETAIL_VIEWS[0]
+
+    def show_detail_view(self, view: str) -> None:
+        self.query_one("#server-views", TabbedContent).active = view
+
+    def action_next_view(self) -> None:
+        following = DETAIL_VIEWS[(DETAIL_VIEWS.index(self.detail_view) + 1) % len(DETAIL_VIEWS)]
+        self.show_detail_view(following)
+
+    @on(TabbedContent.TabActivated, "#server-views")
+    def _view_changed(self, event: TabbedContent.TabActivated) -> None:
+        event.stop()
+        self.refresh_bindings()
+        self._show_sockets()
+        self.sample_sockets()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Each view's own keys, so the footer has room for the ones that apply.
+        if action in ("pause_log", "filter_log"):
+            return self.detail_view == "events-view"
+        if action == "restart_without_reuse":
+            return self.detail_view != "events-view"
+        return True
+
+    def sample_sockets(self) -> None:
+        """Every second: probe the selected server's sockets in a thread, if they are on screen."""
+        if not self.is_mounted or self.detail_view == "events-view" or not self.is_on_screen:
+            return
+        row = self.selected_row
+        if row is None or not row.port:
+            return
+        # A stopped or failed server has no pid, but the kernel may still keep its port's
+        # TIME_WAIT sockets: those are what a restart without SO_REUSEADDR runs into.
+        pid = row.pid if row.state == "running" else None
+        recent = self._recent_ports.get(row.server_id, {})
+        now = time.time()
+        for old_port in [p for p, seen in recent.items() if now - seen > RECENT_PORT_SECONDS]:
+            del recent[old_port]
+        self._probe_sockets(row.server_id, pid, row.port, tuple(recent))
+
+    @work(thread=True, exclusive=True, group="socket-probe", exit_on_error=False)
+    def _probe_sockets(
+        self, server_id: str, pid: int | None, port: int, other_ports: tuple[int, ...]
+    ) -> None:
+        try:
+            report = probe_server(pid, port, other_ports)
+        except psutil.NoSuchProcess:
+            return  # stopped between the row and the probe: the next sample tells
+        except Exception as error:  # AccessDenied, an odd ss: said in the view, never lost
+            self.post_message(self.SocketsSampled(server_id, None, f"cannot read sockets: {error}"))
+            return
+        self.post_message(self.SocketsSampled(server_id, report))
+
+    @on(SocketsSampled)
+    def _sockets_sampled(self, message: SocketsSampled) -> None:
+        if message.report is None:
+            self._last_report.pop(message.server_id, None)  # stale rows would hide the problem
+        else:
+            self._last_report[message.server_id] = message.report
+            recent = self._recent_ports.setdefault(message.server_id, {})
+            for own_port in message.report.own_ports - {message.report.port}:
+                recent[own_port] = message.report.time
+            tracker = self._trackers.setdefault(message.server_id, ConnectionTracker())
+            tracker.add_report(message.report)
+        if message.server_id == self.selected_server_id:
+            self._show_sockets(message.problem)
+
+    def _show_sockets(self, problem: str = "") -> None:
+        row = self.selected_row
+        report = self._last_report.get(row.server_id) if row else None
+        if row is None:
+            message = NO_SERVER_TEXT
+        elif problem:
+            message = problem
+        else:
+            message = "Sampling the sockets…"
+        self.query_one(SocketTable).show(report, message)
+        sequence_view = self.query_one(SequenceView)
+        if row is None:
+            sequence_view.show(None, NO_SERVER_TEXT)
+        elif row.model == "datagram":
+            sequence_view.show(
+                None,
+                "UDP has no connection (1.2.4): no handshake, no FIN — every datagram stands alone.",
+            )
+        else:
+            tracker = self._trackers.get(row.server_id) or ConnectionTracker()
+            sequence = tracker.sequence(self.query_one(EventLog).kept_events(row.server_id))
+            sequence_view.show(sequence, "No connection yet: connect a client to this server.")
+
+    def action_restart_without_reuse(self) -> None:
+        row = self._require_selection()
+        if row is None:
+            return
+        server_id, port = row.server_id, row.port
+        report = self._last_report.get(server_id)
+        time_waits = report.count("TIME_WAIT") if report is not None else 0
+
+        def job() -> str:
+            try:
+                bound = self.manager.restart_without_reuse_address(server_id)
+            except Exception as error:
+                raise RuntimeError(explain_bind_failure(str(error), port, time_waits)) from None
+            return (
+                f"Restarted {server_id} without SO_REUSEADDR on port {bound}: "
+                "no TIME_WAIT held the port"
+            )
+
+        self._in_background(f"Restarting {server_id} without SO_REUSEADDR", job)

@@ -1,4 +1,9 @@
-"""Live event log of one server (connect, disconnect, request, error) with a filter and a pause."""
+"""Live event log of one server (connect, disconnect, request, error, crash) with a filter and a pause.
+
+Its label never lies: *live* only while the newest line is on screen. Scrolled
+up, it counts the lines that arrived below (*N new lines*); paused, the events
+that arrived unshown. End (in the log) or **p** goes back to live.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +48,10 @@ class EventLog(Vertical):
         padding: 1 1 0 1;
         color: $text-muted;
     }
+    EventLog.-behind #event-status {
+        color: $text-warning;
+        text-style: bold;
+    }
     EventLog Log {
         height: 1fr;
     }
@@ -50,6 +59,10 @@ class EventLog(Vertical):
 
     paused: reactive[bool] = reactive(False)
     filter_text: reactive[str] = reactive("")
+    #: True while the newest line is on screen (the log scrolls itself along).
+    following: reactive[bool] = reactive(True)
+    #: Lines (or, paused, events) that arrived since the newest on screen.
+    unseen: reactive[int] = reactive(0)
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -61,7 +74,27 @@ class EventLog(Vertical):
         with Horizontal():
             yield Input(placeholder="filter events (e.g. error, GET, 127.0.0.1)", id="event-filter")
             yield Label("live", id="event-status")
-        yield Log(max_lines=EVENTS_KEPT, id="event-lines")
+        yield Log(max_lines=EVENTS_KEPT, id="event-lines", auto_scroll=False)
+
+    def on_mount(self) -> None:
+        self.watch(self.query_one(Log), "scroll_y", self._log_scrolled, init=False)
+
+    @property
+    def status_text(self) -> str:
+        """What the label says: live, paused, or how far behind the screen is."""
+        if self.paused:
+            return f"PAUSED · {self.unseen} new" if self.unseen else "PAUSED"
+        if not self.following:
+            if self.unseen:
+                plural = "s" if self.unseen != 1 else ""
+                return f"{self.unseen} new line{plural} ↓ End"
+            return "scrolled ↓ End"
+        return "live"
+
+    @property
+    def newest_line_visible(self) -> bool:
+        log = self.query_one(Log)
+        return log.scroll_offset.y + log.scrollable_content_region.height >= log.line_count
 
     # -- feeding -----------------------------------------------------------------------
 
@@ -75,7 +108,10 @@ class EventLog(Vertical):
             kept.append(event)
             if event.server_id == self.server_id:
                 shown.append(event)
-        if self.paused or not shown:
+        if not shown:
+            return
+        if self.paused:
+            self.unseen += len(self._matching(shown))
             return
         self._write(self._matching(shown), limit=LINES_PER_BATCH)
 
@@ -93,11 +129,20 @@ class EventLog(Vertical):
         return list(self._events.get(server_id, ()))
 
     def redraw(self) -> None:
+        """Rewrite the log from the kept events and follow its end again."""
         log = self.query_one(Log)
         log.clear()
+        self.following = True
+        self.unseen = 0
         if self.server_id is None:
             return
         self._write(self._matching(self._events.get(self.server_id, ())), limit=EVENTS_KEPT)
+
+    def jump_to_live(self) -> None:
+        """Back to the newest line, following again (End in the log, or p)."""
+        self.following = True
+        self.unseen = 0
+        self._scroll_to_newest()
 
     # -- filter and pause ----------------------------------------------------------------
 
@@ -114,7 +159,31 @@ class EventLog(Vertical):
             log.write_line(f"… {skipped} events not shown (too fast to read: pause to inspect)")
             events = events[skipped:]
         if events:
-            log.write_lines([format_event(event) for event in events])
+            lines = [format_event(event) for event in events]
+            # Scrolled explicitly, not through Log.auto_scroll: that only follows when the
+            # view was at the end before this write, and one lagging write stops it for good.
+            log.write_lines(lines, scroll_end=False)
+            if self.following:
+                self._scroll_to_newest()
+            else:
+                self.unseen += len(lines)
+
+    def _scroll_to_newest(self) -> None:
+        # Deferred until after the next layout: an immediate scroll uses the maximum from
+        # before it, and once a layout moves that maximum the newest line is off screen.
+        self.query_one(Log).scroll_end(animate=False, x_axis=False)
+
+    def on_resize(self) -> None:
+        if self.following and not self.paused:
+            self._scroll_to_newest()
+
+    def _log_scrolled(self) -> None:
+        """The user scrolled the log (wheel, keys, scrollbar): at the end it follows again."""
+        log = self.query_one(Log)
+        at_end = log.scroll_y >= log.max_scroll_y
+        if at_end and not self.following:
+            self.unseen = 0
+        self.following = at_end
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "event-filter":
@@ -128,10 +197,29 @@ class EventLog(Vertical):
     def watch_paused(self, paused: bool) -> None:
         if not self.is_mounted:
             return
-        self.query_one("#event-status", Label).update("PAUSED" if paused else "live")
         self.set_class(paused, "-paused")
-        if not paused:
+        if paused:
+            self.unseen = 0
+        else:
             self.redraw()
+        self._show_status()
+
+    def watch_following(self) -> None:
+        self._show_status()
+
+    def watch_unseen(self) -> None:
+        self._show_status()
+
+    def _show_status(self) -> None:
+        if self.is_mounted:
+            self.query_one("#event-status", Label).update(self.status_text)
+            self.set_class(not self.paused and not self.following, "-behind")
 
     def toggle_pause(self) -> None:
-        self.paused = not self.paused
+        """p: pause; when paused or scrolled up, back to live instead."""
+        if self.paused:
+            self.paused = False
+        elif not self.following:
+            self.jump_to_live()
+        else:
+            self.paused = True
