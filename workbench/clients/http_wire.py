@@ -202,7 +202,7 @@ def _parse_fields(lines: list[bytes], what: str) -> list[tuple[str, str]]:
 
 def _comma_list(value: str) -> list[str]:
     """A comma-separated header value as lowercase items (Connection, Transfer-Encoding)."""
-    return [part.strip().lower() for part in value.split(",") if part.strip()]
+    return [part.strip(" \t").lower() for part in value.split(",") if part.strip(" \t")]
 
 
 class ResponseReader:
@@ -484,7 +484,8 @@ class ResponseReader:
         for name, value in headers:
             lowered = name.lower()
             if lowered == "content-length":
-                lengths.update(part.strip() for part in value.split(","))
+                # Only OWS (space, tab) is trimmed: str.strip() would also eat \x1c-\x1f.
+                lengths.update(part.strip(" \t") for part in value.split(","))
             elif lowered == "transfer-encoding":
                 codings.extend(_comma_list(value))
             elif lowered == "connection":

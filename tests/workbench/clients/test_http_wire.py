@@ -274,6 +274,15 @@ def test_a_damaged_response_is_never_read_more_loosely_than_h11_reads_it(
     assert ours_result == oracle_result
 
 
+def test_a_content_length_with_a_control_character_is_refused_as_h11_refuses_it() -> None:
+    """str.strip() trims \\x1c-\\x1f as whitespace; a header value only loses spaces and tabs."""
+    reader = ResponseReader()
+    with pytest.raises(ProtocolError, match="bad Content-Length"):
+        reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length:\x1c2\r\n\r\nhi")
+    with pytest.raises(h11.RemoteProtocolError, match="bad Content-Length"):
+        oracle("GET", [b"HTTP/1.1 200 OK\r\nContent-Length:\x1c2\r\n\r\nhi"])
+
+
 def test_two_responses_on_one_connection() -> None:
     reader = ResponseReader()
     first = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
