@@ -63,6 +63,7 @@ from workbench.widgets.http_dialogs import CurlCommandScreen, ReplaceDraftScreen
 from workbench.widgets.http_raw import RawExchange
 from workbench.widgets.load_charts import BarChart
 from workbench.widgets.load_figures import LoadFigures
+from workbench.widgets.server_form import available_models
 from workbench.widgets.tick_list import TickList
 
 #: Characters of a response body rendered with highlighting (the raw view has the bytes).
@@ -80,17 +81,6 @@ COMPARE_COLUMNS = (
     "answers/conn min–max",
     "starved",
     "note",
-)
-FALLBACK_MODELS = (
-    "iterative",
-    "threads",
-    "processes",
-    "pool",
-    "select",
-    "poll",
-    "epoll",
-    "asyncio",
-    "prefork",
 )
 PRESET_LABELS = {
     "static": "static file (/index.html)",
@@ -558,11 +548,7 @@ class HttpTab(Widget):
 
     @staticmethod
     def _available_models() -> tuple[str, ...]:
-        try:
-            from servers.registry import MODELS
-        except ImportError:
-            return FALLBACK_MODELS
-        return tuple(MODELS)
+        return available_models()
 
     def on_mount(self) -> None:
         headers = self.query_one("#response-headers", DataTable)
