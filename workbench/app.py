@@ -189,6 +189,7 @@ class WorkbenchApp(App[None]):
         #: This machine's LAN addresses, read once when listening on every interface.
         self._interface_addresses: list[str] | None = None
         self.initial_theme = resolve_theme_name(theme_name)
+        self._unknown_theme = False
         self.initial_tab = initial_tab
         #: The tab the user asked for last; focus only ever moves into that one.
         self._wanted_tab = initial_tab
@@ -209,16 +210,18 @@ class WorkbenchApp(App[None]):
                         yield load_tab(title, module_name, class_name)
         yield WorkbenchFooter()
 
-    def on_mount(self) -> None:
+    def on_load(self) -> None:
+        # Before the first mount: a theme set later restyles every widget (about 1 s).
         for theme in WORKBENCH_THEMES:
             self.register_theme(theme)
-        if self.initial_theme in self.available_themes:
-            self.theme = self.initial_theme
-        else:
+        self._unknown_theme = self.initial_theme not in self.available_themes
+        self.theme = resolve_theme_name(None) if self._unknown_theme else self.initial_theme
+
+    def on_mount(self) -> None:
+        if self._unknown_theme:
             self.notify(
                 f"Unknown theme {self.initial_theme!r}: using the default.", severity="warning"
             )
-            self.theme = resolve_theme_name(None)
         self.server_manager.open(self.post_message)
         self._show_classroom(())
         # Into the active tab's content, not the tab bar, so the footer shows its bindings.
