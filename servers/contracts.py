@@ -157,6 +157,9 @@ class Application:
     #: Datagram protocols (UDP chat) serve their bound socket themselves instead
     #: of running under a stream model: ``serve_datagrams(sock)`` returns on stop.
     serve_datagrams: Callable[[socket.socket], None] | None = None
+    #: Makes ``serve_datagrams`` return soon, from any thread: a server serving from a
+    #: thread of a bigger program (the tab tests) has no SIGTERM of its own.
+    stop_datagrams: Callable[[], None] | None = None
     #: Models this application cannot run under, with the reason shown to users.
     unsupported_models: dict[str, str] = field(default_factory=dict)
 

@@ -157,7 +157,9 @@ def build_application(options: argparse.Namespace, stats: ServerStats) -> Applic
 
         server = DatagramChatServer(room, stats)
         announce = server.announce
-        app = Application(name=NAME, stats=stats, serve_datagrams=server.serve)
+        app = Application(
+            name=NAME, stats=stats, serve_datagrams=server.serve, stop_datagrams=server.stop
+        )
     else:
         from servers.chat.tcp import ChatHub
 
