@@ -9,9 +9,10 @@ from typing import Any
 
 from rich.syntax import Syntax
 from rich.text import Text
-from textual.app import App
+from textual.app import App, ComposeResult
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widget import Widget
+from textual.widgets import Footer, Static
 
 #: How often ``wait_until`` looks again, seconds: short, so a test waits little past the event.
 POLL_INTERVAL = 0.02
@@ -84,3 +85,18 @@ async def wait_until(
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}; {describe(pilot.app)}")
         await pilot.pause(POLL_INTERVAL)
+
+
+class TabHarness(App[None]):
+    """One tab alone in an app, with a footer and a stand-in for the app's directory of servers."""
+
+    def __init__(self, tab: Widget, server_manager: Any = None) -> None:
+        super().__init__()
+        self.tab = tab
+        self.server_manager = server_manager
+        # The snapshots' window title, from when each tab test had its own harness class.
+        self.title = f"{type(tab).__name__}Harness"
+
+    def compose(self) -> ComposeResult:
+        yield self.tab
+        yield Footer()

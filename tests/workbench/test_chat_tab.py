@@ -3,60 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
-from textual.widgets import Footer, Input, Label, Select
+from textual.widgets import Input, Label, Select
 
 from servers.launcher import ServerProcess, running_server
+from tests.helpers.pilot import TabHarness, run, wait_until
+from tests.helpers.servers import FakeServerDirectory, InProcessServer, in_process_server
 from workbench.clients.chat import ChatClient, Members
 from workbench.tabs.chat import NO_SERVER_TEXT, ChatTab
 from workbench.widgets.chat_log import ChatLine
 from workbench.widgets.chat_participant import ChatParticipantPane
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class ChatTabHarness(App[None]):
-    """The tab alone in an app, with a stand-in for the app's server manager."""
-
-    def __init__(self, tab: ChatTab, server_manager: Any = None) -> None:
-        super().__init__()
-        self.tab = tab
-        self.server_manager = server_manager
-
-    def compose(self) -> ComposeResult:
-        yield self.tab
-        yield Footer()
-
-
-class FakeServerManager:
-    def __init__(self, endpoints: dict[str, Any]) -> None:
-        self.endpoints = endpoints
-
-    def endpoint(self, name: str) -> Any:
-        return self.endpoints.get(name)
-
-
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(scenario())
-
-
-async def wait_until(
-    pilot: Pilot[Any], condition: Callable[[], bool], what: str, timeout: float = 10
-) -> None:
-    """Let the app run until ``condition`` holds (the panes drain their clients on a timer)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(
-                f"timed out waiting for: {what}; notices: {[n.message for n in pilot.app._notifications]}"
-            )
-        await pilot.pause(0.02)
 
 
 def log_of(pane: ChatParticipantPane) -> list[ChatLine]:
@@ -86,16 +48,10 @@ async def say(pilot: Pilot[Any], pane: ChatParticipantPane, text: str) -> None:
     await pilot.press("enter")
 
 
-@pytest.fixture
-def chat_server() -> Iterator[ServerProcess]:
-    with running_server("chat", "threads") as proc:
-        yield proc
-
-
-def test_two_members_join_talk_and_leave(chat_server: ServerProcess) -> None:
+def test_two_members_join_talk_and_leave(chat_server: InProcessServer) -> None:
     async def scenario() -> None:
         tab = ChatTab(endpoint=("127.0.0.1", chat_server.port))
-        app = ChatTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 36)) as pilot:
             alice, bob = tab.panes
             await join(pilot, alice, "alice")
@@ -135,10 +91,10 @@ def test_two_members_join_talk_and_leave(chat_server: ServerProcess) -> None:
     run(scenario)
 
 
-def test_duplicate_name_is_refused_and_the_name_kept(chat_server: ServerProcess) -> None:
+def test_duplicate_name_is_refused_and_the_name_kept(chat_server: InProcessServer) -> None:
     async def scenario() -> None:
         tab = ChatTab(endpoint=("127.0.0.1", chat_server.port))
-        app = ChatTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 36)) as pilot:
             alice, impostor = tab.panes
             await join(pilot, alice, "alice")
@@ -165,10 +121,10 @@ def test_duplicate_name_is_refused_and_the_name_kept(chat_server: ServerProcess)
     run(scenario)
 
 
-def test_admin_announcement_reaches_every_pane(chat_server: ServerProcess) -> None:
+def test_admin_announcement_reaches_every_pane(chat_server: InProcessServer) -> None:
     async def scenario() -> None:
         tab = ChatTab(endpoint=("127.0.0.1", chat_server.port))
-        app = ChatTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 36)) as pilot:
             alice, bob = tab.panes
             await join(pilot, alice, "alice")
@@ -182,10 +138,10 @@ def test_admin_announcement_reaches_every_pane(chat_server: ServerProcess) -> No
     run(scenario)
 
 
-def test_too_long_message_keeps_the_text(chat_server: ServerProcess) -> None:
+def test_too_long_message_keeps_the_text(chat_server: InProcessServer) -> None:
     async def scenario() -> None:
         tab = ChatTab(endpoint=("127.0.0.1", chat_server.port))
-        app = ChatTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 36)) as pilot:
             alice = tab.panes[0]
             await join(pilot, alice, "alice")
@@ -206,9 +162,9 @@ def test_too_long_message_keeps_the_text(chat_server: ServerProcess) -> None:
 def test_server_refusal_gives_the_text_back() -> None:
     """A rate-limited message is refused by the server after it left the box: the text comes back."""
 
-    async def scenario(proc: ServerProcess) -> None:
+    async def scenario(proc: InProcessServer) -> None:
         tab = ChatTab(endpoint=("127.0.0.1", proc.port))
-        app = ChatTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 36)) as pilot:
             alice = tab.panes[0]
             await join(pilot, alice, "alice")
@@ -221,16 +177,16 @@ def test_server_refusal_gives_the_text_back() -> None:
             )
 
     # One message per 5 s, a bucket of one: the second message is always refused.
-    with running_server("chat", "threads", options={"rate_limit": 0.2}) as proc:
+    with in_process_server("chat", options={"rate_limit": 0.2}) as proc:
         run(lambda: scenario(proc))
 
 
 def test_events_are_applied_in_batches() -> None:
     """A burst of datagrams reaches the log in a few drains, not one UI update per datagram."""
 
-    async def scenario(proc: ServerProcess) -> None:
+    async def scenario(proc: InProcessServer) -> None:
         tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
-        app = ChatTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 36)) as pilot:
             pane = tab.panes[0]
             await join(pilot, pane, "listener")
@@ -255,7 +211,7 @@ def test_events_are_applied_in_batches() -> None:
             assert len(batches) <= 10, batches
             assert max(batches) > 1
 
-    with running_server("chat", "threads", options={"rate_limit": 0}) as proc:
+    with in_process_server("chat", options={"rate_limit": 0}) as proc:
         run(lambda: scenario(proc))
 
 
@@ -264,7 +220,7 @@ def test_the_same_room_over_tcp() -> None:
 
     async def scenario(proc: ServerProcess) -> None:
         tab = ChatTab(endpoint=("127.0.0.1", proc.port))
-        app = ChatTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 36)) as pilot:
             tab.query_one("#chat-transport", Select).value = "tcp"
             alice, bob = tab.panes
@@ -284,9 +240,9 @@ def test_the_same_room_over_tcp() -> None:
 def test_lost_datagrams_are_counted() -> None:
     """With the server's --drop knob on, the pane counts the gaps in the sequence numbers."""
 
-    async def scenario(proc: ServerProcess) -> None:
+    async def scenario(proc: InProcessServer) -> None:
         tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
-        app = ChatTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 36)) as pilot:
             pane = tab.panes[0]
             await join(pilot, pane, "listener")
@@ -304,16 +260,16 @@ def test_lost_datagrams_are_counted() -> None:
             assert 0 < shown < 60
 
     options = {"drop": 0.3, "drop_seed": 7, "rate_limit": 0}
-    with running_server("chat", "threads", options=options) as proc:
+    with in_process_server("chat", options=options) as proc:
         run(lambda: scenario(proc))
 
 
 def test_server_going_away_is_shown() -> None:
     """The chat server stops: the next heartbeat fails and the pane says it is out of the room."""
 
-    async def scenario(proc: ServerProcess) -> None:
+    async def scenario(proc: InProcessServer) -> None:
         tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
-        app = ChatTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 36)) as pilot:
             pane = tab.panes[0]
             await join(pilot, pane, "alice")
@@ -330,14 +286,14 @@ def test_server_going_away_is_shown() -> None:
             assert pane.client is None  # the next Join starts on a fresh socket
 
     # A short room timeout makes the client ping every half second.
-    with running_server("chat", "threads", options={"timeout": 1.5}) as proc:
+    with in_process_server("chat", options={"timeout": 1.5}) as proc:
         run(lambda: scenario(proc))
 
 
-def test_add_and_remove_participants(chat_server: ServerProcess) -> None:
+def test_add_and_remove_participants(chat_server: InProcessServer) -> None:
     async def scenario() -> None:
         tab = ChatTab(endpoint=("127.0.0.1", chat_server.port))
-        app = ChatTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(160, 36)) as pilot:
             assert len(tab.panes) == 2
             await pilot.press("ctrl+n")
@@ -372,7 +328,7 @@ def test_add_and_remove_participants(chat_server: ServerProcess) -> None:
 def test_no_server_state() -> None:
     async def scenario() -> None:
         tab = ChatTab()
-        app = ChatTabHarness(tab, server_manager=FakeServerManager({}))
+        app = TabHarness(tab, server_manager=FakeServerDirectory({}))
         async with app.run_test(size=(140, 36)) as pilot:
             await pilot.pause()
             assert NO_SERVER_TEXT in str(tab.query_one("#chat-status", Label).render())
@@ -386,13 +342,13 @@ def test_no_server_state() -> None:
     run(scenario)
 
 
-def test_endpoint_comes_from_the_server_manager(chat_server: ServerProcess) -> None:
+def test_endpoint_comes_from_the_server_manager(chat_server: InProcessServer) -> None:
     """The app starts its servers after the tabs mount, and may move them: the address follows."""
 
     async def scenario() -> None:
         tab = ChatTab()
-        manager = FakeServerManager({})
-        app = ChatTabHarness(tab, server_manager=manager)
+        manager = FakeServerDirectory({})
+        app = TabHarness(tab, server_manager=manager)
         async with app.run_test(size=(140, 36)) as pilot:
             await pilot.pause()
             port_box = tab.query_one("#chat-port", Input)
@@ -421,7 +377,7 @@ def test_nothing_listening_is_a_clear_error() -> None:
             probe.bind(("127.0.0.1", 0))
             free_port = probe.getsockname()[1]
         tab = ChatTab(endpoint=("127.0.0.1", free_port), participants=1)
-        app = ChatTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 36)) as pilot:
             pane = tab.panes[0]
             pane.name_input.focus()
@@ -436,12 +392,12 @@ def test_nothing_listening_is_a_clear_error() -> None:
 
 
 def test_snapshot_two_members_talking(
-    snap_compare: Any, chat_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+    snap_compare: Any, chat_server: InProcessServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from workbench.widgets import chat_log
 
     monkeypatch.setattr(chat_log, "clock_text", lambda: "10:42:07")  # the picture must not age
-    app = ChatTabHarness(ChatTab(endpoint=("127.0.0.1", chat_server.port)))
+    app = TabHarness(ChatTab(endpoint=("127.0.0.1", chat_server.port)))
 
     async def conversation(pilot: Pilot[Any]) -> None:
         alice, bob = app.tab.panes
@@ -536,7 +492,7 @@ def test_a_server_restart_rejoins_everyone_at_once_in_plain_words() -> None:
 
     async def scenario(proc: ServerProcess) -> None:
         tab = ChatTab()
-        app = ChatTabHarness(tab, server_manager=LaunchedServerManager(proc))
+        app = TabHarness(tab, server_manager=LaunchedServerManager(proc))
         async with app.run_test(size=(140, 36)) as pilot:
             await wait_until(pilot, lambda: tab.query_one("#chat-port", Input).value != "", "port")
             alice, bob = tab.panes
@@ -577,7 +533,7 @@ def test_a_stopped_server_is_noticed_within_a_poll() -> None:
     async def scenario(proc: ServerProcess) -> None:
         tab = ChatTab()
         manager = LaunchedServerManager(proc)
-        app = ChatTabHarness(tab, server_manager=manager)
+        app = TabHarness(tab, server_manager=manager)
         async with app.run_test(size=(140, 36)) as pilot:
             await wait_until(pilot, lambda: tab.query_one("#chat-port", Input).value != "", "port")
             alice = tab.panes[0]
@@ -594,9 +550,9 @@ def test_a_stopped_server_is_noticed_within_a_poll() -> None:
 def test_a_dropped_pane_says_so_at_once_and_offers_to_join_again() -> None:
     """The server is gone for good: the pane stops claiming members and says what to do."""
 
-    async def scenario(proc: ServerProcess) -> None:
+    async def scenario(proc: InProcessServer) -> None:
         tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
-        app = ChatTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 36)) as pilot:
             pane = tab.panes[0]
             await join(pilot, pane, "alice")
@@ -606,17 +562,17 @@ def test_a_dropped_pane_says_so_at_once_and_offers_to_join_again() -> None:
             assert "members" not in status_of(pane)
             assert "Rejoining as alice" in status_of(pane)
 
-    with running_server("chat", "threads", options={"timeout": 30}) as proc:
+    with in_process_server("chat", options={"timeout": 30}) as proc:
         run(lambda: scenario(proc))
 
 
 def test_changing_the_address_moves_joined_members() -> None:
     """Port typed in the bar: the pane says it is still in the old room; Enter moves it."""
 
-    async def scenario(old: ServerProcess, new: ServerProcess) -> None:
+    async def scenario(old: InProcessServer, new: InProcessServer) -> None:
         tab = ChatTab(participants=2)
-        manager = FakeServerManager({"chat": ("127.0.0.1", old.port)})
-        app = ChatTabHarness(tab, server_manager=manager)
+        manager = FakeServerDirectory({"chat": ("127.0.0.1", old.port)})
+        app = TabHarness(tab, server_manager=manager)
         async with app.run_test(size=(140, 36)) as pilot:
             port_box = tab.query_one("#chat-port", Input)
             await wait_until(pilot, lambda: port_box.value == str(old.port), "port")
@@ -647,7 +603,7 @@ def test_changing_the_address_moves_joined_members() -> None:
                 assert left.name == "alice"
             assert "still in the room" not in str(tab.query_one("#chat-status", Label).render())
 
-    with running_server("chat", "threads") as old, running_server("chat", "threads") as new:
+    with in_process_server("chat") as old, in_process_server("chat") as new:
         run(lambda: scenario(old, new))
 
 
@@ -655,9 +611,9 @@ def test_lost_datagrams_are_marked_where_they_went_missing() -> None:
     """Each marker sits between the two messages around the gap and counts what is missing."""
     import re
 
-    async def scenario(proc: ServerProcess) -> None:
+    async def scenario(proc: InProcessServer) -> None:
         tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
-        app = ChatTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 36)) as pilot:
             pane = tab.panes[0]
             await join(pilot, pane, "listener")
@@ -695,16 +651,16 @@ def test_lost_datagrams_are_marked_where_they_went_missing() -> None:
             assert pane.client is not None and counted == pane.client.lost
 
     options = {"drop": 0.3, "drop_seed": 7, "rate_limit": 0}
-    with running_server("chat", "threads", options=options) as proc:
+    with in_process_server("chat", options=options) as proc:
         run(lambda: scenario(proc))
 
 
-def test_lines_are_timestamped_and_one_member_is_singular(chat_server: ServerProcess) -> None:
+def test_lines_are_timestamped_and_one_member_is_singular(chat_server: InProcessServer) -> None:
     import re
 
     async def scenario() -> None:
         tab = ChatTab(endpoint=("127.0.0.1", chat_server.port), participants=1)
-        app = ChatTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 36)) as pilot:
             pane = tab.panes[0]
             await join(pilot, pane, "alice")
@@ -717,10 +673,10 @@ def test_lines_are_timestamped_and_one_member_is_singular(chat_server: ServerPro
     run(scenario)
 
 
-def test_a_too_long_name_is_explained_as_it_is_typed(chat_server: ServerProcess) -> None:
+def test_a_too_long_name_is_explained_as_it_is_typed(chat_server: InProcessServer) -> None:
     async def scenario() -> None:
         tab = ChatTab(endpoint=("127.0.0.1", chat_server.port), participants=1)
-        app = ChatTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 36)) as pilot:
             pane = tab.panes[0]
             pane.name_input.value = ""
@@ -745,9 +701,9 @@ def test_a_refusal_arriving_before_sent_keeps_the_text() -> None:
     """The server's ERR can be drained before the send worker's Sent: the text must not be lost."""
     import time
 
-    async def scenario(proc: ServerProcess) -> None:
+    async def scenario(proc: InProcessServer) -> None:
         tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
-        app = ChatTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 36)) as pilot:
             pane = tab.panes[0]
             await join(pilot, pane, "alice")
@@ -771,5 +727,5 @@ def test_a_refusal_arriving_before_sent_keeps_the_text() -> None:
             assert pane.message_input.value == "second, too soon"
             assert not has_line(pane, "own", "second, too soon", "alice")
 
-    with running_server("chat", "threads", options={"rate_limit": 0.2}) as proc:
+    with in_process_server("chat", options={"rate_limit": 0.2}) as proc:
         run(lambda: scenario(proc))
