@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import select
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -16,12 +15,12 @@ import pytest
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler, ThrottledDTPHandler
 from pyftpdlib.servers import FTPServer
-from textual.app import App, ComposeResult
 from textual.pilot import Pilot
-from textual.widgets import Footer, Input, Label, ProgressBar
+from textual.widgets import Input, Label, ProgressBar
 
 from servers.ftp.users import hash_password
-from servers.launcher import running_server
+from tests.helpers.pilot import TabHarness, notifications, run, wait_until
+from tests.helpers.servers import FakeServerDirectory, in_process_server
 from workbench.clients.ftp import RemoteEntry
 from workbench.tabs.ftp import NO_SERVER_TEXT, FtpTab
 from workbench.widgets.ftp_dialogs import FtpConfirmScreen, FtpPromptScreen
@@ -36,19 +35,6 @@ pytestmark = [
 SNAPSHOT_TIME = datetime(2024, 3, 1, 9, 30)
 
 
-class FtpTabHarness(App[None]):
-    """The tab alone in an app, with a stand-in for the app's server manager."""
-
-    def __init__(self, tab: FtpTab, server_manager: Any = None) -> None:
-        super().__init__()
-        self.tab = tab
-        self.server_manager = server_manager
-
-    def compose(self) -> ComposeResult:
-        yield self.tab
-        yield Footer()
-
-
 class RecordingFtpTab(FtpTab):
     """The tab, noting every progress message it receives (Textual then runs FtpTab's handler too)."""
 
@@ -58,36 +44,6 @@ class RecordingFtpTab(FtpTab):
 
     def on_ftp_tab_transfer_progress(self, message: FtpTab.TransferProgress) -> None:
         self.progress_seen.append((message.done, message.total))
-
-
-class FakeServerManager:
-    def __init__(self, endpoints: dict[str, Any]) -> None:
-        self.endpoints = endpoints
-
-    def endpoint(self, name: str) -> Any:
-        return self.endpoints.get(name)
-
-
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(scenario())
-
-
-async def wait_until(
-    pilot: Pilot[Any], condition: Callable[[], bool], what: str, timeout: float = 15
-) -> None:
-    """Let the app run until ``condition`` holds (workers report back through messages)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(
-                f"timed out waiting for: {what}; notices: {notifications(pilot.app)}; screen: {pilot.app.screen!r} focused: {pilot.app.focused!r}"
-            )
-        await pilot.pause(0.02)
-
-
-def notifications(app: App[Any]) -> list[str]:
-    return [f"{note.title}|{note.message}" for note in app._notifications]
 
 
 def remote_names(tab: FtpTab) -> list[str]:
@@ -163,12 +119,12 @@ def slow_pyftpdlib_port(dirs: tuple[Path, Path]) -> Iterator[int]:
 
 @pytest.fixture
 def our_ftp_port(dirs: tuple[Path, Path], tmp_path: Path) -> Iterator[int]:
-    """Our FTP server (threads model): anonymous may list, read and upload; "teacher" may do all."""
+    """Our FTP server (threads model, in this process): anonymous may list, read and upload; "teacher" may do all."""
     users = tmp_path / "users.txt"
     users.write_text(f"teacher:{hash_password('secret')}:elradfmw\n")
     options = {"root": str(dirs[1]), "users": str(users), "login_delay": 0.05}
-    with running_server("ftp", "threads", options=options) as proc:
-        yield proc.port
+    with in_process_server("ftp", options=options) as server:
+        yield server.port
 
 
 # ---------------------------------------------------------------------------
@@ -179,7 +135,7 @@ async def _round_trip(
     port: int, local: Path, remote: Path, user: str = "", password: str = ""
 ) -> None:
     tab = RecordingFtpTab(local_dir=local)
-    app = FtpTabHarness(tab)
+    app = TabHarness(tab)
     async with app.run_test(size=(140, 40)) as pilot:
         tab.query_one("#ftp-host", Input).value = "127.0.0.1"
         tab.query_one("#ftp-port", Input).value = str(port)
@@ -270,7 +226,7 @@ def test_error_reply_is_notified_with_its_code(
 
     async def scenario() -> None:
         tab = FtpTab(endpoint=("127.0.0.1", pyftpdlib_port), local_dir=local)
-        app = FtpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 40)) as pilot:
             await wait_until(pilot, lambda: "readme.txt" in remote_names(tab), "remote listing")
             (remote / "readme.txt").unlink()  # gone behind the browser's back
@@ -296,7 +252,7 @@ def test_refused_mkdir_on_our_server_is_notified(
 
     async def scenario() -> None:
         tab = FtpTab(endpoint=("127.0.0.1", our_ftp_port), local_dir=local)
-        app = FtpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 40)) as pilot:
             await wait_until(pilot, lambda: "readme.txt" in remote_names(tab), "anonymous listing")
             tab.remote_pane.focus_table()
@@ -326,7 +282,7 @@ def test_anonymous_is_told_where_it_may_write_and_may_write_there(
 
     async def scenario() -> None:
         tab = FtpTab(endpoint=("127.0.0.1", our_ftp_port), local_dir=local)
-        app = FtpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 40)) as pilot:
             await wait_until(pilot, lambda: "uploads" in remote_names(tab), "anonymous listing")
             assert access_line(tab) == "anonymous: read everywhere, write in uploads/"
@@ -359,7 +315,7 @@ def test_a_named_account_is_told_it_may_write(our_ftp_port: int, dirs: tuple[Pat
 
     async def scenario() -> None:
         tab = FtpTab(local_dir=local)
-        app = FtpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 40)) as pilot:
             tab.query_one("#ftp-host", Input).value = "127.0.0.1"
             tab.query_one("#ftp-port", Input).value = str(our_ftp_port)
@@ -378,7 +334,7 @@ def test_idle_connection_dropped_by_the_server_is_renewed(dirs: tuple[Path, Path
 
     async def scenario(port: int) -> None:
         tab = FtpTab(endpoint=("127.0.0.1", port), local_dir=local)
-        app = FtpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 40)) as pilot:
             await wait_until(pilot, lambda: "books" in remote_names(tab), "listing")
             await focus_entry(pilot, tab.remote_pane, "books")
@@ -395,9 +351,7 @@ def test_idle_connection_dropped_by_the_server_is_renewed(dirs: tuple[Path, Path
             assert tab.remote_path == "/books"
             assert not [note for note in app._notifications if note.severity == "error"]
 
-    with running_server(
-        "ftp", "threads", options={"root": str(remote), "idle_timeout": 0.5}
-    ) as proc:
+    with in_process_server("ftp", options={"root": str(remote), "idle_timeout": 0.5}) as proc:
         run(lambda: scenario(proc.port))
 
 
@@ -409,7 +363,7 @@ def test_download_refuses_a_name_that_escapes_the_folder(
 
     async def scenario() -> None:
         tab = FtpTab(endpoint=("127.0.0.1", pyftpdlib_port), local_dir=local)
-        app = FtpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 40)) as pilot:
             await wait_until(pilot, lambda: "readme.txt" in remote_names(tab), "listing")
             hostile = [RemoteEntry("../escape.txt", False, 5)]
@@ -433,7 +387,7 @@ def test_upload_asks_before_overwriting(pyftpdlib_port: int, dirs: tuple[Path, P
 
     async def scenario() -> None:
         tab = FtpTab(endpoint=("127.0.0.1", pyftpdlib_port), local_dir=local)
-        app = FtpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 40)) as pilot:
             await wait_until(pilot, lambda: "notes.txt" in remote_names(tab), "remote listing")
             await focus_entry(pilot, tab.local_pane, "notes.txt")
@@ -463,7 +417,7 @@ def test_bad_login_and_no_server_state(pyftpdlib_port: int, dirs: tuple[Path, Pa
 
     async def scenario() -> None:
         tab = FtpTab(local_dir=local)
-        app = FtpTabHarness(tab, server_manager=FakeServerManager({}))
+        app = TabHarness(tab, server_manager=FakeServerDirectory({}))
         async with app.run_test(size=(140, 40)) as pilot:
             await pilot.pause()
             assert NO_SERVER_TEXT in str(tab.query_one("#ftp-status", Label).render())
@@ -497,8 +451,8 @@ def test_endpoint_comes_from_the_server_manager(
 
     async def scenario() -> None:
         tab = FtpTab(local_dir=local)
-        manager = FakeServerManager({})
-        app = FtpTabHarness(tab, server_manager=manager)
+        manager = FakeServerDirectory({})
+        app = TabHarness(tab, server_manager=manager)
         async with app.run_test(size=(140, 40)) as pilot:
             await pilot.pause()
             assert tab.client is None
@@ -516,8 +470,8 @@ def test_typed_address_is_not_overwritten(pyftpdlib_port: int, dirs: tuple[Path,
 
     async def scenario() -> None:
         tab = FtpTab(local_dir=local)
-        manager = FakeServerManager({})
-        app = FtpTabHarness(tab, server_manager=manager)
+        manager = FakeServerDirectory({})
+        app = TabHarness(tab, server_manager=manager)
         async with app.run_test(size=(140, 40)) as pilot:
             tab.query_one("#ftp-host", Input).value = "localhost"
             tab.query_one("#ftp-port", Input).value = "2121"
@@ -536,7 +490,7 @@ def test_cancel_a_running_download(slow_pyftpdlib_port: int, dirs: tuple[Path, P
 
     async def scenario() -> None:
         tab = RecordingFtpTab(endpoint=("127.0.0.1", slow_pyftpdlib_port), local_dir=local)
-        app = FtpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 40)) as pilot:
             await wait_until(pilot, lambda: "huge.bin" in remote_names(tab), "remote listing")
             await focus_entry(pilot, tab.remote_pane, "huge.bin")
@@ -565,7 +519,7 @@ def _snapshot_local_dir(base: Path) -> Path:
 
 def test_snapshot_no_server(snap_compare: Any, tmp_path: Path) -> None:
     local = _snapshot_local_dir(tmp_path)
-    app = FtpTabHarness(FtpTab(local_dir=local), server_manager=FakeServerManager({}))
+    app = TabHarness(FtpTab(local_dir=local), server_manager=FakeServerDirectory({}))
 
     async def settle(pilot: Pilot[Any]) -> None:
         tab = app.tab
@@ -591,7 +545,7 @@ def test_a_rate_limited_upload_shows_its_eta_and_takes_its_time(
 
     async def scenario() -> None:
         tab = FtpTab(endpoint=("127.0.0.1", our_ftp_port), local_dir=local)
-        app = FtpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 40)) as pilot:
             await wait_until(pilot, lambda: "uploads" in remote_names(tab), "remote listing")
             await focus_entry(pilot, tab.remote_pane, "uploads")
@@ -659,7 +613,7 @@ def test_home_and_end_go_to_the_first_and_last_row_without_scrolling_sideways(
 ) -> None:
     async def scenario() -> None:
         tab = FtpTab(local_dir=many_files)
-        app = FtpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(120, 30)) as pilot:
             pane = tab.local_pane
             await wait_until(pilot, lambda: "zulu.txt" in local_names(tab), "listing")
@@ -678,7 +632,7 @@ def test_home_and_end_go_to_the_first_and_last_row_without_scrolling_sideways(
 def test_typing_a_name_jumps_to_it(many_files: Path) -> None:
     async def scenario() -> None:
         tab = FtpTab(local_dir=many_files)
-        app = FtpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(120, 30)) as pilot:
             pane = tab.local_pane
             await wait_until(pilot, lambda: "zulu.txt" in local_names(tab), "listing")
@@ -713,7 +667,7 @@ def test_the_path_box_goes_where_it_is_told_and_keeps_a_bad_path(
 
     async def scenario() -> None:
         tab = FtpTab(endpoint=("127.0.0.1", our_ftp_port), local_dir=many_files)
-        app = FtpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(120, 30)) as pilot:
             await wait_until(pilot, lambda: "books" in remote_names(tab), "remote listing")
             local_box = tab.local_pane.path_input
@@ -759,7 +713,7 @@ def test_a_click_on_the_highlighted_folder_opens_it(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         tab = FtpTab(local_dir=many_files)
-        app = FtpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(120, 30)) as pilot:
             pane = tab.local_pane
             await wait_until(pilot, lambda: "sub" in local_names(tab), "listing")
