@@ -76,7 +76,7 @@ async def wait_until(
     pilot: Pilot[Any],
     condition: Callable[[], object],
     what: str = "the condition",
-    timeout: float = 15.0,
+    timeout: float = 20.0,
 ) -> None:
     """Let the app run until ``condition()`` holds; fail after ``timeout`` seconds, saying why."""
     loop = asyncio.get_running_loop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import time
 
@@ -11,6 +10,7 @@ import psutil
 import pytest
 from textual.widgets import TabbedContent
 
+from tests.helpers.pilot import run_async, wait_until
 from workbench import __main__ as cli
 from workbench.app import (
     GC_YOUNG_THRESHOLD,
@@ -21,40 +21,11 @@ from workbench.app import (
 )
 from workbench.data import LIBRARY_FOLDER, SITE_FOLDER, ensure_data_dir, server_options
 from workbench.help import MODEL_GUIDES, HelpScreen, build_help
-from workbench.server_manager import ServerManager
 from workbench.themes import WORKBENCH_THEMES, resolve_theme_name
 
 pytestmark = pytest.mark.timeout(60)
 
 SIZE = (140, 42)
-
-
-def run_async(test):
-    """Run an async Pilot test in a fresh event loop (the suite has no asyncio plugin)."""
-
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
-
-
-async def wait_until(pilot, condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            notices = [note.message for note in pilot.app._notifications]
-            focused = pilot.app.focused
-            chain = [node.id for node in getattr(focused, "ancestors", [])]
-            raise AssertionError(f"timed out; notices: {notices}; focused: {focused!r} in {chain}")
-        await pilot.pause(0.05)
-
-
-@pytest.fixture
-def manager(tmp_path):
-    server_manager = ServerManager(ensure_data_dir(tmp_path / "data"), publish_interval=0.2)
-    yield server_manager
-    server_manager.close()
 
 
 # -- the app -----------------------------------------------------------------------------

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import socket
 import time
 
 import pytest
-from textual.widgets import Input, Label, Static
+from textual.widgets import Input, Label
 
+from tests.helpers.pilot import run_async, shown
+from tests.helpers.pilot import wait_until as wait_a_while
 from workbench import __main__ as cli
 from workbench.app import WorkbenchApp
 from workbench.connected_clients import ClientsView
@@ -28,27 +29,8 @@ SIZE = (140, 40)
 TEACHER = "127.0.0.2"
 
 
-def run_async(test):
-    """Run an async Pilot test in a fresh event loop (the suite has no asyncio plugin)."""
-
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
-
-
-async def wait_until(pilot, condition, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            notices = [note.message for note in pilot.app._notifications]
-            raise AssertionError(f"timed out waiting for {what}; notices: {notices}")
-        await pilot.pause(0.05)
-
-
-def shown(label: Static) -> str:
-    return str(label.content)
+#: Starting a teacher's servers and letting students in takes longer than a single tab's work.
+wait_until = functools.partial(wait_a_while, timeout=30.0)
 
 
 @pytest.fixture

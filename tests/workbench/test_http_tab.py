@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
 import re
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.syntax import Syntax
-from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.color import Color
 from textual.pilot import Pilot
@@ -31,6 +29,7 @@ from textual.widgets import (
 )
 
 from servers.launcher import ServerProcess, ServerSpec, running_server
+from tests.helpers.pilot import notifications, run, shown, wait_until
 from workbench.clients.http import METHODS
 from workbench.tabs.http import HttpTab
 from workbench.widgets.http_dialogs import CurlCommandScreen, ReplaceDraftScreen
@@ -117,37 +116,6 @@ def closed_port() -> int:
     port = probe.getsockname()[1]
     probe.close()
     return port
-
-
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(scenario())
-
-
-def notifications(app: App[Any]) -> list[str]:
-    return [f"{note.title}|{note.message}" for note in app._notifications]
-
-
-async def wait_until(
-    pilot: Pilot[Any], condition: Callable[[], bool], what: str, timeout: float = 20
-) -> None:
-    """Let the app run until ``condition`` holds (workers report back through messages)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(
-                f"timed out waiting for {what}; notices: {notifications(pilot.app)}"
-            )
-        await pilot.pause(0.02)
-
-
-def shown(static: Static) -> str:
-    content = static.content
-    if isinstance(content, Text):
-        return content.plain
-    if isinstance(content, Syntax):
-        return content.code
-    return str(content)
 
 
 async def send(pilot: Pilot[Any], tab: HttpTab, method: str, url: str, body: str = "") -> None:

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import importlib.util
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
 from textual.widgets import Input, ListView, Switch
 
+from tests.helpers.pilot import notices, run_async, wait_until
+from tests.helpers.workbench import QuietServerManager
 from workbench.app import WorkbenchApp
 from workbench.help import HelpScreen, build_help
 from workbench.labs import all_labs
 from workbench.labs.concepts import LABS_BY_MODEL, labs_showing, related_labs_markdown
 from workbench.labs.runner import LabProcess, lab_command
 from workbench.messages import ServersUpdated
-from workbench.server_manager import ServerManager, ServerRow
+from workbench.server_manager import ServerRow
 from workbench.tabs import labs as labs_tab_module
 from workbench.tabs.labs import LabsTab, short_term
 from workbench.widgets.lab_output import LabOutput
@@ -51,32 +49,6 @@ def test_lab_command(name: str, params) -> list[str]:
 test_lab_command.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
-def run_async(test):
-    """Run an async Pilot test in a fresh event loop (the suite has no asyncio plugin)."""
-
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
-
-
-async def wait_until(pilot, condition: Callable[[], object], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            notices = [note.message for note in pilot.app._notifications]
-            raise AssertionError(f"timed out; notices: {notices}; focused: {pilot.app.focused}")
-        await pilot.pause(0.05)
-
-
-class IdleServerManager(ServerManager):
-    """No servers and no threads: the Labs tab needs none, and F1 tests feed rows themselves."""
-
-    def open(self, post) -> None:
-        self._post = post
-
-
 @pytest.fixture
 def with_test_labs(monkeypatch):
     """The Labs tab lists the test labs and runs them through their script."""
@@ -86,15 +58,11 @@ def with_test_labs(monkeypatch):
 
 def labs_app(theme: str = "dark") -> WorkbenchApp:
     return WorkbenchApp(
-        server_manager=IdleServerManager(),
+        server_manager=QuietServerManager(),
         start_servers=False,
         initial_tab="labs",
         theme_name=theme,
     )
-
-
-def notices(app) -> list[str]:
-    return [note.message for note in app._notifications]
 
 
 async def run_finished(pilot, tab: LabsTab, lab: str) -> None:
@@ -397,7 +365,7 @@ def test_a_models_help_lists_the_labs_that_show_it():
 @run_async
 async def test_f1_on_the_processes_model_lists_fork_zombie_and_orphan():
     app = WorkbenchApp(
-        server_manager=IdleServerManager(), start_servers=False, initial_tab="servers"
+        server_manager=QuietServerManager(), start_servers=False, initial_tab="servers"
     )
     async with app.run_test(size=SIZE) as pilot:
         row = ServerRow("ftp", "ftp", "processes", port=40002, pid=5000, state="running")
@@ -413,7 +381,7 @@ async def test_f1_on_the_processes_model_lists_fork_zombie_and_orphan():
 
 @run_async
 async def test_open_lab_from_the_palette_shows_that_lab(with_test_labs):
-    app = WorkbenchApp(server_manager=IdleServerManager(), start_servers=False, initial_tab="chat")
+    app = WorkbenchApp(server_manager=QuietServerManager(), start_servers=False, initial_tab="chat")
     async with app.run_test(size=SIZE) as pilot:
         commands = {command.title: command for command in app.get_system_commands(app.screen)}
         assert "Open lab slow-fork (fork)" in commands

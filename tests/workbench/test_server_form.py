@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import ftplib
-import functools
 import io
 import socket
-import time
-from collections.abc import Callable
 
 import pytest
 
 from servers.ftp.users import Account, hash_password, save_accounts
+from tests.helpers.pilot import run_async, wait_until
+from tests.helpers.workbench import servers_app
 from workbench.app import WorkbenchApp
 from workbench.clients.chat import ChatClient
-from workbench.server_manager import ServerManager
 from workbench.widgets.server_form import (
     parse_bind_address,
     parse_drop_rate,
@@ -26,44 +23,6 @@ from workbench.widgets.server_form import (
 pytestmark = pytest.mark.timeout(60)
 
 SIZE = (140, 42)
-
-
-def run_async(test):
-    """Run an async Pilot test in a fresh event loop (the suite has no asyncio plugin)."""
-
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
-
-
-async def wait_until(pilot, condition: Callable[[], object], timeout: float = 15.0) -> None:
-    """Let the app run until ``condition()`` holds (a poll, not a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            notices = [note.message for note in pilot.app._notifications]
-            raise AssertionError(
-                f"timed out; notices: {notices}; rows: {pilot.app.servers_tab.rows}"
-            )
-        await pilot.pause(0.05)
-
-
-@pytest.fixture
-def manager(tmp_path):
-    """A fast-refreshing manager serving a private data folder; its servers are stopped afterwards."""
-    from workbench.data import ensure_data_dir
-
-    server_manager = ServerManager(
-        ensure_data_dir(tmp_path / "data"), publish_interval=0.2, poll_interval=0.2
-    )
-    yield server_manager
-    server_manager.close()
-
-
-def servers_app(manager: ServerManager) -> WorkbenchApp:
-    return WorkbenchApp(server_manager=manager, start_servers=False, initial_tab="servers")
 
 
 def running(app: WorkbenchApp, server_id: str, **expected) -> bool:

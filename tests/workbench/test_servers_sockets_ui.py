@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import socket
-import time
-from collections.abc import Callable
 
 import psutil
 import pytest
 from textual.widgets import DataTable, Log
 
+from tests.helpers.pilot import run_async, wait_until
+from tests.helpers.workbench import QuietServerManager, servers_app
 from workbench.app import WorkbenchApp
 from workbench.clients.chat import Admin, ChatClient
 from workbench.messages import ServersUpdated
-from workbench.server_manager import ServerEvent, ServerManager, ServerRow
+from workbench.server_manager import ServerEvent, ServerRow
 from workbench.socket_probe import ss_available
 from workbench.widgets.announce_dialog import AnnounceScreen
 from workbench.widgets.event_log import EVENTS_KEPT, EventLog
@@ -27,38 +26,10 @@ SIZE = (120, 32)
 needs_ss = pytest.mark.skipif(not ss_available(), reason="ss (iproute2) is not installed")
 
 
-def run_async(test):
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
-
-
-async def wait_until(pilot, condition: Callable[[], object], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            notices = [note.message for note in pilot.app._notifications]
-            raise AssertionError(f"timed out; notices: {notices}; focused: {pilot.app.focused}")
-        await pilot.pause(0.05)
-
-
-@pytest.fixture
-def manager():
-    server_manager = ServerManager(publish_interval=0.2, poll_interval=0.2)
-    yield server_manager
-    server_manager.close()
-
-
 @pytest.fixture
 def site(tmp_path):
     (tmp_path / "index.html").write_text("<h1>home</h1>\n")
     return tmp_path
-
-
-def servers_app(manager: ServerManager) -> WorkbenchApp:
-    return WorkbenchApp(server_manager=manager, start_servers=False, initial_tab="servers")
 
 
 def table_states(app: WorkbenchApp) -> list[tuple[str, str]]:
@@ -157,13 +128,6 @@ async def test_view_keys_show_only_where_they_apply(manager):
         assert app.servers_tab.detail_view == "events-view"
 
 
-class FedServerManager(ServerManager):
-    """No threads and no servers: the test posts the batches itself."""
-
-    def open(self, post) -> None:
-        self._post = post
-
-
 def flood(app: WorkbenchApp, start: int, batches: int, per_batch: int = 60) -> int:
     row = ServerRow("http", "http", "epoll", port=40003, pid=6000, state="running")
     number = start
@@ -180,7 +144,7 @@ def flood(app: WorkbenchApp, start: int, batches: int, per_batch: int = 60) -> i
 @run_async
 async def test_event_log_label_says_live_only_while_the_newest_line_is_on_screen():
     app = WorkbenchApp(
-        server_manager=FedServerManager(), start_servers=False, initial_tab="servers"
+        server_manager=QuietServerManager(), start_servers=False, initial_tab="servers"
     )
     async with app.run_test(size=SIZE) as pilot:
         log_widget = app.query_one(EventLog)
@@ -293,7 +257,7 @@ async def test_a_probe_that_fails_says_why_in_the_view(monkeypatch):
 
     monkeypatch.setattr("workbench.tabs.servers.probe_server", denied)
     app = WorkbenchApp(
-        server_manager=FedServerManager(), start_servers=False, initial_tab="servers"
+        server_manager=QuietServerManager(), start_servers=False, initial_tab="servers"
     )
     async with app.run_test(size=SIZE) as pilot:
         row = ServerRow("http", "http", "epoll", port=40003, pid=6000, state="running")

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import os
 import signal
 import socket
-import time
-from collections.abc import Callable
 
 import psutil
 import pytest
 from textual.widgets import Log
 
+from tests.helpers.pilot import run_async, wait_until
+from tests.helpers.workbench import servers_app
 from workbench.app import WorkbenchApp
 from workbench.server_manager import ServerManager
 from workbench.widgets.event_log import EventLog
@@ -22,43 +20,6 @@ from workbench.widgets.process_tree import ProcessTreeView
 pytestmark = pytest.mark.timeout(60)
 
 SIZE = (140, 42)
-
-
-def run_async(test):
-    """Run an async Pilot test in a fresh event loop (the suite has no asyncio plugin)."""
-
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
-
-
-async def wait_until(pilot, condition: Callable[[], object], timeout: float = 15.0) -> None:
-    """Let the app run until ``condition()`` holds (a poll, not a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            notices = [note.message for note in pilot.app._notifications]
-            rows = getattr(pilot.app.servers_tab, "rows", {})
-            workers = [(w.name, w.state) for w in pilot.app.workers]
-            raise AssertionError(
-                f"timed out; notices: {notices}; focused: {pilot.app.focused}; "
-                f"workers: {workers}; rows: {rows}"
-            )
-        await pilot.pause(0.05)
-
-
-@pytest.fixture
-def manager():
-    """A fast-refreshing manager; every server it started is stopped afterwards."""
-    server_manager = ServerManager(publish_interval=0.2, poll_interval=0.2)
-    yield server_manager
-    server_manager.close()
-
-
-def servers_app(manager: ServerManager) -> WorkbenchApp:
-    return WorkbenchApp(server_manager=manager, start_servers=False, initial_tab="servers")
 
 
 def echo_round_trip(address: tuple[str, int], payload: bytes = b"hello\n") -> socket.socket:

@@ -6,10 +6,11 @@ from datetime import datetime
 
 import pytest
 
+from tests.helpers.workbench import QuietServerManager
 from workbench.app import WorkbenchApp
 from workbench.connected_clients import ClientsView
 from workbench.messages import ServersUpdated
-from workbench.server_manager import ProcessNode, ServerEvent, ServerManager, ServerRow
+from workbench.server_manager import ProcessNode, ServerEvent, ServerRow
 from workbench.socket_probe import ServerSocket, SocketReport
 from workbench.widgets.socket_view import SequenceView, SocketTable
 
@@ -20,11 +21,8 @@ SIZE = (140, 40)
 T0 = datetime(2026, 3, 2, 10, 0, 0).timestamp()
 
 
-class FedServerManager(ServerManager):
-    """A manager with no threads and no servers: the test posts the batches itself."""
-
-    def open(self, post) -> None:
-        self._post = post
+class FedServerManager(QuietServerManager):
+    """A manager with no threads and no servers (the test posts the batches), with FTP clients."""
 
     def clients(self, server_id: str) -> ClientsView | None:
         # Fed like the rows: three FTP clients (the fixed rows' last step has 3 active).

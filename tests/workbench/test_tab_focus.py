@@ -2,45 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import time
-
 import pytest
 from textual.widgets import DataTable
 
+from tests.helpers.pilot import run_async, wait_until
 from workbench.app import WorkbenchApp
-from workbench.data import ensure_data_dir
-from workbench.server_manager import ServerManager
 from workbench.tabs.chat import ChatTab
 from workbench.tabs.ftp import FtpTab
 
 pytestmark = pytest.mark.timeout(60)
 
 SIZE = (140, 42)
-
-
-def run_async(test):
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
-
-
-async def wait_until(pilot, condition, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; focused: {pilot.app.focused!r}")
-        await pilot.pause(0.05)
-
-
-@pytest.fixture
-def manager(tmp_path):
-    server_manager = ServerManager(ensure_data_dir(tmp_path / "data"), publish_interval=0.2)
-    yield server_manager
-    server_manager.close()
 
 
 @run_async
