@@ -141,6 +141,14 @@ class WorkbenchTabs(TabbedContent):
                 return
 
 
+def breakpoint_classes(size: int, breakpoints: list[tuple[int, str]]) -> list[str]:
+    """The class Textual gives the screen at ``size`` cells: the widest breakpoint it reaches."""
+    for limit, name in sorted(breakpoints, reverse=True):
+        if size >= limit:
+            return [name]
+    return []
+
+
 def load_tab(title: str, module_name: str, class_name: str) -> Widget:
     """Import a tab lazily; a broken or missing tab becomes a clear 'not available' notice."""
     try:
@@ -209,6 +217,21 @@ class WorkbenchApp(App[None]):
                     else:
                         yield load_tab(title, module_name, class_name)
         yield WorkbenchFooter()
+
+    def get_default_screen(self) -> Screen:
+        """The main screen, born with the breakpoint classes of the size the app starts at.
+
+        Textual adds them on the first Resize, after the tabs have mounted, and that
+        restyles every widget once more (a fifth of startup). A later resize still
+        moves them as before.
+        """
+        screen = super().get_default_screen()
+        width, height = self.size
+        screen.add_class(
+            *breakpoint_classes(width, self.HORIZONTAL_BREAKPOINTS),
+            *breakpoint_classes(height, self.VERTICAL_BREAKPOINTS),
+        )
+        return screen
 
     def on_load(self) -> None:
         # Before the first mount: a theme set later restyles every widget (about 1 s).
