@@ -1,4 +1,4 @@
-"""Fixtures the workbench tests share: a fast ServerManager on a private data folder, our chat server."""
+"""Fixtures the workbench tests share: a fast ServerManager, our chat server, a heap kept small."""
 
 from __future__ import annotations
 
@@ -6,10 +6,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from textual._styles_cache import StylesCache
 
 from tests.helpers.servers import InProcessServer, in_process_server
 from workbench.data import ensure_data_dir
 from workbench.server_manager import ServerManager
+
+
+@pytest.fixture(autouse=True)
+def forget_finished_apps() -> Iterator[None]:
+    """Let the garbage collector have an app's widgets once its test is over.
+
+    Textual memoises ``StylesCache.get_inner_outer`` with ``functools.lru_cache``, which
+    keeps each widget's style cache (and every rendered strip in it) alive after its app
+    has gone: a few hundred thousand objects a worker carries from test to test, that
+    every full collection walks again (the app runs one at startup). Emptying it makes
+    each test start from about the heap the first one had.
+    """
+    yield
+    StylesCache.get_inner_outer.cache_clear()
 
 
 @pytest.fixture
