@@ -127,11 +127,7 @@ class PreparedServer:
         try:
             if on_ready is not None:
                 on_ready()
-            if self.transport == "udp":
-                assert self.app.serve_datagrams is not None
-                self.app.serve_datagrams(self.sock)
-            else:
-                self.model_module.serve(self.sock, self.app, self.workers)
+            self.run_loop()
         except ServerShutdown:
             pass
         finally:
@@ -144,6 +140,18 @@ class PreparedServer:
                 self.stats.stop_reporting()
                 for signum, handler in previous.items():
                     signal.signal(signum, handler)
+
+    def run_loop(self) -> None:
+        """The serving loop alone: the model's (TCP) or the protocol's own (UDP), until it ends.
+
+        ``serve`` wraps it in the stop signals and the stats reporter; a server run from a
+        thread of a bigger program (the workbench's tab tests) calls it directly.
+        """
+        if self.transport == "udp":
+            assert self.app.serve_datagrams is not None
+            self.app.serve_datagrams(self.sock)
+        else:
+            self.model_module.serve(self.sock, self.app, self.workers)
 
 
 def _raise_shutdown(signum: int, frame: Any) -> None:

@@ -45,13 +45,8 @@ class InProcessServer:
         self._thread.start()
 
     def _serve(self) -> None:
-        prepared = self.prepared
         try:
-            if prepared.transport == "udp":
-                assert prepared.app.serve_datagrams is not None
-                prepared.app.serve_datagrams(prepared.sock)
-            else:
-                prepared.model_module.serve(prepared.sock, prepared.app, prepared.workers)
+            self.prepared.run_loop()
         except OSError:
             if not self._stopped:  # the listener's shutdown ends accept() with EINVAL: a stop
                 raise

@@ -13,13 +13,11 @@ from typing import Any
 
 import pytest
 from rich.syntax import Syntax
-from textual.app import App, ComposeResult
 from textual.color import Color
 from textual.pilot import Pilot
 from textual.widgets import (
     Button,
     DataTable,
-    Footer,
     Input,
     Select,
     SelectionList,
@@ -29,7 +27,7 @@ from textual.widgets import (
 )
 
 from servers.launcher import ServerProcess, ServerSpec, running_server
-from tests.helpers.pilot import notifications, run, shown, wait_until
+from tests.helpers.pilot import TabHarness, notifications, run, shown, wait_until
 from workbench.clients.http import METHODS
 from workbench.tabs.http import HttpTab
 from workbench.widgets.http_dialogs import CurlCommandScreen, ReplaceDraftScreen
@@ -39,20 +37,6 @@ from workbench.widgets.load_charts import BarChart
 pytestmark = pytest.mark.timeout(60)
 
 SITE = Path(__file__).resolve().parents[2] / "servers" / "data" / "site"
-
-
-class HttpTabHarness(App[None]):
-    """The tab alone in an app, with a stand-in for the app's server manager."""
-
-    def __init__(self, tab: HttpTab, server_manager: Any = None) -> None:
-        super().__init__()
-        self.tab = tab
-        if server_manager is not None:
-            self.server_manager = server_manager
-
-    def compose(self) -> ComposeResult:
-        yield self.tab
-        yield Footer()
 
 
 class EndpointOnly:
@@ -132,7 +116,7 @@ async def send(pilot: Pilot[Any], tab: HttpTab, method: str, url: str, body: str
 def test_every_method_against_the_embedded_server(http_server: ServerProcess) -> None:
     async def scenario() -> None:
         tab = HttpTab()
-        app = HttpTabHarness(tab, EndpointOnly(http_server.port))
+        app = TabHarness(tab, EndpointOnly(http_server.port))
         async with app.run_test(size=(140, 40)) as pilot:
             base = f"http://127.0.0.1:{http_server.port}"
             await wait_until(
@@ -172,7 +156,7 @@ def test_raw_view_shows_the_crlfs(http_server: ServerProcess) -> None:
     async def scenario() -> None:
         base = f"http://127.0.0.1:{http_server.port}"
         tab = HttpTab(base_url=base)
-        app = HttpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 40)) as pilot:
             await send(pilot, tab, "GET", base + "/index.html")
             tab.query_one("#response-tabs").active = "raw-pane"
@@ -195,7 +179,7 @@ def test_bad_url_refused_and_timeouts_are_messages(
 ) -> None:
     async def scenario() -> None:
         tab = HttpTab(base_url=f"http://127.0.0.1:{http_server.port}")
-        app = HttpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 40)) as pilot:
             tab.query_one("#url", Input).value = "http://bad host/"
             tab.query_one("#url", Input).focus()
@@ -224,7 +208,7 @@ def test_history_resend_and_copy_as_curl(http_server: ServerProcess) -> None:
     async def scenario() -> None:
         base = f"http://127.0.0.1:{http_server.port}"
         tab = HttpTab(base_url=base)
-        app = HttpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 40)) as pilot:
             tab.query_one("#headers-editor").text = "X-Lesson: http"
             await send(pilot, tab, "POST", base + "/api/echo", "hello")
@@ -259,7 +243,7 @@ def test_short_load_run_fills_the_figures_and_exports(
     async def scenario() -> None:
         base = f"http://127.0.0.1:{http_server.port}"
         tab = HttpTab(base_url=base)
-        app = HttpTabHarness(tab, EndpointOnly(http_server.port, data_dir=tmp_path))
+        app = TabHarness(tab, EndpointOnly(http_server.port, data_dir=tmp_path))
         async with app.run_test(size=(140, 48)) as pilot:
             tab.query_one("#url", Input).value = base + "/index.html"
             tab.query_one("#http-sections").active = "http-load"
@@ -311,7 +295,7 @@ def test_load_can_be_stopped(http_server: ServerProcess) -> None:
         base = f"http://127.0.0.1:{http_server.port}"
         tab = HttpTab(base_url=base)
         tab.load_processes = 0
-        app = HttpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 48)) as pilot:
             tab.query_one("#url", Input).value = base + "/api/sleep?ms=20"
             tab.query_one("#load-requests", Input).value = ""
@@ -333,7 +317,7 @@ def test_load_can_be_stopped(http_server: ServerProcess) -> None:
 def test_compare_models_without_a_server_manager_says_so() -> None:
     async def scenario() -> None:
         tab = HttpTab(base_url="http://127.0.0.1:9")
-        app = HttpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 48)) as pilot:
             tab.query_one("#http-sections").active = "http-compare"
             await pilot.pause()
@@ -351,7 +335,7 @@ def test_compare_models_restarts_the_server_and_draws_bars() -> None:
         manager.restart("http", model="poll")
         tab = HttpTab()
         tab.load_processes = 0
-        app = HttpTabHarness(tab, manager)
+        app = TabHarness(tab, manager)
         async with app.run_test(size=(140, 48)) as pilot:
             tab.query_one("#http-sections").active = "http-compare"
             models = tab.query_one("#compare-models", SelectionList)
@@ -393,7 +377,7 @@ def test_compare_models_restarts_the_server_and_draws_bars() -> None:
 
 def test_snapshot_of_the_tab(snap_compare: Any) -> None:
     tab = HttpTab(base_url="http://127.0.0.1:8080")
-    assert snap_compare(HttpTabHarness(tab), terminal_size=(120, 36))
+    assert snap_compare(TabHarness(tab), terminal_size=(120, 36))
 
 
 def test_compare_models_never_crowns_a_model_that_starved_connections() -> None:
@@ -403,7 +387,7 @@ def test_compare_models_never_crowns_a_model_that_starved_connections() -> None:
         manager.restart("http", model="epoll")
         tab = HttpTab()
         tab.load_processes = 0
-        app = HttpTabHarness(tab, manager)
+        app = TabHarness(tab, manager)
         async with app.run_test(size=(160, 48)) as pilot:
             tab.query_one("#http-sections").active = "http-compare"
             models = tab.query_one("#compare-models", SelectionList)
@@ -450,7 +434,7 @@ def test_compare_models_never_crowns_a_model_that_starved_connections() -> None:
 def test_unticked_models_draw_an_empty_box() -> None:
     async def scenario() -> None:
         tab = HttpTab(base_url="http://127.0.0.1:9")
-        app = HttpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 48)) as pilot:
             tab.query_one("#http-sections").active = "http-compare"
             await pilot.pause()
@@ -485,7 +469,7 @@ def test_a_long_body_is_counted_whole_and_saved_on_request(tmp_path: Path) -> No
         base = f"http://127.0.0.1:{port}"
         tab = HttpTab(base_url=base)
         tab.data_dir = data
-        app = HttpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(160, 40)) as pilot:
             await send(pilot, tab, "GET", base + "/big.bin")
             response = tab.current_response
@@ -522,7 +506,7 @@ def test_an_emptied_box_means_its_default_not_an_error(http_server: ServerProces
         base = f"http://127.0.0.1:{http_server.port}"
         tab = HttpTab(base_url=base)
         tab.load_processes = 0
-        app = HttpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 48)) as pilot:
             tab.query_one("#url", Input).value = base + "/index.html"
             tab.query_one("#http-sections").active = "http-load"
@@ -553,7 +537,7 @@ def test_choosing_history_asks_before_replacing_unsent_edits(
     async def scenario() -> None:
         base = f"http://127.0.0.1:{http_server.port}"
         tab = HttpTab(base_url=base)
-        app = HttpTabHarness(tab)
+        app = TabHarness(tab)
         async with app.run_test(size=(140, 40)) as pilot:
             await send(pilot, tab, "GET", base + "/style.css")
             assert not tab.has_unsent_edits()  # just sent: nothing to lose
