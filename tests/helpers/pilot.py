@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from rich.syntax import Syntax
@@ -100,3 +101,13 @@ class TabHarness(App[None]):
     def compose(self) -> ComposeResult:
         yield self.tab
         yield Footer()
+
+
+@contextlib.asynccontextmanager
+async def tab_alone(
+    tab: Widget, server_manager: Any = None, size: tuple[int, int] = (140, 36)
+) -> AsyncIterator[Pilot[None]]:
+    """Run ``tab`` alone in a :class:`TabHarness` for the block; the app is ``pilot.app``."""
+    app = TabHarness(tab, server_manager)
+    async with app.run_test(size=size) as pilot:
+        yield pilot

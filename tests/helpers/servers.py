@@ -13,9 +13,13 @@ from __future__ import annotations
 import contextlib
 import resource
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.servers import FTPServer
 
 from servers.runner import PreparedServer, options_for, prepare
 from servers.signals import HelperThread
@@ -125,3 +129,24 @@ class FakeServerDirectory:
 
     def rows(self) -> tuple[()]:
         return ()
+
+
+@contextlib.contextmanager
+def pyftpdlib_server(handler: type[FTPHandler]) -> Iterator[int]:
+    """pyftpdlib serving ``handler`` on 127.0.0.1 (a free port) from a thread; yields the port."""
+    server = FTPServer(("127.0.0.1", 0), handler)
+    serving = threading.Event()
+    serving.set()
+
+    def loop() -> None:
+        while serving.is_set():
+            server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
+
+    thread = threading.Thread(target=loop, name="pyftpdlib", daemon=True)
+    thread.start()
+    try:
+        yield server.address[1]
+    finally:
+        serving.clear()
+        thread.join(5)
+        server.close_all()

@@ -11,7 +11,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Label, Select
 
 from servers.launcher import ServerProcess, running_server
-from tests.helpers.pilot import TabHarness, run, wait_until
+from tests.helpers.pilot import TabHarness, run, tab_alone, wait_until
 from tests.helpers.servers import FakeServerDirectory, InProcessServer, in_process_server
 from workbench.clients.chat import ChatClient, Members
 from workbench.tabs.chat import NO_SERVER_TEXT, ChatTab
@@ -51,8 +51,7 @@ async def say(pilot: Pilot[Any], pane: ChatParticipantPane, text: str) -> None:
 def test_two_members_join_talk_and_leave(chat_server: InProcessServer) -> None:
     async def scenario() -> None:
         tab = ChatTab(endpoint=("127.0.0.1", chat_server.port))
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, size=(140, 36)) as pilot:
             alice, bob = tab.panes
             await join(pilot, alice, "alice")
             await join(pilot, bob, "bob")
@@ -94,8 +93,7 @@ def test_two_members_join_talk_and_leave(chat_server: InProcessServer) -> None:
 def test_duplicate_name_is_refused_and_the_name_kept(chat_server: InProcessServer) -> None:
     async def scenario() -> None:
         tab = ChatTab(endpoint=("127.0.0.1", chat_server.port))
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, size=(140, 36)) as pilot:
             alice, impostor = tab.panes
             await join(pilot, alice, "alice")
             impostor.name_input.value = "ALICE"
@@ -110,7 +108,7 @@ def test_duplicate_name_is_refused_and_the_name_kept(chat_server: InProcessServe
                 line.kind == "error" and "already in the room" in line.text
                 for line in log_of(impostor)
             )
-            assert any(note.title == "Name taken" for note in app._notifications)
+            assert any(note.title == "Name taken" for note in pilot.app._notifications)
             # Editing the name and pressing Enter again works.
             impostor.name_input.value = "alice2"
             await pilot.press("enter")
@@ -124,8 +122,7 @@ def test_duplicate_name_is_refused_and_the_name_kept(chat_server: InProcessServe
 def test_admin_announcement_reaches_every_pane(chat_server: InProcessServer) -> None:
     async def scenario() -> None:
         tab = ChatTab(endpoint=("127.0.0.1", chat_server.port))
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, size=(140, 36)) as pilot:
             alice, bob = tab.panes
             await join(pilot, alice, "alice")
             await join(pilot, bob, "bob")
@@ -141,8 +138,7 @@ def test_admin_announcement_reaches_every_pane(chat_server: InProcessServer) -> 
 def test_too_long_message_keeps_the_text(chat_server: InProcessServer) -> None:
     async def scenario() -> None:
         tab = ChatTab(endpoint=("127.0.0.1", chat_server.port))
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, size=(140, 36)) as pilot:
             alice = tab.panes[0]
             await join(pilot, alice, "alice")
             essay = "x" * 1500
@@ -164,8 +160,7 @@ def test_server_refusal_gives_the_text_back() -> None:
 
     async def scenario(proc: InProcessServer) -> None:
         tab = ChatTab(endpoint=("127.0.0.1", proc.port))
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, size=(140, 36)) as pilot:
             alice = tab.panes[0]
             await join(pilot, alice, "alice")
             await say(pilot, alice, "first")
@@ -186,8 +181,7 @@ def test_events_are_applied_in_batches() -> None:
 
     async def scenario(proc: InProcessServer) -> None:
         tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, size=(140, 36)) as pilot:
             pane = tab.panes[0]
             await join(pilot, pane, "listener")
             batches: list[int] = []
@@ -220,8 +214,7 @@ def test_the_same_room_over_tcp() -> None:
 
     async def scenario(proc: ServerProcess) -> None:
         tab = ChatTab(endpoint=("127.0.0.1", proc.port))
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, size=(140, 36)) as pilot:
             tab.query_one("#chat-transport", Select).value = "tcp"
             alice, bob = tab.panes
             await join(pilot, alice, "alice")
@@ -242,8 +235,7 @@ def test_lost_datagrams_are_counted() -> None:
 
     async def scenario(proc: InProcessServer) -> None:
         tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, size=(140, 36)) as pilot:
             pane = tab.panes[0]
             await join(pilot, pane, "listener")
             with ChatClient("127.0.0.1", proc.port) as talker:
@@ -269,8 +261,7 @@ def test_server_going_away_is_shown() -> None:
 
     async def scenario(proc: InProcessServer) -> None:
         tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, size=(140, 36)) as pilot:
             pane = tab.panes[0]
             await join(pilot, pane, "alice")
             pane.message_input.value = "unsent draft"
@@ -293,8 +284,7 @@ def test_server_going_away_is_shown() -> None:
 def test_add_and_remove_participants(chat_server: InProcessServer) -> None:
     async def scenario() -> None:
         tab = ChatTab(endpoint=("127.0.0.1", chat_server.port))
-        app = TabHarness(tab)
-        async with app.run_test(size=(160, 36)) as pilot:
+        async with tab_alone(tab, size=(160, 36)) as pilot:
             assert len(tab.panes) == 2
             await pilot.press("ctrl+n")
             await pilot.press("ctrl+n")
@@ -328,8 +318,7 @@ def test_add_and_remove_participants(chat_server: InProcessServer) -> None:
 def test_no_server_state() -> None:
     async def scenario() -> None:
         tab = ChatTab()
-        app = TabHarness(tab, server_manager=FakeServerDirectory({}))
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, server_manager=FakeServerDirectory({}), size=(140, 36)) as pilot:
             await pilot.pause()
             assert NO_SERVER_TEXT in str(tab.query_one("#chat-status", Label).render())
             pane = tab.panes[0]
@@ -348,8 +337,7 @@ def test_endpoint_comes_from_the_server_manager(chat_server: InProcessServer) ->
     async def scenario() -> None:
         tab = ChatTab()
         manager = FakeServerDirectory({})
-        app = TabHarness(tab, server_manager=manager)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, server_manager=manager, size=(140, 36)) as pilot:
             await pilot.pause()
             port_box = tab.query_one("#chat-port", Input)
             assert port_box.value == ""
@@ -377,13 +365,14 @@ def test_nothing_listening_is_a_clear_error() -> None:
             probe.bind(("127.0.0.1", 0))
             free_port = probe.getsockname()[1]
         tab = ChatTab(endpoint=("127.0.0.1", free_port), participants=1)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, size=(140, 36)) as pilot:
             pane = tab.panes[0]
             pane.name_input.focus()
             await pilot.press("enter")
             await wait_until(
-                pilot, lambda: any(n.title == "Cannot join" for n in app._notifications), "error"
+                pilot,
+                lambda: any(n.title == "Cannot join" for n in pilot.app._notifications),
+                "error",
             )
             assert not pane.joined
             assert pane.name_input.value == "alice"
@@ -492,8 +481,9 @@ def test_a_server_restart_rejoins_everyone_at_once_in_plain_words() -> None:
 
     async def scenario(proc: ServerProcess) -> None:
         tab = ChatTab()
-        app = TabHarness(tab, server_manager=LaunchedServerManager(proc))
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(
+            tab, server_manager=LaunchedServerManager(proc), size=(140, 36)
+        ) as pilot:
             await wait_until(pilot, lambda: tab.query_one("#chat-port", Input).value != "", "port")
             alice, bob = tab.panes
             await join(pilot, alice, "alice")
@@ -533,8 +523,7 @@ def test_a_stopped_server_is_noticed_within_a_poll() -> None:
     async def scenario(proc: ServerProcess) -> None:
         tab = ChatTab()
         manager = LaunchedServerManager(proc)
-        app = TabHarness(tab, server_manager=manager)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, server_manager=manager, size=(140, 36)) as pilot:
             await wait_until(pilot, lambda: tab.query_one("#chat-port", Input).value != "", "port")
             alice = tab.panes[0]
             await join(pilot, alice, "alice")
@@ -552,8 +541,7 @@ def test_a_dropped_pane_says_so_at_once_and_offers_to_join_again() -> None:
 
     async def scenario(proc: InProcessServer) -> None:
         tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, size=(140, 36)) as pilot:
             pane = tab.panes[0]
             await join(pilot, pane, "alice")
             proc.stop()
@@ -572,8 +560,7 @@ def test_changing_the_address_moves_joined_members() -> None:
     async def scenario(old: InProcessServer, new: InProcessServer) -> None:
         tab = ChatTab(participants=2)
         manager = FakeServerDirectory({"chat": ("127.0.0.1", old.port)})
-        app = TabHarness(tab, server_manager=manager)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, server_manager=manager, size=(140, 36)) as pilot:
             port_box = tab.query_one("#chat-port", Input)
             await wait_until(pilot, lambda: port_box.value == str(old.port), "port")
             alice = tab.panes[0]
@@ -613,8 +600,7 @@ def test_lost_datagrams_are_marked_where_they_went_missing() -> None:
 
     async def scenario(proc: InProcessServer) -> None:
         tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, size=(140, 36)) as pilot:
             pane = tab.panes[0]
             await join(pilot, pane, "listener")
             with ChatClient("127.0.0.1", proc.port) as talker:
@@ -660,8 +646,7 @@ def test_lines_are_timestamped_and_one_member_is_singular(chat_server: InProcess
 
     async def scenario() -> None:
         tab = ChatTab(endpoint=("127.0.0.1", chat_server.port), participants=1)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, size=(140, 36)) as pilot:
             pane = tab.panes[0]
             await join(pilot, pane, "alice")
             await wait_until(pilot, lambda: "· 1 member ·" in status_of(pane), "singular")
@@ -676,8 +661,7 @@ def test_lines_are_timestamped_and_one_member_is_singular(chat_server: InProcess
 def test_a_too_long_name_is_explained_as_it_is_typed(chat_server: InProcessServer) -> None:
     async def scenario() -> None:
         tab = ChatTab(endpoint=("127.0.0.1", chat_server.port), participants=1)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, size=(140, 36)) as pilot:
             pane = tab.panes[0]
             pane.name_input.value = ""
             pane.name_input.focus()
@@ -703,8 +687,7 @@ def test_a_refusal_arriving_before_sent_keeps_the_text() -> None:
 
     async def scenario(proc: InProcessServer) -> None:
         tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 36)) as pilot:
+        async with tab_alone(tab, size=(140, 36)) as pilot:
             pane = tab.panes[0]
             await join(pilot, pane, "alice")
             await say(pilot, pane, "first")

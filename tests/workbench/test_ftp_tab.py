@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import select
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -14,13 +13,12 @@ from typing import Any
 import pytest
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler, ThrottledDTPHandler
-from pyftpdlib.servers import FTPServer
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, ProgressBar
 
 from servers.ftp.users import hash_password
-from tests.helpers.pilot import TabHarness, notifications, run, wait_until
-from tests.helpers.servers import FakeServerDirectory, in_process_server
+from tests.helpers.pilot import TabHarness, notifications, run, tab_alone, wait_until
+from tests.helpers.servers import FakeServerDirectory, in_process_server, pyftpdlib_server
 from workbench.clients.ftp import RemoteEntry
 from workbench.tabs.ftp import NO_SERVER_TEXT, FtpTab
 from workbench.widgets.ftp_dialogs import FtpConfirmScreen, FtpPromptScreen
@@ -77,22 +75,8 @@ def _serve_pyftpdlib(root: Path, bytes_per_second: int = 0) -> Iterator[int]:
         )
     attributes["auth_failed_timeout"] = 0.05  # pyftpdlib waits 3 s after a bad login by default
     handler = type("TabTestHandler", (FTPHandler,), attributes)
-    server = FTPServer(("127.0.0.1", 0), handler)
-    serving = threading.Event()
-    serving.set()
-
-    def loop() -> None:
-        while serving.is_set():
-            server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
-
-    thread = threading.Thread(target=loop, name="pyftpdlib", daemon=True)
-    thread.start()
-    try:
-        yield server.address[1]
-    finally:
-        serving.clear()
-        thread.join(5)
-        server.close_all()
+    with pyftpdlib_server(handler) as port:
+        yield port
 
 
 @pytest.fixture
@@ -135,8 +119,7 @@ async def _round_trip(
     port: int, local: Path, remote: Path, user: str = "", password: str = ""
 ) -> None:
     tab = RecordingFtpTab(local_dir=local)
-    app = TabHarness(tab)
-    async with app.run_test(size=(140, 40)) as pilot:
+    async with tab_alone(tab, size=(140, 40)) as pilot:
         tab.query_one("#ftp-host", Input).value = "127.0.0.1"
         tab.query_one("#ftp-port", Input).value = str(port)
         tab.query_one("#ftp-user", Input).value = user
@@ -170,7 +153,9 @@ async def _round_trip(
         # New remote folder.
         tab.remote_pane.focus_table()
         await pilot.press("m")
-        await wait_until(pilot, lambda: isinstance(app.screen, FtpPromptScreen), "mkdir prompt")
+        await wait_until(
+            pilot, lambda: isinstance(pilot.app.screen, FtpPromptScreen), "mkdir prompt"
+        )
         await pilot.press(*"incoming", "enter")
         await wait_until(pilot, lambda: "incoming" in remote_names(tab), "new folder listed")
         assert (remote / "incoming").is_dir()
@@ -178,8 +163,10 @@ async def _round_trip(
         # Rename the uploaded file.
         await focus_entry(pilot, tab.remote_pane, "big.bin")
         await pilot.press("r")
-        await wait_until(pilot, lambda: isinstance(app.screen, FtpPromptScreen), "rename prompt")
-        app.screen.query_one(Input).value = "renamed.bin"
+        await wait_until(
+            pilot, lambda: isinstance(pilot.app.screen, FtpPromptScreen), "rename prompt"
+        )
+        pilot.app.screen.query_one(Input).value = "renamed.bin"
         await pilot.press("enter")
         await wait_until(pilot, lambda: "renamed.bin" in remote_names(tab), "renamed file listed")
         assert not (remote / "big.bin").exists() and (remote / "renamed.bin").exists()
@@ -188,7 +175,7 @@ async def _round_trip(
         await focus_entry(pilot, tab.remote_pane, "renamed.bin")
         await pilot.press("delete")
         await wait_until(
-            pilot, lambda: isinstance(app.screen, FtpConfirmScreen), "delete confirmation"
+            pilot, lambda: isinstance(pilot.app.screen, FtpConfirmScreen), "delete confirmation"
         )
         await pilot.press("y")
         await wait_until(pilot, lambda: "renamed.bin" not in remote_names(tab), "file deleted")
@@ -203,7 +190,7 @@ async def _round_trip(
         await wait_until(pilot, lambda: tab.remote_path == "/books", "entered books/")
         await pilot.press("backspace")
         await wait_until(pilot, lambda: tab.remote_path == "/", "back at the root")
-        assert not [note for note in app._notifications if note.severity == "error"]
+        assert not [note for note in pilot.app._notifications if note.severity == "error"]
 
 
 def test_round_trip_on_our_server(our_ftp_port: int, dirs: tuple[Path, Path]) -> None:
@@ -226,14 +213,15 @@ def test_error_reply_is_notified_with_its_code(
 
     async def scenario() -> None:
         tab = FtpTab(endpoint=("127.0.0.1", pyftpdlib_port), local_dir=local)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with tab_alone(tab, size=(140, 40)) as pilot:
             await wait_until(pilot, lambda: "readme.txt" in remote_names(tab), "remote listing")
             (remote / "readme.txt").unlink()  # gone behind the browser's back
             await focus_entry(pilot, tab.remote_pane, "readme.txt")
             await pilot.press("d")
             await wait_until(
-                pilot, lambda: any("FTP 550" in note for note in notifications(app)), "550 notice"
+                pilot,
+                lambda: any("FTP 550" in note for note in notifications(pilot.app)),
+                "550 notice",
             )
             assert not (local / "readme.txt").exists()
             assert not list(local.glob(".*.part"))
@@ -252,15 +240,18 @@ def test_refused_mkdir_on_our_server_is_notified(
 
     async def scenario() -> None:
         tab = FtpTab(endpoint=("127.0.0.1", our_ftp_port), local_dir=local)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with tab_alone(tab, size=(140, 40)) as pilot:
             await wait_until(pilot, lambda: "readme.txt" in remote_names(tab), "anonymous listing")
             tab.remote_pane.focus_table()
             await pilot.press("m")
-            await wait_until(pilot, lambda: isinstance(app.screen, FtpPromptScreen), "mkdir prompt")
+            await wait_until(
+                pilot, lambda: isinstance(pilot.app.screen, FtpPromptScreen), "mkdir prompt"
+            )
             await pilot.press(*"forbidden", "enter")
             await wait_until(
-                pilot, lambda: any("FTP 550" in note for note in notifications(app)), "550 notice"
+                pilot,
+                lambda: any("FTP 550" in note for note in notifications(pilot.app)),
+                "550 notice",
             )
             assert "550" in str(tab.remote_pane.query_one(".ftp-pane-status", Label).render())
             assert not (remote / "forbidden").exists()
@@ -282,28 +273,29 @@ def test_anonymous_is_told_where_it_may_write_and_may_write_there(
 
     async def scenario() -> None:
         tab = FtpTab(endpoint=("127.0.0.1", our_ftp_port), local_dir=local)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with tab_alone(tab, size=(140, 40)) as pilot:
             await wait_until(pilot, lambda: "uploads" in remote_names(tab), "anonymous listing")
             assert access_line(tab) == "anonymous: read everywhere, write in uploads/"
             await focus_entry(pilot, tab.remote_pane, "uploads")
             await pilot.press("enter")
             await wait_until(pilot, lambda: tab.remote_path == "/uploads", "in uploads/")
             await pilot.press("m")
-            await wait_until(pilot, lambda: isinstance(app.screen, FtpPromptScreen), "mkdir prompt")
+            await wait_until(
+                pilot, lambda: isinstance(pilot.app.screen, FtpPromptScreen), "mkdir prompt"
+            )
             await pilot.press(*"mine", "enter")
             await wait_until(pilot, lambda: "mine" in remote_names(tab), "folder made")
             await focus_entry(pilot, tab.remote_pane, "mine")
             await pilot.press("r")
-            await wait_until(pilot, lambda: isinstance(app.screen, FtpPromptScreen), "rename")
-            app.screen.query_one(Input).value = "ours"
+            await wait_until(pilot, lambda: isinstance(pilot.app.screen, FtpPromptScreen), "rename")
+            pilot.app.screen.query_one(Input).value = "ours"
             await pilot.press("enter")
             await wait_until(pilot, lambda: "ours" in remote_names(tab), "renamed")
             await focus_entry(pilot, tab.remote_pane, "ours")
             await pilot.press("delete", "y")
             await wait_until(pilot, lambda: remote_names(tab) == [], "deleted")
             assert list((remote / "uploads").iterdir()) == []
-            assert not [note for note in app._notifications if note.severity == "error"]
+            assert not [note for note in pilot.app._notifications if note.severity == "error"]
             await pilot.click("#ftp-connect")  # disconnect: the line goes with the login
             await wait_until(pilot, lambda: access_line(tab) == "", "access line cleared")
 
@@ -315,8 +307,7 @@ def test_a_named_account_is_told_it_may_write(our_ftp_port: int, dirs: tuple[Pat
 
     async def scenario() -> None:
         tab = FtpTab(local_dir=local)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with tab_alone(tab, size=(140, 40)) as pilot:
             tab.query_one("#ftp-host", Input).value = "127.0.0.1"
             tab.query_one("#ftp-port", Input).value = str(our_ftp_port)
             tab.query_one("#ftp-user", Input).value = "teacher"
@@ -334,8 +325,7 @@ def test_idle_connection_dropped_by_the_server_is_renewed(dirs: tuple[Path, Path
 
     async def scenario(port: int) -> None:
         tab = FtpTab(endpoint=("127.0.0.1", port), local_dir=local)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with tab_alone(tab, size=(140, 40)) as pilot:
             await wait_until(pilot, lambda: "books" in remote_names(tab), "listing")
             await focus_entry(pilot, tab.remote_pane, "books")
             await pilot.press("enter")
@@ -349,7 +339,7 @@ def test_idle_connection_dropped_by_the_server_is_renewed(dirs: tuple[Path, Path
                 pilot, lambda: "new.txt" in remote_names(tab), "fresh listing after re-login"
             )
             assert tab.remote_path == "/books"
-            assert not [note for note in app._notifications if note.severity == "error"]
+            assert not [note for note in pilot.app._notifications if note.severity == "error"]
 
     with in_process_server("ftp", options={"root": str(remote), "idle_timeout": 0.5}) as proc:
         run(lambda: scenario(proc.port))
@@ -363,8 +353,7 @@ def test_download_refuses_a_name_that_escapes_the_folder(
 
     async def scenario() -> None:
         tab = FtpTab(endpoint=("127.0.0.1", pyftpdlib_port), local_dir=local)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with tab_alone(tab, size=(140, 40)) as pilot:
             await wait_until(pilot, lambda: "readme.txt" in remote_names(tab), "listing")
             hostile = [RemoteEntry("../escape.txt", False, 5)]
             tab.remote_pane.show_entries("/", hostile, can_go_up=False)
@@ -372,7 +361,7 @@ def test_download_refuses_a_name_that_escapes_the_folder(
             await pilot.press("d")
             await wait_until(
                 pilot,
-                lambda: any("not a plain file name" in n for n in notifications(app)),
+                lambda: any("not a plain file name" in n for n in notifications(pilot.app)),
                 "refusal",
             )
             assert not tab.transferring
@@ -387,20 +376,19 @@ def test_upload_asks_before_overwriting(pyftpdlib_port: int, dirs: tuple[Path, P
 
     async def scenario() -> None:
         tab = FtpTab(endpoint=("127.0.0.1", pyftpdlib_port), local_dir=local)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with tab_alone(tab, size=(140, 40)) as pilot:
             await wait_until(pilot, lambda: "notes.txt" in remote_names(tab), "remote listing")
             await focus_entry(pilot, tab.local_pane, "notes.txt")
             await pilot.press("u")
             await wait_until(
-                pilot, lambda: isinstance(app.screen, FtpConfirmScreen), "overwrite question"
+                pilot, lambda: isinstance(pilot.app.screen, FtpConfirmScreen), "overwrite question"
             )
             await pilot.press("n")
             await pilot.pause()
             assert (remote / "notes.txt").read_text() == "server copy\n"
             await pilot.press("u")
             await wait_until(
-                pilot, lambda: isinstance(app.screen, FtpConfirmScreen), "overwrite question"
+                pilot, lambda: isinstance(pilot.app.screen, FtpConfirmScreen), "overwrite question"
             )
             await pilot.press("y")
             await wait_until(
@@ -417,8 +405,7 @@ def test_bad_login_and_no_server_state(pyftpdlib_port: int, dirs: tuple[Path, Pa
 
     async def scenario() -> None:
         tab = FtpTab(local_dir=local)
-        app = TabHarness(tab, server_manager=FakeServerDirectory({}))
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with tab_alone(tab, server_manager=FakeServerDirectory({}), size=(140, 40)) as pilot:
             await pilot.pause()
             assert NO_SERVER_TEXT in str(tab.query_one("#ftp-status", Label).render())
             assert tab.client is None
@@ -432,7 +419,9 @@ def test_bad_login_and_no_server_state(pyftpdlib_port: int, dirs: tuple[Path, Pa
             tab.query_one("#ftp-password", Input).focus()
             await pilot.press("enter")
             await wait_until(
-                pilot, lambda: any("FTP 530" in note for note in notifications(app)), "530 notice"
+                pilot,
+                lambda: any("FTP 530" in note for note in notifications(pilot.app)),
+                "530 notice",
             )
             assert tab.client is None
             tab.query_one("#ftp-user", Input).value = ""
@@ -452,8 +441,7 @@ def test_endpoint_comes_from_the_server_manager(
     async def scenario() -> None:
         tab = FtpTab(local_dir=local)
         manager = FakeServerDirectory({})
-        app = TabHarness(tab, server_manager=manager)
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with tab_alone(tab, server_manager=manager, size=(140, 40)) as pilot:
             await pilot.pause()
             assert tab.client is None
             manager.endpoints["ftp"] = ("127.0.0.1", pyftpdlib_port)
@@ -471,8 +459,7 @@ def test_typed_address_is_not_overwritten(pyftpdlib_port: int, dirs: tuple[Path,
     async def scenario() -> None:
         tab = FtpTab(local_dir=local)
         manager = FakeServerDirectory({})
-        app = TabHarness(tab, server_manager=manager)
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with tab_alone(tab, server_manager=manager, size=(140, 40)) as pilot:
             tab.query_one("#ftp-host", Input).value = "localhost"
             tab.query_one("#ftp-port", Input).value = "2121"
             manager.endpoints["ftp"] = ("127.0.0.1", pyftpdlib_port)
@@ -490,8 +477,7 @@ def test_cancel_a_running_download(slow_pyftpdlib_port: int, dirs: tuple[Path, P
 
     async def scenario() -> None:
         tab = RecordingFtpTab(endpoint=("127.0.0.1", slow_pyftpdlib_port), local_dir=local)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with tab_alone(tab, size=(140, 40)) as pilot:
             await wait_until(pilot, lambda: "huge.bin" in remote_names(tab), "remote listing")
             await focus_entry(pilot, tab.remote_pane, "huge.bin")
             await pilot.press("d")
@@ -545,8 +531,7 @@ def test_a_rate_limited_upload_shows_its_eta_and_takes_its_time(
 
     async def scenario() -> None:
         tab = FtpTab(endpoint=("127.0.0.1", our_ftp_port), local_dir=local)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with tab_alone(tab, size=(140, 40)) as pilot:
             await wait_until(pilot, lambda: "uploads" in remote_names(tab), "remote listing")
             await focus_entry(pilot, tab.remote_pane, "uploads")
             await pilot.press("enter")
@@ -557,7 +542,9 @@ def test_a_rate_limited_upload_shows_its_eta_and_takes_its_time(
             await focus_entry(pilot, tab.local_pane, "paced.bin")
             await pilot.press("u")
             await wait_until(
-                pilot, lambda: any("Limit must be" in n for n in notifications(app)), "refused"
+                pilot,
+                lambda: any("Limit must be" in n for n in notifications(pilot.app)),
+                "refused",
             )
             assert not tab.transferring and rate_box.value == "0"  # nothing lost or started
 
@@ -613,8 +600,7 @@ def test_home_and_end_go_to_the_first_and_last_row_without_scrolling_sideways(
 ) -> None:
     async def scenario() -> None:
         tab = FtpTab(local_dir=many_files)
-        app = TabHarness(tab)
-        async with app.run_test(size=(120, 30)) as pilot:
+        async with tab_alone(tab, size=(120, 30)) as pilot:
             pane = tab.local_pane
             await wait_until(pilot, lambda: "zulu.txt" in local_names(tab), "listing")
             await focus_entry(pilot, pane, "beta.txt")
@@ -632,8 +618,7 @@ def test_home_and_end_go_to_the_first_and_last_row_without_scrolling_sideways(
 def test_typing_a_name_jumps_to_it(many_files: Path) -> None:
     async def scenario() -> None:
         tab = FtpTab(local_dir=many_files)
-        app = TabHarness(tab)
-        async with app.run_test(size=(120, 30)) as pilot:
+        async with tab_alone(tab, size=(120, 30)) as pilot:
             pane = tab.local_pane
             await wait_until(pilot, lambda: "zulu.txt" in local_names(tab), "listing")
             pane.focus_table()
@@ -667,8 +652,7 @@ def test_the_path_box_goes_where_it_is_told_and_keeps_a_bad_path(
 
     async def scenario() -> None:
         tab = FtpTab(endpoint=("127.0.0.1", our_ftp_port), local_dir=many_files)
-        app = TabHarness(tab)
-        async with app.run_test(size=(120, 30)) as pilot:
+        async with tab_alone(tab, size=(120, 30)) as pilot:
             await wait_until(pilot, lambda: "books" in remote_names(tab), "remote listing")
             local_box = tab.local_pane.path_input
             local_box.focus()
@@ -676,13 +660,15 @@ def test_the_path_box_goes_where_it_is_told_and_keeps_a_bad_path(
             await pilot.press("enter")
             await wait_until(pilot, lambda: tab.local_path == many_files / "sub", "local sub/")
             assert local_box.value == str(many_files / "sub")
-            assert app.focused is tab.local_pane.table  # back in the list
+            assert pilot.app.focused is tab.local_pane.table  # back in the list
 
             local_box.focus()
             local_box.value = "no/such/folder"
             await pilot.press("enter")
             await wait_until(
-                pilot, lambda: any("cannot open" in n for n in notifications(app)), "local error"
+                pilot,
+                lambda: any("cannot open" in n for n in notifications(pilot.app)),
+                "local error",
             )
             assert local_box.value == "no/such/folder"
             assert tab.local_path == many_files / "sub"
@@ -697,7 +683,7 @@ def test_the_path_box_goes_where_it_is_told_and_keeps_a_bad_path(
             remote_box.value = "/nowhere"
             await pilot.press("enter")
             await wait_until(
-                pilot, lambda: any("FTP 550" in n for n in notifications(app)), "remote error"
+                pilot, lambda: any("FTP 550" in n for n in notifications(pilot.app)), "remote error"
             )
             await pilot.pause(0.1)
             assert remote_box.value == "/nowhere"  # kept to edit
@@ -713,8 +699,7 @@ def test_a_click_on_the_highlighted_folder_opens_it(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         tab = FtpTab(local_dir=many_files)
-        app = TabHarness(tab)
-        async with app.run_test(size=(120, 30)) as pilot:
+        async with tab_alone(tab, size=(120, 30)) as pilot:
             pane = tab.local_pane
             await wait_until(pilot, lambda: "sub" in local_names(tab), "listing")
             await focus_entry(pilot, pane, "sub")

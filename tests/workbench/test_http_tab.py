@@ -27,7 +27,7 @@ from textual.widgets import (
 )
 
 from servers.launcher import ServerProcess, ServerSpec, running_server
-from tests.helpers.pilot import TabHarness, notifications, run, shown, wait_until
+from tests.helpers.pilot import TabHarness, notifications, run, shown, tab_alone, wait_until
 from workbench.clients.http import METHODS
 from workbench.tabs.http import HttpTab
 from workbench.widgets.http_dialogs import CurlCommandScreen, ReplaceDraftScreen
@@ -156,8 +156,7 @@ def test_raw_view_shows_the_crlfs(http_server: ServerProcess) -> None:
     async def scenario() -> None:
         base = f"http://127.0.0.1:{http_server.port}"
         tab = HttpTab(base_url=base)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with tab_alone(tab, size=(140, 40)) as pilot:
             await send(pilot, tab, "GET", base + "/index.html")
             tab.query_one("#response-tabs").active = "raw-pane"
             await pilot.pause()
@@ -179,8 +178,7 @@ def test_bad_url_refused_and_timeouts_are_messages(
 ) -> None:
     async def scenario() -> None:
         tab = HttpTab(base_url=f"http://127.0.0.1:{http_server.port}")
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with tab_alone(tab, size=(140, 40)) as pilot:
             tab.query_one("#url", Input).value = "http://bad host/"
             tab.query_one("#url", Input).focus()
             await pilot.press("ctrl+j")
@@ -188,7 +186,7 @@ def test_bad_url_refused_and_timeouts_are_messages(
             status = tab.query_one("#status-line", Static)
             assert "bad URL" in shown(status)
             assert status.has_class("-failed")
-            assert any("bad URL" in note for note in notifications(app))
+            assert any("bad URL" in note for note in notifications(pilot.app))
 
             await send(pilot, tab, "GET", f"http://127.0.0.1:{closed_port}/")
             assert "refused" in shown(status)
@@ -199,7 +197,7 @@ def test_bad_url_refused_and_timeouts_are_messages(
             await pilot.press("ctrl+j")
             await pilot.pause()
             assert "expected 'Name: value'" in shown(status)
-            assert not any("Traceback" in note for note in notifications(app))
+            assert not any("Traceback" in note for note in notifications(pilot.app))
 
     run(scenario)
 
@@ -208,8 +206,7 @@ def test_history_resend_and_copy_as_curl(http_server: ServerProcess) -> None:
     async def scenario() -> None:
         base = f"http://127.0.0.1:{http_server.port}"
         tab = HttpTab(base_url=base)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with tab_alone(tab, size=(140, 40)) as pilot:
             tab.query_one("#headers-editor").text = "X-Lesson: http"
             await send(pilot, tab, "POST", base + "/api/echo", "hello")
             tab.query_one("#headers-editor").text = ""
@@ -223,16 +220,16 @@ def test_history_resend_and_copy_as_curl(http_server: ServerProcess) -> None:
             assert tab.query_one("#method", Select).value == "POST"
 
             await pilot.press("ctrl+o")
-            assert app.clipboard.startswith("curl -i -X POST -H 'X-Lesson: http'")
-            assert app.clipboard.endswith(f"{base}/api/echo")
+            assert pilot.app.clipboard.startswith("curl -i -X POST -H 'X-Lesson: http'")
+            assert pilot.app.clipboard.endswith(f"{base}/api/echo")
             # OSC 52 may never reach the clipboard (tmux): the command is shown to copy by hand.
             await pilot.pause()
-            assert isinstance(app.screen, CurlCommandScreen)
-            box = app.screen.query_one(TextArea)
-            assert box.read_only and box.text == app.clipboard
-            assert box.selected_text == app.clipboard and box.has_focus
+            assert isinstance(pilot.app.screen, CurlCommandScreen)
+            box = pilot.app.screen.query_one(TextArea)
+            assert box.read_only and box.text == pilot.app.clipboard
+            assert box.selected_text == pilot.app.clipboard and box.has_focus
             await pilot.press("escape")
-            assert not isinstance(app.screen, CurlCommandScreen)
+            assert not isinstance(pilot.app.screen, CurlCommandScreen)
 
     run(scenario)
 
@@ -243,8 +240,9 @@ def test_short_load_run_fills_the_figures_and_exports(
     async def scenario() -> None:
         base = f"http://127.0.0.1:{http_server.port}"
         tab = HttpTab(base_url=base)
-        app = TabHarness(tab, EndpointOnly(http_server.port, data_dir=tmp_path))
-        async with app.run_test(size=(140, 48)) as pilot:
+        async with tab_alone(
+            tab, EndpointOnly(http_server.port, data_dir=tmp_path), size=(140, 48)
+        ) as pilot:
             tab.query_one("#url", Input).value = base + "/index.html"
             tab.query_one("#http-sections").active = "http-load"
             tab.query_one("#load-requests", Input).value = "400"
@@ -268,7 +266,7 @@ def test_short_load_run_fills_the_figures_and_exports(
             assert " s · " in summary and "400 ok, 0 failed" in summary
             errors = tab.query_one("#load-errors", Static)
             assert shown(errors) == "errors: none" and not errors.has_class("-errors")
-            palette = app.get_css_variables()
+            palette = pilot.app.get_css_variables()
             assert errors.styles.color == Color.parse(palette["success"])  # not drawn as an error
             assert errors.styles.color != Color.parse(palette["error"])
             fairness = shown(tab.query_one("#load-fairness", Static))
@@ -280,7 +278,7 @@ def test_short_load_run_fills_the_figures_and_exports(
             assert tab.last_export is not None
             json_path, csv_path = tab.last_export
             assert json_path.parent == csv_path.parent == tmp_path / "exports"  # the data folder
-            assert any(str(json_path) in note for note in notifications(app))
+            assert any(str(json_path) in note for note in notifications(pilot.app))
             data = json.loads(json_path.read_text())
             assert data["completed"] == 400 and data["statuses"] == {"200": 400}
             rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
@@ -295,8 +293,7 @@ def test_load_can_be_stopped(http_server: ServerProcess) -> None:
         base = f"http://127.0.0.1:{http_server.port}"
         tab = HttpTab(base_url=base)
         tab.load_processes = 0
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 48)) as pilot:
+        async with tab_alone(tab, size=(140, 48)) as pilot:
             tab.query_one("#url", Input).value = base + "/api/sleep?ms=20"
             tab.query_one("#load-requests", Input).value = ""
             tab.query_one("#load-duration", Input).value = "30"
@@ -317,13 +314,12 @@ def test_load_can_be_stopped(http_server: ServerProcess) -> None:
 def test_compare_models_without_a_server_manager_says_so() -> None:
     async def scenario() -> None:
         tab = HttpTab(base_url="http://127.0.0.1:9")
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 48)) as pilot:
+        async with tab_alone(tab, size=(140, 48)) as pilot:
             tab.query_one("#http-sections").active = "http-compare"
             await pilot.pause()
             await pilot.click("#compare-run")
             await pilot.pause()
-            assert any("server manager" in note for note in notifications(app))
+            assert any("server manager" in note for note in notifications(pilot.app))
 
     run(scenario)
 
@@ -335,8 +331,7 @@ def test_compare_models_restarts_the_server_and_draws_bars() -> None:
         manager.restart("http", model="poll")
         tab = HttpTab()
         tab.load_processes = 0
-        app = TabHarness(tab, manager)
-        async with app.run_test(size=(140, 48)) as pilot:
+        async with tab_alone(tab, manager, size=(140, 48)) as pilot:
             tab.query_one("#http-sections").active = "http-compare"
             models = tab.query_one("#compare-models", SelectionList)
             models.deselect_all()
@@ -387,8 +382,7 @@ def test_compare_models_never_crowns_a_model_that_starved_connections() -> None:
         manager.restart("http", model="epoll")
         tab = HttpTab()
         tab.load_processes = 0
-        app = TabHarness(tab, manager)
-        async with app.run_test(size=(160, 48)) as pilot:
+        async with tab_alone(tab, manager, size=(160, 48)) as pilot:
             tab.query_one("#http-sections").active = "http-compare"
             models = tab.query_one("#compare-models", SelectionList)
             models.deselect_all()
@@ -434,8 +428,7 @@ def test_compare_models_never_crowns_a_model_that_starved_connections() -> None:
 def test_unticked_models_draw_an_empty_box() -> None:
     async def scenario() -> None:
         tab = HttpTab(base_url="http://127.0.0.1:9")
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 48)) as pilot:
+        async with tab_alone(tab, size=(140, 48)) as pilot:
             tab.query_one("#http-sections").active = "http-compare"
             await pilot.pause()
             models = tab.query_one("#compare-models", SelectionList)
@@ -469,8 +462,7 @@ def test_a_long_body_is_counted_whole_and_saved_on_request(tmp_path: Path) -> No
         base = f"http://127.0.0.1:{port}"
         tab = HttpTab(base_url=base)
         tab.data_dir = data
-        app = TabHarness(tab)
-        async with app.run_test(size=(160, 40)) as pilot:
+        async with tab_alone(tab, size=(160, 40)) as pilot:
             await send(pilot, tab, "GET", base + "/big.bin")
             response = tab.current_response
             assert response is not None and response.body_length == len(big)
@@ -492,7 +484,7 @@ def test_a_long_body_is_counted_whole_and_saved_on_request(tmp_path: Path) -> No
             saved = tab.last_saved_body
             assert saved == data / "downloads" / "big.bin"
             assert saved.read_bytes() == big
-            assert any(str(saved) in note for note in notifications(app))
+            assert any(str(saved) in note for note in notifications(pilot.app))
             spooled = response.body_file
             assert spooled is not None and not spooled.closed
         assert spooled.closed  # the temporary copy goes with the tab
@@ -506,8 +498,7 @@ def test_an_emptied_box_means_its_default_not_an_error(http_server: ServerProces
         base = f"http://127.0.0.1:{http_server.port}"
         tab = HttpTab(base_url=base)
         tab.load_processes = 0
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 48)) as pilot:
+        async with tab_alone(tab, size=(140, 48)) as pilot:
             tab.query_one("#url", Input).value = base + "/index.html"
             tab.query_one("#http-sections").active = "http-load"
             await pilot.pause()
@@ -537,8 +528,7 @@ def test_choosing_history_asks_before_replacing_unsent_edits(
     async def scenario() -> None:
         base = f"http://127.0.0.1:{http_server.port}"
         tab = HttpTab(base_url=base)
-        app = TabHarness(tab)
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with tab_alone(tab, size=(140, 40)) as pilot:
             await send(pilot, tab, "GET", base + "/style.css")
             assert not tab.has_unsent_edits()  # just sent: nothing to lose
             headers = tab.query_one("#headers-editor", TextArea)
@@ -554,11 +544,11 @@ def test_choosing_history_asks_before_replacing_unsent_edits(
 
             await pilot.press("enter")
             await pilot.pause()
-            assert isinstance(app.screen, ReplaceDraftScreen)
-            assert "has not been sent" in str(app.screen.message)
+            assert isinstance(pilot.app.screen, ReplaceDraftScreen)
+            assert "has not been sent" in str(pilot.app.screen.message)
             await pilot.press("enter")  # focus starts on "Keep editing"
             await pilot.pause()
-            assert not isinstance(app.screen, ReplaceDraftScreen)
+            assert not isinstance(pilot.app.screen, ReplaceDraftScreen)
             assert headers.text == "X-Draft: keep me"
             assert body.text == "a long request I typed"
             assert len(tab.history) == 1
@@ -566,7 +556,7 @@ def test_choosing_history_asks_before_replacing_unsent_edits(
             history.focus()
             await pilot.press("enter")
             await pilot.pause()
-            assert isinstance(app.screen, ReplaceDraftScreen)
+            assert isinstance(pilot.app.screen, ReplaceDraftScreen)
             await pilot.press("y")
             await wait_until(pilot, lambda: len(tab.history) == 2, "history entry re-sent")
             assert tab.history[-1].request.url == base + "/style.css"
@@ -577,6 +567,6 @@ def test_choosing_history_asks_before_replacing_unsent_edits(
             history.focus()
             await pilot.press("enter")
             await wait_until(pilot, lambda: len(tab.history) == 3, "re-sent without asking")
-            assert not isinstance(app.screen, ReplaceDraftScreen)
+            assert not isinstance(pilot.app.screen, ReplaceDraftScreen)
 
     run(scenario)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
-from pyftpdlib.servers import FTPServer
 
 from servers.launcher import running_server
+from tests.helpers.servers import pyftpdlib_server
 from workbench.clients.ftp import (
     FtpClient,
     FtpError,
@@ -130,22 +130,8 @@ def _serve_pyftpdlib(root: Path, handler_base: type[FTPHandler]) -> Iterator[int
     handler = type(
         "TestHandler", (handler_base,), {"authorizer": authorizer, "auth_failed_timeout": 0.05}
     )
-    server = FTPServer(("127.0.0.1", 0), handler)
-    serving = threading.Event()
-    serving.set()
-
-    def loop() -> None:
-        while serving.is_set():
-            server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
-
-    thread = threading.Thread(target=loop, name="pyftpdlib", daemon=True)
-    thread.start()
-    try:
-        yield server.address[1]
-    finally:
-        serving.clear()
-        thread.join(5)
-        server.close_all()
+    with pyftpdlib_server(handler) as port:
+        yield port
 
 
 @pytest.fixture
