@@ -256,8 +256,12 @@ def test_lost_datagrams_are_counted() -> None:
         run(lambda: scenario(proc))
 
 
-def test_server_going_away_is_shown() -> None:
+def test_server_going_away_is_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     """The chat server stops: the next heartbeat fails and the pane says it is out of the room."""
+    from workbench.widgets import chat_participant
+
+    # Four tries instead of sixteen: the pane still retries, fails every time and says so.
+    monkeypatch.setattr(chat_participant, "REJOIN_SECONDS", 2.0)
 
     async def scenario(proc: InProcessServer) -> None:
         tab = ChatTab(endpoint=("127.0.0.1", proc.port), participants=1)
