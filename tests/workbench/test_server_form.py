@@ -43,6 +43,9 @@ async def submit(pilot) -> None:
     """Click the form's submit button (a button ignores clicks while its press effect shows)."""
     button = pilot.app.screen.query_one("#form-submit")
     await wait_until(pilot, lambda: not button.has_class("-active"))
+    # Fields shown for a new protocol move the button down at the next refresh: a click
+    # aimed before it lands where the button was (on Cancel, under load).
+    await pilot.pause()
     await pilot.click("#form-submit")
     await pilot.pause()
 
