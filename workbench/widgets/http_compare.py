@@ -26,7 +26,7 @@ from workbench.clients.compare_run import (
     run_comparison,
 )
 from workbench.clients.loadgen import LoadConfigError
-from workbench.widgets.http_load import number, whole_number
+from workbench.widgets.http_load import box_number
 from workbench.widgets.load_charts import BarChart
 from workbench.widgets.server_form import available_models
 from workbench.widgets.tick_list import TickList
@@ -255,9 +255,11 @@ class ComparePanel(VerticalScroll):
         return ComparePlan(
             self.ticked,
             COMPARE_PRESETS[preset][0],
-            concurrency=whole_number(self.query_one("#compare-concurrency", Input), "connections")
+            concurrency=box_number(
+                self.query_one("#compare-concurrency", Input), "connections", int
+            )
             or 20,
-            seconds=number(self.query_one("#compare-seconds", Input), "seconds") or 3.0,
+            seconds=box_number(self.query_one("#compare-seconds", Input), "seconds", float) or 3.0,
             processes=self.processes,
         ).validated()
 

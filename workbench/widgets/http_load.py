@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -17,27 +19,22 @@ from workbench.clients.http import HttpRequest
 from workbench.clients.loadgen import LoadConfig, LoadConfigError, LoadSnapshot, run_load
 from workbench.widgets.load_figures import LoadFigures
 
+Number = TypeVar("Number", int, float)
 
-def whole_number(box: Input, name: str) -> int | None:
-    """The box's whole number, None when empty (its default); LoadConfigError names the box."""
+
+def box_number(box: Input, name: str, convert: Callable[[str], Number]) -> Number | None:
+    """The box's number (``convert`` is int or float), None when empty: the box's default.
+
+    A box that does not hold one raises LoadConfigError naming it.
+    """
     text = box.value.strip()
     if not text:
         return None
     try:
-        return int(text)
+        return convert(text)
     except ValueError:
-        raise LoadConfigError(f"{name} must be a whole number") from None
-
-
-def number(box: Input, name: str) -> float | None:
-    """The box's number, None when empty (its default); LoadConfigError names the box."""
-    text = box.value.strip()
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise LoadConfigError(f"{name} must be a number") from None
+        kind = "a whole number" if convert is int else "a number"
+        raise LoadConfigError(f"{name} must be {kind}") from None
 
 
 class LoadPanel(VerticalScroll):
@@ -52,11 +49,11 @@ class LoadPanel(VerticalScroll):
     """
 
     #: A load runs now (Run waits, Stop works).
-    running: reactive[bool] = reactive(False)
+    running: reactive[bool] = reactive(False, init=False)
     #: Compare models runs now: one load at a time on this machine, so Run waits.
-    compare_running: reactive[bool] = reactive(False)
+    compare_running: reactive[bool] = reactive(False, init=False)
     #: The last finished run, the one Export writes.
-    last_load: reactive[LoadSnapshot | None] = reactive(None)
+    last_load: reactive[LoadSnapshot | None] = reactive(None, init=False)
 
     class RunRequested(Message):
         """Run pressed: the tab answers with :meth:`start` and the builder's request."""
@@ -130,10 +127,10 @@ class LoadPanel(VerticalScroll):
             method=request.method,
             body=request.body,
             headers=dict(request.headers),
-            concurrency=whole_number(self.query_one("#load-concurrency", Input), "connections")
+            concurrency=box_number(self.query_one("#load-concurrency", Input), "connections", int)
             or 10,
-            requests=whole_number(self.query_one("#load-requests", Input), "requests"),
-            duration=number(self.query_one("#load-duration", Input), "seconds"),
+            requests=box_number(self.query_one("#load-requests", Input), "requests", int),
+            duration=box_number(self.query_one("#load-duration", Input), "seconds", float),
             keepalive=self.query_one("#load-keepalive", Checkbox).value,
             processes=self.processes,
         ).validated()
