@@ -1,5 +1,4 @@
-"""The HTTP tab's regions on their own: the request form, the URL following the server, and the
-load and compare panels waiting for each other, against our real HTTP server."""
+"""The HTTP tab's regions on their own: request form, URL following the server, load and compare in turn."""
 
 from __future__ import annotations
 
