@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from threading import Event
 from typing import Any
 
 from textual import on, work
@@ -140,11 +141,11 @@ class HttpTab(Widget):
         return list(self.compare_panel.results)
 
     @property
-    def _load_stop(self) -> object | None:
+    def _load_stop(self) -> Event | None:
         return self.load_panel.stop_event
 
     @property
-    def _compare_stop(self) -> object | None:
+    def _compare_stop(self) -> Event | None:
         return self.compare_panel.stop_event
 
     # -- layout ---------------------------------------------------------------------
