@@ -215,7 +215,7 @@ class HttpTab(Widget):
         except HttpClientError as error:
             self.response_viewer.show_failure(str(error))
             return
-        self.response_viewer.show_status(f"Sending {request.method} {request.url} …")
+        self.response_viewer.status = (f"Sending {request.method} {request.url} …", "")
         self.request_line.sending = True
         self._send_in_thread(request)
 

@@ -145,6 +145,8 @@ class ResponseViewer(Vertical):
     ResponseViewer #response-body { height: auto; padding: 0 1; }
     """
 
+    #: The status line: its text and colour class (``-ok``, ``-redirect``, ``-failed`` or none).
+    status: reactive[tuple[str, str]] = reactive(("No request sent yet.", ""), init=False)
     #: The response on show; the one it replaces has its spooled long body deleted.
     response: reactive[HttpResponse | None] = reactive(None, always_update=True, init=False)
 
@@ -162,7 +164,7 @@ class ResponseViewer(Vertical):
         self.last_saved_body: Path | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("No request sent yet.", id="status-line", markup=False)
+        yield Static(self.status[0], id="status-line", markup=False)
         yield Static("", id="timings", markup=False)
         with TabbedContent(id="response-tabs"):
             with TabPane("Body", id="response-body-pane"), VerticalScroll():
@@ -188,7 +190,7 @@ class ResponseViewer(Vertical):
             previous.release()
         if response is None:
             return
-        self.show_status(response.status_line, status_class(response.status))
+        self.status = (response.status_line, status_class(response.status))
         timings = response.timings
         arrival = describe_arrival(response)
         self.query_one("#timings", Static).update(
@@ -214,8 +216,8 @@ class ResponseViewer(Vertical):
         else:
             self.show_failure(entry.error or "request failed")
 
-    def show_status(self, text: str, kind: str = "") -> None:
-        """The status line: ``text`` coloured by ``kind`` (``-ok``, ``-redirect``, ``-failed``)."""
+    def watch_status(self, status: tuple[str, str]) -> None:
+        text, kind = status
         line = self.query_one("#status-line", Static)
         line.remove_class("-ok", "-redirect", "-failed")
         if kind:
@@ -224,7 +226,7 @@ class ResponseViewer(Vertical):
 
     def show_failure(self, reason: str) -> None:
         """A request that got no answer: the reason in red, no timings, and a notification."""
-        self.show_status(reason, "-failed")
+        self.status = (reason, "-failed")
         self.query_one("#timings", Static).update("")
         self.notify(reason, title="HTTP request", severity="error")
 
