@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.app import App, ComposeResult
-from textual.pilot import Pilot
 from textual.widgets import Button, Input, Select, TextArea
 
 from servers.launcher import ServerProcess, running_server
+from tests.helpers.pilot import wait_until
 from workbench.clients.http import HttpClientError, HttpRequest
 from workbench.tabs.http import HttpTab
 from workbench.widgets.http_request import RequestEditors, RequestForm, RequestLine
@@ -36,15 +36,6 @@ class OneWidget(App[None]):
 
     def compose(self) -> ComposeResult:
         yield from self.widgets
-
-
-async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 20
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
 
 
 def disabled(app: App[Any], button_id: str) -> bool:
