@@ -7,11 +7,13 @@ import importlib
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
+from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
@@ -141,6 +143,26 @@ class WorkbenchTabs(TabbedContent):
                 return
 
 
+class MainScreen(Screen):
+    """The app's default screen: its widgets are styled as they mount, and only then.
+
+    Textual announces a new default screen with a ScreenResume that restyles every widget
+    on it, as it must for a screen coming back after a theme or CSS change; on the first
+    appearance the widgets have just been styled with the same theme and classes, so
+    that pass is a second full restyle (a fifth of startup). Later resumes are untouched.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._shown_once = False
+
+    def post_message(self, message: Message) -> bool:
+        if isinstance(message, events.ScreenResume) and not self._shown_once:
+            self._shown_once = True
+            message = events.ScreenResume(refresh_styles=False)
+        return super().post_message(message)
+
+
 def breakpoint_classes(size: int, breakpoints: list[tuple[int, str]]) -> list[str]:
     """The class Textual gives the screen at ``size`` cells: the widest breakpoint it reaches."""
     for limit, name in sorted(breakpoints, reverse=True):
@@ -225,7 +247,7 @@ class WorkbenchApp(App[None]):
         restyles every widget once more (a fifth of startup). A later resize still
         moves them as before.
         """
-        screen = super().get_default_screen()
+        screen = MainScreen(id="_default")
         width, height = self.size
         screen.add_class(
             *breakpoint_classes(width, self.HORIZONTAL_BREAKPOINTS),
