@@ -16,13 +16,13 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-from pyftpdlib.handlers import FTPHandler
-from pyftpdlib.servers import FTPServer
+from typing import TYPE_CHECKING, Any
 
 from servers.runner import PreparedServer, options_for, prepare
 from servers.signals import HelperThread
+
+if TYPE_CHECKING:
+    from pyftpdlib.handlers import FTPHandler
 
 #: Models that serve a TCP protocol in-process: the listener's shutdown wakes their accept().
 IN_PROCESS_MODELS = frozenset({"threads"})
@@ -45,18 +45,20 @@ class InProcessServer:
     def endpoint(self) -> tuple[str, int]:
         return (self.host, self.port)
 
+    @property
+    def serving(self) -> bool:
+        return self._thread.is_alive()
+
     def start(self) -> None:
         self._thread.start()
 
     def _serve(self) -> None:
         try:
             self.prepared.run_loop()
-        except OSError:
-            if not self._stopped:  # the listener's shutdown ends accept() with EINVAL: a stop
-                raise
         except BaseException as error:
-            self.failure = error
-            raise
+            # After stop(), the listener's shutdown ends accept() with EINVAL: that is the stop.
+            if not self._stopped:
+                self.failure = error
 
     def send_control(self, message: dict) -> None:
         """What the launcher's control channel carries (``{"type": "announce", ...}``)."""
@@ -81,6 +83,8 @@ class InProcessServer:
         prepared.sock.close()
         if self._thread.is_alive():
             raise AssertionError(f"in-process {self.protocol} server did not stop in {timeout} s")
+        if self.failure is not None:
+            raise AssertionError(f"in-process {self.protocol} server died: {self.failure!r}")
 
 
 @contextlib.contextmanager
@@ -134,6 +138,9 @@ class FakeServerDirectory:
 @contextlib.contextmanager
 def pyftpdlib_server(handler: type[FTPHandler]) -> Iterator[int]:
     """pyftpdlib serving ``handler`` on 127.0.0.1 (a free port) from a thread; yields the port."""
+    # Imported here: pyftpdlib brings asyncore's deprecation warning to whoever imports it.
+    from pyftpdlib.servers import FTPServer
+
     server = FTPServer(("127.0.0.1", 0), handler)
     serving = threading.Event()
     serving.set()

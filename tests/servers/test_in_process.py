@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 
@@ -49,3 +50,13 @@ def test_only_models_that_can_stop_in_process_are_offered() -> None:
     with pytest.raises(ValueError, match="servers.launcher"):
         with in_process_server("http", "epoll"):
             pass
+
+
+def test_a_server_that_dies_during_the_test_fails_it() -> None:
+    with pytest.raises(AssertionError, match="in-process chat server died"):
+        with in_process_server("chat") as server:
+            server.prepared.sock.close()  # the room's next wait on the socket fails: it dies
+            deadline = time.monotonic() + 5
+            while server.serving and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert not server.serving
