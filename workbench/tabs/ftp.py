@@ -33,6 +33,7 @@ from workbench.clients.ftp import (
     describe_access,
     sort_entries,
 )
+from workbench.messages import EndpointChanged
 from workbench.tabs.endpoint import server_endpoint
 from workbench.widgets.ftp_dialogs import FtpConfirmScreen, FtpPromptScreen
 from workbench.widgets.ftp_file_pane import FtpFilePane, format_size
@@ -43,9 +44,6 @@ Result = TypeVar("Result")
 
 #: Progress messages per second during a transfer: enough to look live, few enough to stay cheap.
 PROGRESS_RATE_HZ = 10
-
-#: How often the tab asks the app's server manager where the FTP server is (a dict lookup).
-ENDPOINT_POLL_SECONDS = 1.0
 
 NO_SERVER_TEXT = "No server — enter host and port, then Connect"
 
@@ -398,8 +396,6 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
         self.remote_pane.show_placeholder(NO_SERVER_TEXT)
         self._set_status(NO_SERVER_TEXT)
         self.follow_server_endpoint()
-        # The app starts its servers after the tabs mount, and may restart them on other ports.
-        self.set_interval(ENDPOINT_POLL_SECONDS, self.follow_server_endpoint)
 
     def on_show(self) -> None:
         # The app may start its servers after the tabs mount: look again when shown.
@@ -417,6 +413,12 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
 
     def _server_endpoint(self) -> tuple[str, int] | None:
         return server_endpoint(self, "ftp", self._endpoint_override)
+
+    def on_endpoint_changed(self, message: EndpointChanged) -> None:
+        # The app started its FTP server after the tabs mounted, or restarted it elsewhere;
+        # where it listens is read afresh, a newer move may already be on its way.
+        if message.protocol == "ftp":
+            self.follow_server_endpoint()
 
     def follow_server_endpoint(self) -> None:
         """Fill the fields from the app's FTP server and connect; follow it if it restarts elsewhere.

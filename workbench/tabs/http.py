@@ -58,7 +58,10 @@ from workbench.clients.loadgen import (
     LoadSnapshot,
     run_load,
 )
+from workbench.messages import EndpointChanged
 from workbench.network import host_port
+from workbench.server_directory import ServerDirectory
+from workbench.tabs.endpoint import server_directory
 from workbench.widgets.http_dialogs import CurlCommandScreen, ReplaceDraftScreen
 from workbench.widgets.http_raw import RawExchange
 from workbench.widgets.load_charts import BarChart
@@ -568,13 +571,16 @@ class HttpTab(Widget):
         for label in COMPARE_COLUMNS:
             table.add_column(label, key=label)
         self._refresh_default_url()
-        # The embedded server starts after the tab mounts and may move port on a restart.
-        self.set_interval(1.0, self._refresh_default_url)
+
+    def on_endpoint_changed(self, message: EndpointChanged) -> None:
+        # The embedded server started after the tab mounted, or moved port on a restart.
+        if message.protocol == "http":
+            self._refresh_default_url()
 
     # -- the embedded server ----------------------------------------------------------
 
-    def _server_manager(self) -> Any:
-        return getattr(self.app, "server_manager", None)
+    def _server_manager(self) -> ServerDirectory | None:
+        return server_directory(self)
 
     def embedded_base_url(self) -> str | None:
         """``http://host:port`` of the embedded HTTP server (or ``base_url``), None if not running."""
