@@ -18,11 +18,13 @@ from pyftpdlib.handlers import FTPHandler, ThrottledDTPHandler
 from pyftpdlib.servers import FTPServer
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
+from textual.widget import Widget
 from textual.widgets import Footer, Input, Label, ProgressBar
 
 from servers.ftp.users import hash_password
 from servers.launcher import running_server
 from workbench.clients.ftp import RemoteEntry
+from workbench.messages import EndpointChanged
 from workbench.tabs.ftp import NO_SERVER_TEXT, FtpTab
 from workbench.widgets.ftp_dialogs import FtpConfirmScreen, FtpPromptScreen
 
@@ -61,11 +63,33 @@ class RecordingFtpTab(FtpTab):
 
 
 class FakeServerManager:
+    """A ServerDirectory whose servers are only addresses the test sets (no rows, no clients)."""
+
+    remote = None
+    data_dir = None
+
     def __init__(self, endpoints: dict[str, Any]) -> None:
         self.endpoints = endpoints
 
     def endpoint(self, name: str) -> Any:
         return self.endpoints.get(name)
+
+    def default_server_id(self, protocol: str) -> str | None:
+        return None
+
+    def row(self, server_id: str) -> None:
+        return None
+
+    def rows(self) -> tuple[()]:
+        return ()
+
+    def clients(self, server_id: str) -> None:
+        return None
+
+    def move(self, tab: Widget, protocol: str, address: tuple[str, int] | None) -> None:
+        """The server moved: what the workbench app then tells its tabs."""
+        self.endpoints[protocol] = address
+        tab.post_message(EndpointChanged(protocol, address))
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
@@ -502,7 +526,7 @@ def test_endpoint_comes_from_the_server_manager(
         async with app.run_test(size=(140, 40)) as pilot:
             await pilot.pause()
             assert tab.client is None
-            manager.endpoints["ftp"] = ("127.0.0.1", pyftpdlib_port)
+            manager.move(tab, "ftp", ("127.0.0.1", pyftpdlib_port))
             await wait_until(
                 pilot, lambda: "readme.txt" in remote_names(tab), "auto-connected listing"
             )
@@ -521,8 +545,7 @@ def test_typed_address_is_not_overwritten(pyftpdlib_port: int, dirs: tuple[Path,
         async with app.run_test(size=(140, 40)) as pilot:
             tab.query_one("#ftp-host", Input).value = "localhost"
             tab.query_one("#ftp-port", Input).value = "2121"
-            manager.endpoints["ftp"] = ("127.0.0.1", pyftpdlib_port)
-            tab.follow_server_endpoint()  # what the tab's poll timer does every second
+            manager.move(tab, "ftp", ("127.0.0.1", pyftpdlib_port))
             await pilot.pause()
             assert tab.query_one("#ftp-port", Input).value == "2121"
             assert tab.client is None
