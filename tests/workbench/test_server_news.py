@@ -14,17 +14,11 @@ from typing import Any
 
 import pytest
 
+from workbench import server_records as records
 from workbench.messages import EndpointChanged, ServerCrashed, ServersUpdated, message_for
 from workbench.server_directory import ServerControl, ServerDirectory
 from workbench.server_manager import ServerManager
-from workbench.server_records import (
-    EndpointMoved,
-    ManagerNews,
-    ServerCrash,
-    ServerEvent,
-    ServerRow,
-    ServersSnapshot,
-)
+from workbench.server_records import EndpointMoved, ManagerNews, ServerCrash, ServersSnapshot
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -143,8 +137,8 @@ def test_a_closed_manager_publishes_nothing() -> None:
 
 
 def test_each_piece_of_news_becomes_the_apps_message() -> None:
-    row = ServerRow("http", "http", "epoll", port=8080)
-    event = ServerEvent("http", 1.0, "connect", "127.0.0.1:5000", 42)
+    row = records.ServerRow("http", "http", "epoll", port=8080)
+    event = records.ServerEvent("http", 1.0, "connect", "127.0.0.1:5000", 42)
     updated = message_for(ServersSnapshot((row,), (event,), 3))
     assert isinstance(updated, ServersUpdated)
     assert (updated.rows, updated.events, updated.events_dropped) == ((row,), (event,), 3)

@@ -267,7 +267,7 @@ def render_body(response: HttpResponse, dark: bool = True) -> RenderableType:
     )
 
 
-def _current_model(manager: Any) -> str | None:
+def _current_model(manager: ServerDirectory) -> str | None:
     """The embedded HTTP server's model, if the manager can tell."""
     try:
         server_id = manager.default_server_id("http")
