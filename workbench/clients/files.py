@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-__all__ = ["FileEntry", "FileOpError", "FileSource", "run_renewing", "sort_entries"]
+__all__ = [
+    "FileEntry",
+    "FileOpError",
+    "FileSource",
+    "is_plain_file_name",
+    "run_renewing",
+    "sort_entries",
+]
 
 Result = TypeVar("Result")
 
@@ -105,3 +112,14 @@ def run_renewing(source: FileSource, operation: Callable[[FileSource], Result]) 
         # Servers close idle control connections (421): a browser should just carry on.
         source.reconnect()
         return operation(source)
+
+
+def is_plain_file_name(name: str) -> bool:
+    """True for a name that stays in the folder it is joined to (no separators, not . or ..)."""
+    return (
+        bool(name)
+        and name not in (".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+    )

@@ -1,21 +1,20 @@
 """The FTP tab: a two-pane local | remote file browser over FTP (course 3.2: the ftp 文件服务器 exercise).
 
-Every network and disk call runs in a thread worker and comes back as a message
-nested in :class:`FtpTab`. Browsing uses one control connection; each transfer
-opens its own, so the browser stays usable while a long download runs, and its
-progress arrives at most ten times a second whatever the chunk rate.
+The tab is wiring. Each pane (:class:`FtpFilePane`) owns its file source (the
+disk through :class:`LocalFiles`, the server through :class:`FtpClient` once
+connected) and its listing and actions; the transfer line
+(:class:`FtpTransferBar`) runs downloads and uploads. The tab keeps the
+connection bar, follows the app's FTP server, and says which pane a key acts on
+and which pane a transfer reads from and writes to.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import threading
-import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -23,107 +22,29 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Button, Input, Label, ProgressBar
+from textual.widgets import Button, Input, Label
 
-from workbench.clients.ftp import (
-    FtpClient,
-    FtpError,
-    RemoteEntry,
-    TransferCancelled,
-    describe_access,
-    sort_entries,
-)
+from workbench.clients.files import FileEntry, is_plain_file_name
+from workbench.clients.ftp import FtpClient, FtpError, describe_access
+from workbench.clients.local_files import LocalFiles
 from workbench.tabs.endpoint import server_endpoint
-from workbench.widgets.ftp_dialogs import FtpConfirmScreen, FtpPromptScreen
-from workbench.widgets.ftp_file_pane import FtpFilePane, format_size
+from workbench.widgets.ftp_dialogs import FtpConfirmScreen
+from workbench.widgets.ftp_file_pane import LOCAL_WORDS, FtpFilePane, notify_file_error
+from workbench.widgets.ftp_transfers import (
+    Direction,
+    FtpTransferBar,
+    format_eta,
+    parse_rate_limit,
+)
 
-Direction = Literal["download", "upload"]
+__all__ = ["NO_SERVER_TEXT", "FtpTab", "format_eta", "parse_rate_limit"]
+
 ConnectionParams = tuple[str, int, str, str]
-Result = TypeVar("Result")
-
-#: Progress messages per second during a transfer: enough to look live, few enough to stay cheap.
-PROGRESS_RATE_HZ = 10
 
 #: How often the tab asks the app's server manager where the FTP server is (a dict lookup).
 ENDPOINT_POLL_SECONDS = 1.0
 
 NO_SERVER_TEXT = "No server — enter host and port, then Connect"
-
-
-def format_eta(seconds: float) -> str:
-    """Time left as ``m:ss`` (or ``h:mm:ss``), what a progress line shows after "ETA"."""
-    whole = max(0, round(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def parse_rate_limit(text: str) -> int | None:
-    """The Limit field (KiB/s per transfer) in bytes per second; None when empty (no limit).
-
-    Raises ValueError with a sentence for the user when it is not a positive whole number.
-    """
-    text = text.strip()
-    if not text:
-        return None
-    if not text.isdigit() or int(text) == 0:
-        raise ValueError(
-            f"Limit must be a whole number of KiB/s above 0 (empty for no limit), not {text!r}"
-        )
-    return int(text) * 1024
-
-
-def list_local_dir(path: Path) -> list[RemoteEntry]:
-    """Entries of a local directory in the same shape as a remote listing."""
-    entries = []
-    with os.scandir(path) as scan:
-        for item in scan:
-            try:
-                info = item.stat()
-                is_dir = item.is_dir()
-            except OSError:
-                # A dangling symlink: show it, so the folder's contents are not silently hidden.
-                entries.append(RemoteEntry(item.name, False, None, None, is_link=True))
-                continue
-            entries.append(
-                RemoteEntry(
-                    item.name,
-                    is_dir,
-                    None if is_dir else info.st_size,
-                    datetime.fromtimestamp(info.st_mtime),
-                    item.is_symlink(),
-                )
-            )
-    return sort_entries(entries)
-
-
-def _renewing_idle_connection(
-    client: FtpClient, operation: Callable[[FtpClient], Result]
-) -> Result:
-    """Run ``operation``; if the server had dropped the idle control connection, log in again once."""
-    try:
-        return operation(client)
-    except FtpError:
-        if client.connected:
-            raise
-        # Servers close idle control connections (421): a browser should just carry on.
-        client.reconnect()
-        return operation(client)
-
-
-def is_plain_file_name(name: str) -> bool:
-    """True for a name that stays in the folder it is joined to (no separators, not . or ..)."""
-    return (
-        bool(name)
-        and name not in (".", "..")
-        and "/" not in name
-        and "\\" not in name
-        and "\0" not in name
-    )
-
-
-def _join_remote(directory: str, name: str) -> str:
-    return f"{directory.rstrip('/')}/{name}" if directory else name
 
 
 class FtpTab(Widget):
@@ -223,18 +144,6 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
     FtpTab #ftp-panes {
         height: 1fr;
     }
-    FtpTab #ftp-transfer {
-        dock: bottom;
-        height: 1;
-        padding: 0 2;
-    }
-    FtpTab #ftp-transfer-label {
-        width: 1fr;
-        color: $text;
-    }
-    FtpTab #ftp-transfer ProgressBar {
-        width: auto;
-    }
     """
 
     BINDINGS = [
@@ -247,12 +156,14 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
         Binding("ctrl+r", "refresh", "Refresh"),
     ]
 
-    # -- messages from the workers --------------------------------------
+    #: The transfer line's events, which bubble up here.
+    TransferProgress = FtpTransferBar.Progress
+    TransferFinished = FtpTransferBar.Finished
 
     class Connected(Message, bubble=False):
         """The browsing connection is up and the first listing is in."""
 
-        def __init__(self, client: FtpClient, path: str, entries: list[RemoteEntry]) -> None:
+        def __init__(self, client: FtpClient, path: str, entries: list[FileEntry]) -> None:
             super().__init__()
             self.client = client
             self.path = path
@@ -263,65 +174,6 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
             super().__init__()
             self.error = error
             self.code = code
-
-    class RemoteListed(Message, bubble=False):
-        """A fresh remote listing, after navigation or a change; ``select`` names the row to show."""
-
-        def __init__(self, path: str, entries: list[RemoteEntry], select: str | None) -> None:
-            super().__init__()
-            self.path = path
-            self.entries = entries
-            self.select = select
-
-    class LocalListed(Message, bubble=False):
-        def __init__(self, path: Path, entries: list[RemoteEntry], select: str | None) -> None:
-            super().__init__()
-            self.path = path
-            self.entries = entries
-            self.select = select
-
-    class OperationFailed(Message, bubble=False):
-        """A remote or local operation failed; ``disconnected`` when the control connection is gone."""
-
-        def __init__(
-            self,
-            error: str,
-            code: str | None = None,
-            disconnected: bool = False,
-            side: Literal["local", "remote"] = "remote",
-        ) -> None:
-            super().__init__()
-            self.side = side
-            self.error = error
-            self.code = code
-            self.disconnected = disconnected
-
-    class TransferProgress(Message, bubble=False):
-        def __init__(self, done: int, total: int | None, elapsed: float) -> None:
-            super().__init__()
-            self.done = done
-            self.total = total
-            self.elapsed = elapsed
-
-    class TransferFinished(Message, bubble=False):
-        """A transfer ended: ``outcome`` is "done", "cancelled" or "failed"."""
-
-        def __init__(
-            self,
-            direction: Direction,
-            name: str,
-            outcome: Literal["done", "cancelled", "failed"],
-            detail: str,
-            code: str | None = None,
-        ) -> None:
-            super().__init__()
-            self.direction = direction
-            self.name = name
-            self.outcome = outcome
-            self.detail = detail
-            self.code = code
-
-    # -- construction ---------------------------------------------------
 
     def __init__(
         self,
@@ -334,24 +186,22 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self._endpoint_override = endpoint
-        self.local_path = Path(local_dir).resolve() if local_dir is not None else Path.cwd()
-        self.remote_path = ""
-        self.client: FtpClient | None = None
+        self.local_files = LocalFiles(local_dir)
+        self.local_pane = FtpFilePane(
+            "Local", source=self.local_files, words=LOCAL_WORDS, id="ftp-local"
+        )
+        self.remote_pane = FtpFilePane("Remote", id="ftp-remote")
+        self.transfers = FtpTransferBar(id="ftp-transfer")
         self._connecting = False
-        self._transfer_cancel: threading.Event | None = None
-        self._transfer_direction: Direction = "download"
-        self._transfer_name = ""
         #: The address last filled in from the server manager (to follow a restart, not override typing).
         self._auto_endpoint: tuple[str, int] | None = None
-        #: A path typed in a pane's path box whose folder has not opened yet, by side.
-        self._typed_paths: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         # The panes come first in the DOM so focusing "the first focusable widget" (what the app
         # does when the tab is shown) lands in the file list; the bars are docked into place.
         with Horizontal(id="ftp-panes"):
-            yield FtpFilePane("Local", id="ftp-local")
-            yield FtpFilePane("Remote", id="ftp-remote")
+            yield self.local_pane
+            yield self.remote_pane
         with Vertical(id="ftp-top"):
             with Horizontal(id="ftp-connection"):
                 yield Label("Host")
@@ -371,21 +221,27 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
                 )
                 yield Button("Connect", id="ftp-connect", variant="primary")
             yield Label("", id="ftp-status", markup=False)
-        with Horizontal(id="ftp-transfer"):
-            yield Label("No transfer running", id="ftp-transfer-label", markup=False)
-            yield ProgressBar(total=100, show_eta=False, id="ftp-progress")
+        yield self.transfers
 
     @property
-    def local_pane(self) -> FtpFilePane:
-        return self.query_one("#ftp-local", FtpFilePane)
+    def client(self) -> FtpClient | None:
+        """The browsing login, while connected."""
+        source = self.remote_pane.source
+        return source if isinstance(source, FtpClient) else None
 
     @property
-    def remote_pane(self) -> FtpFilePane:
-        return self.query_one("#ftp-remote", FtpFilePane)
+    def local_path(self) -> Path:
+        """The local folder shown (where downloads land)."""
+        return Path(self.local_pane.path) if self.local_pane.path else self.local_files.directory
+
+    @property
+    def remote_path(self) -> str:
+        """The server folder shown ("" while not connected)."""
+        return self.remote_pane.path
 
     @property
     def transferring(self) -> bool:
-        return self._transfer_cancel is not None
+        return self.transfers.running
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # "Cancel transfer" appears in the footer only while a transfer runs.
@@ -394,7 +250,7 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
         return True
 
     def on_mount(self) -> None:
-        self._local_worker(self.local_path)
+        self.local_pane.refresh_listing()
         self.remote_pane.show_placeholder(NO_SERVER_TEXT)
         self._set_status(NO_SERVER_TEXT)
         self.follow_server_endpoint()
@@ -406,12 +262,10 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
         self.follow_server_endpoint()
 
     def on_unmount(self) -> None:
-        if self._transfer_cancel is not None:
-            self._transfer_cancel.set()
-        if self.client is not None:
+        client = self.client
+        if client is not None:
             # Workers are being cancelled with the widget: say QUIT from a plain daemon thread.
-            threading.Thread(target=self.client.close, name="ftp-quit", daemon=True).start()
-            self.client = None
+            threading.Thread(target=client.close, name="ftp-quit", daemon=True).start()
 
     # -- endpoint and connection ----------------------------------------
 
@@ -493,14 +347,13 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
 
     def on_ftp_tab_connected(self, message: FtpTab.Connected) -> None:
         self._connecting = False
-        self.client = message.client
         client = message.client
         self.query_one("#ftp-connect", Button).label = "Disconnect"
         self._set_status(
             f"Connected to {client.host}:{client.port} as {client.user}", connected=True
         )
-        self._show_remote(message.path, message.entries, None)
-        self.remote_pane.set_access(describe_access(client.user, client.login_reply))
+        self.remote_pane.attach(client, message.path, message.entries)
+        self.remote_pane.access = describe_access(client.user, client.login_reply)
         # Move into the listing only from our own connection bar: focusing a widget of a hidden
         # tab would make the app switch to it in the middle of whatever the user is doing.
         focused = self.screen.focused
@@ -512,19 +365,15 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
         self._connecting = False
         self.query_one("#ftp-connect", Button).label = "Connect"
         self._set_status(message.error, error=True)
-        self.remote_pane.show_placeholder("Not connected", error=True)
-        self.remote_pane.set_access("")
-        self._notify_error(message.error, message.code)
+        self.remote_pane.detach("Not connected", error=True)
+        notify_file_error(self, message.error, message.code)
 
     def _disconnect(self, reason: str, *, error: bool = False) -> None:
         if self.client is not None:
             self._close_in_background(self.client)
-        self.client = None
-        self.remote_path = ""
         self.query_one("#ftp-connect", Button).label = "Connect"
         self._set_status(f"{reason} — press Connect to reconnect", error=error)
-        self.remote_pane.show_placeholder("Not connected", error=error)
-        self.remote_pane.set_access("")
+        self.remote_pane.detach("Not connected", error=error)
 
     @work(thread=True, group="ftp-close", exit_on_error=False)
     def _close_in_background(self, client: FtpClient) -> None:
@@ -555,158 +404,38 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
             self._disconnect("Disconnected")
         self.action_connect()
 
-    # -- listings -------------------------------------------------------
-
-    def _show_remote(self, path: str, entries: list[RemoteEntry], select: str | None) -> None:
-        self.remote_path = path
-        pane = self.remote_pane
-        pane.show_entries(path, entries, can_go_up=path not in ("/", ""))
-        if select:
-            pane.select_name(select)
-
-    def on_ftp_tab_remote_listed(self, message: FtpTab.RemoteListed) -> None:
-        if message.path != self.remote_path:
-            self._typed_paths.pop("remote", None)  # it opened: the box shows where we are now
-        if self.client is not None:
-            self._show_remote(message.path, message.entries, message.select)
-
-    def on_ftp_tab_local_listed(self, message: FtpTab.LocalListed) -> None:
-        if message.path != self.local_path:
-            self._typed_paths.pop("local", None)
-        self.local_path = message.path
-        pane = self.local_pane
-        pane.show_entries(
-            str(message.path), message.entries, can_go_up=message.path.parent != message.path
-        )
-        if message.select:
-            pane.select_name(message.select)
-
-    def on_ftp_tab_operation_failed(self, message: FtpTab.OperationFailed) -> None:
-        typed = self._typed_paths.pop(message.side, None)
-        if typed is not None:
-            pane = self.local_pane if message.side == "local" else self.remote_pane
-            pane.path_input.value = typed
-        self._notify_error(message.error, message.code)
-        # The pane keeps the last error in view after the notification fades.
-        pane = self.local_pane if message.side == "local" else self.remote_pane
-        pane.set_status(message.error, error=True)
-        if message.disconnected and self.client is not None and not self.client.connected:
+    def on_ftp_file_pane_source_lost(self, message: FtpFilePane.SourceLost) -> None:
+        message.stop()
+        if message.pane is self.remote_pane and self.client is not None:
             self._disconnect("Connection lost", error=True)
 
-    def on_ftp_file_pane_opened(self, message: FtpFilePane.Opened) -> None:
-        message.stop()
-        if message.pane is self.local_pane:
-            target = (
-                self.local_path.parent
-                if message.entry is None
-                else self.local_path / message.entry.name
-            )
-            select = self.local_path.name if message.entry is None else None
-            self._local_worker(target, select)
-        elif self.client is not None:
-            target_name = ".." if message.entry is None else message.entry.name
-            previous = (
-                self.remote_path.rstrip("/").rsplit("/", 1)[-1] if message.entry is None else None
-            )
-            self._remote_operation(lambda client: client.cwd(target_name), select=previous)
-
-    def on_ftp_file_pane_path_entered(self, message: FtpFilePane.PathEntered) -> None:
-        message.stop()
-        side = "local" if message.pane is self.local_pane else "remote"
-        # Kept until the folder opens: a refused path goes back into the box to edit.
-        self._typed_paths[side] = message.path
-        if message.pane is self.local_pane:
-            typed = Path(message.path).expanduser()
-            self._local_worker(typed if typed.is_absolute() else self.local_path / typed)
-        elif self.client is not None:
-            path = message.path
-            self._remote_operation(lambda client: client.cwd(path))
-        else:
-            message.pane.set_status("Not connected: connect first, then type a path", error=True)
-
-    @work(thread=True, group="ftp-local", exit_on_error=False)
-    def _local_worker(
-        self, path: Path, select: str | None = None, operation: Callable[[], object] | None = None
-    ) -> None:
-        failure: FtpTab.OperationFailed | None = None
-        try:
-            if operation is not None:
-                operation()
-        except OSError as error:
-            reason = f"Local: {error.strerror or error}: {error.filename or ''}"
-            failure = self.OperationFailed(reason, side="local")
-        try:
-            entries = list_local_dir(path)
-        except OSError as error:
-            reason = f"Local: cannot open {path}: {error.strerror or error}"
-            failure = failure or self.OperationFailed(reason, side="local")
-        else:
-            self.post_message(self.LocalListed(path, entries, select))
-        # After the listing, so the pane's status line keeps showing the error.
-        if failure is not None:
-            self.post_message(failure)
-
-    def _remote_operation(
-        self, operation: Callable[[FtpClient], object], select: str | None = None
-    ) -> None:
-        if self.client is None:
-            self.notify("Not connected to an FTP server", severity="warning")
-            return
-        self._remote_worker(self.client, operation, select)
-
-    @work(thread=True, group="ftp-remote", exit_on_error=False)
-    def _remote_worker(
-        self, client: FtpClient, operation: Callable[[FtpClient], object], select: str | None
-    ) -> None:
-        failure: FtpTab.OperationFailed | None = None
-        try:
-            _renewing_idle_connection(client, operation)
-        except FtpError as error:
-            failure = self.OperationFailed(
-                str(error), error.code, disconnected=not client.connected
-            )
-        except Exception as error:
-            failure = self.OperationFailed(f"FTP: {error}")
-        if client.connected:
-            # Relist even after a failure: the error may come from a listing that is out of date.
-            try:
-                path, entries = _renewing_idle_connection(
-                    client, lambda ftp: (ftp.pwd(), ftp.list_dir())
-                )
-            except FtpError as error:
-                failure = failure or self.OperationFailed(
-                    str(error), error.code, disconnected=not client.connected
-                )
-            else:
-                self.post_message(self.RemoteListed(path, entries, select))
-        # After the listing, so the pane's status line keeps showing the error.
-        if failure is not None:
-            self.post_message(failure)
-
     def action_refresh(self) -> None:
-        self._local_worker(self.local_path)
-        if self.client is not None:
-            self._remote_operation(lambda client: None)
+        self.local_pane.refresh_listing()
+        self.remote_pane.refresh_listing()
 
-    # -- which pane the user is in --------------------------------------
+    # -- which pane a key acts on -----------------------------------------------
 
     def _active_pane(self) -> FtpFilePane | None:
         focused = self.screen.focused
         for pane in (self.local_pane, self.remote_pane):
             if focused is not None and (focused is pane or pane in focused.ancestors):
                 return pane
+        self.notify("Move to the local or remote pane first (Tab)", severity="warning")
         return None
 
-    def _require_pane(self) -> FtpFilePane | None:
-        pane = self._active_pane()
-        if pane is None:
-            self.notify("Move to the local or remote pane first (Tab)", severity="warning")
-        elif pane is self.remote_pane and self.client is None:
-            self.notify("Not connected to an FTP server", severity="warning")
-            return None
-        return pane
+    def action_mkdir(self) -> None:
+        if pane := self._active_pane():
+            pane.ask_mkdir()
 
-    # -- transfers --------------------------------------------------------
+    def action_rename(self) -> None:
+        if pane := self._active_pane():
+            pane.ask_rename()
+
+    def action_delete(self) -> None:
+        if pane := self._active_pane():
+            pane.ask_delete()
+
+    # -- transfers: from one pane's folder into the other's ----------------------
 
     def action_download(self) -> None:
         if self.client is None:
@@ -718,11 +447,13 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
             return
         if not is_plain_file_name(entry.name):
             # A hostile server could list "../../.bashrc": never let it pick where we write.
-            self._notify_error(f"Refusing to download {entry.name!r}: not a plain file name", None)
+            notify_file_error(
+                self, f"Refusing to download {entry.name!r}: not a plain file name", None
+            )
             return
         target = self.local_path / entry.name
         self._confirm_then(
-            target.exists(),
+            self.local_files.exists(entry.name),
             f"{target} already exists. Overwrite it with the remote {entry.name}?",
             lambda: self._start_transfer("download", entry.name, target),
         )
@@ -735,11 +466,11 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
         if entry is None or entry.is_dir:
             self.notify("Put the local pane's cursor on a file to upload", severity="warning")
             return
-        source = self.local_path / entry.name
+        remote_name = f"{self.remote_path.rstrip('/')}/{entry.name}"
         self._confirm_then(
             entry.name in self.remote_pane.names,
-            f"{_join_remote(self.remote_path, entry.name)} already exists on the server. Overwrite it?",
-            lambda: self._start_transfer("upload", entry.name, source),
+            f"{remote_name} already exists on the server. Overwrite it?",
+            lambda: self._start_transfer("upload", entry.name, self.local_path / entry.name),
         )
 
     def _confirm_then(self, ask: bool, question: str, proceed: Callable[[], None]) -> None:
@@ -765,211 +496,19 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
             self._set_status(str(error), error=True)
             self.notify(str(error), title="Transfer not started", severity="error")
             return
-        client = self.client
-        cancel = threading.Event()
-        self._transfer_cancel = cancel
-        self.refresh_bindings()
-        self._transfer_direction = direction
-        self._transfer_name = name
-        verb = "Downloading" if direction == "download" else "Uploading"
-        self.query_one("#ftp-transfer-label", Label).update(f"{verb} {name}…")
-        self.query_one("#ftp-progress", ProgressBar).update(total=None, progress=0)
-        params = (client.host, client.port, client.user, client.password)
-        self._transfer_worker(
-            params, self.remote_path, direction, name, local_path, cancel, max_rate
-        )
+        self.transfers.start(self.client, self.remote_path, direction, name, local_path, max_rate)
 
-    @work(thread=True, group="ftp-transfer", exit_on_error=False)
-    def _transfer_worker(
-        self,
-        params: ConnectionParams,
-        remote_dir: str,
-        direction: Direction,
-        name: str,
-        local_path: Path,
-        cancel: threading.Event,
-        max_rate: int | None = None,
-    ) -> None:
-        started = time.monotonic()
-        last_post = 0.0
-
-        def progress(done: int, total: int | None) -> None:
-            nonlocal last_post
-            now = time.monotonic()
-            if now - last_post >= 1 / PROGRESS_RATE_HZ or (total is not None and done >= total):
-                last_post = now
-                self.post_message(self.TransferProgress(done, total, now - started))
-
-        client = FtpClient(*params)
-        try:
-            client.connect()
-            if remote_dir:
-                client.cwd(remote_dir)
-            if direction == "download":
-                count = client.download(name, local_path, progress, cancel, max_rate)
-            else:
-                count = client.upload(local_path, name, progress, cancel, max_rate)
-            elapsed = max(time.monotonic() - started, 1e-6)
-            detail = (
-                f"{format_size(count)} in {elapsed:.1f} s ({format_size(int(count / elapsed))}/s)"
-            )
-            self.post_message(self.TransferFinished(direction, name, "done", detail))
-        except TransferCancelled:
-            self.post_message(self.TransferFinished(direction, name, "cancelled", "cancelled"))
-        except FtpError as error:
-            self.post_message(
-                self.TransferFinished(direction, name, "failed", str(error), error.code)
-            )
-        except Exception as error:
-            self.post_message(
-                self.TransferFinished(direction, name, "failed", f"{direction} {name}: {error}")
-            )
-        finally:
-            client.close()
-
-    def on_ftp_tab_transfer_progress(self, message: FtpTab.TransferProgress) -> None:
-        if not self.transferring:
-            return
-        bar = self.query_one("#ftp-progress", ProgressBar)
-        total = message.total if message.total else None
-        if total is not None:
-            bar.update(total=total, progress=message.done)
-        verb = "Downloading" if self._transfer_direction == "download" else "Uploading"
-        of_total = f" of {format_size(total)}" if total is not None else ""
-        speed = message.done / message.elapsed if message.elapsed > 0 else 0.0
-        rate = f"{format_size(int(speed))}/s" if speed else ""
-        # Time left at the speed so far (the limit's speed when one is set).
-        eta = (
-            f"  ETA {format_eta((total - message.done) / speed)}"
-            if total is not None and speed and message.done < total
-            else ""
-        )
-        self.query_one("#ftp-transfer-label", Label).update(
-            f"{verb} {self._transfer_name}: {format_size(message.done)}{of_total}  {rate}{eta}"
-        )
-
-    def on_ftp_tab_transfer_finished(self, message: FtpTab.TransferFinished) -> None:
-        self._transfer_cancel = None
-        self.refresh_bindings()
-        label = self.query_one("#ftp-transfer-label", Label)
-        bar = self.query_one("#ftp-progress", ProgressBar)
-        verb = "Downloaded" if message.direction == "download" else "Uploaded"
-        if message.outcome == "done":
-            bar.update(total=bar.total or 1, progress=bar.total or 1)
-            label.update(f"{verb} {message.name}: {message.detail}")
-            self.notify(f"{verb} {message.name}", title="FTP")
-        elif message.outcome == "cancelled":
-            label.update(f"{message.direction.capitalize()} of {message.name} cancelled")
-            bar.update(total=100, progress=0)
-            self.notify(
-                f"{message.direction.capitalize()} of {message.name} cancelled", severity="warning"
-            )
-        else:
-            label.update(
-                f"{message.direction.capitalize()} of {message.name} failed: {message.detail}"
-            )
-            bar.update(total=100, progress=0)
-            self._notify_error(message.detail, message.code)
-        if message.direction == "download":
-            self._local_worker(self.local_path, message.name if message.outcome == "done" else None)
-        elif self.client is not None:
-            select = message.name if message.outcome == "done" else None
-            self._remote_operation(lambda client: None, select=select)
+    def on_ftp_tab_transfer_finished(self, message: FtpTransferBar.Finished) -> None:
+        # The folder the file went into shows it, under the cursor.
+        select = message.name if message.outcome == "done" else None
+        target = self.local_pane if message.direction == "download" else self.remote_pane
+        target.refresh_listing(select)
 
     def action_cancel_transfer(self) -> None:
-        if self._transfer_cancel is None:
-            self.notify("No transfer is running", severity="information")
-            return
-        self._transfer_cancel.set()
-        self.query_one("#ftp-transfer-label", Label).update(f"Cancelling {self._transfer_name}…")
-
-    # -- mkdir, rename, delete ----------------------------------------------
-
-    def action_mkdir(self) -> None:
-        pane = self._require_pane()
-        if pane is None:
-            return
-        where = "local folder" if pane is self.local_pane else "server folder"
-
-        def create(name: str | None) -> None:
-            if not name:
-                return
-            if pane is self.local_pane:
-                self._local_worker(self.local_path, name, lambda: (self.local_path / name).mkdir())
-            else:
-                self._remote_operation(lambda client: client.mkdir(name), select=name)
-
-        self.app.push_screen(FtpPromptScreen(f"New {where} name:"), create)
-
-    def action_rename(self) -> None:
-        pane = self._require_pane()
-        if pane is None:
-            return
-        entry = pane.selected_entry
-        if entry is None:
-            self.notify("Put the cursor on the entry to rename", severity="warning")
-            return
-
-        def rename(new_name: str | None) -> None:
-            if not new_name or new_name == entry.name:
-                return
-            if pane is self.local_pane:
-                source, target = self.local_path / entry.name, self.local_path / new_name
-                if target.exists():
-                    self.notify(f"Local: {new_name} already exists", severity="error")
-                    return
-                self._local_worker(self.local_path, new_name, lambda: source.rename(target))
-            else:
-                if new_name in self.remote_pane.names:
-                    self.notify(f"{new_name} already exists on the server", severity="error")
-                    return
-                self._remote_operation(
-                    lambda client: client.rename(entry.name, new_name), select=new_name
-                )
-
-        self.app.push_screen(FtpPromptScreen(f"Rename {entry.name} to:", entry.name), rename)
-
-    def action_delete(self) -> None:
-        pane = self._require_pane()
-        if pane is None:
-            return
-        entry = pane.selected_entry
-        if entry is None:
-            self.notify("Put the cursor on the entry to delete", severity="warning")
-            return
-        side = "local" if pane is self.local_pane else "remote"
-        what = (
-            f"the {side} folder {entry.name} and everything in it"
-            if entry.is_dir
-            else f"the {side} file {entry.name}"
-        )
-
-        def delete(yes: bool | None) -> None:
-            if not yes:
-                return
-            if pane is self.local_pane:
-                target = self.local_path / entry.name
-                remove: Callable[[], object] = (
-                    (lambda: shutil.rmtree(target))
-                    if entry.is_dir and not entry.is_link
-                    else (lambda: target.unlink())
-                )
-                self._local_worker(self.local_path, None, remove)
-            elif entry.is_dir and not entry.is_link:
-                self._remote_operation(lambda client: client.remove_dir(entry.name, recursive=True))
-            else:
-                self._remote_operation(lambda client: client.delete_file(entry.name))
-
-        self.app.push_screen(FtpConfirmScreen(f"Delete {what}?", "Delete"), delete)
-
-    # -- feedback -------------------------------------------------------------
+        self.transfers.cancel()
 
     def _set_status(self, text: str, *, connected: bool = False, error: bool = False) -> None:
         status = self.query_one("#ftp-status", Label)
         status.update(text)
         status.set_class(connected, "-connected")
         status.set_class(error, "-error")
-
-    def _notify_error(self, text: str, code: str | None) -> None:
-        title = f"FTP {code}" if code else "FTP error"
-        self.notify(text, title=title, severity="error", markup=False)
