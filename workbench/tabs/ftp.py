@@ -1,11 +1,11 @@
 """The FTP tab: a two-pane local | remote file browser over FTP (course 3.2: the ftp 文件服务器 exercise).
 
-The tab is wiring. Each pane (:class:`FtpFilePane`) owns its file source (the
-disk through :class:`LocalFiles`, the server through :class:`FtpClient` once
-connected) and its listing and actions; the transfer line
-(:class:`FtpTransferBar`) runs downloads and uploads. The tab keeps the
-connection bar, follows the app's FTP server, and says which pane a key acts on
-and which pane a transfer reads from and writes to.
+The tab is wiring between regions. Each pane (:class:`FtpFilePane`) owns its file
+source (the disk through :class:`LocalFiles`, the server through an
+:class:`FtpClient` login) with its listing and actions; the connection bar logs
+in; the transfer line runs downloads and uploads. The tab follows the app's FTP
+server, hands a login to the remote pane, says which pane a key acts on and which
+pane a transfer reads from and writes into.
 """
 
 from __future__ import annotations
@@ -16,18 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.message import Message
+from textual.containers import Horizontal
 from textual.widget import Widget
-from textual.widgets import Button, Input, Label
+from textual.widgets import Input
 
-from workbench.clients.files import FileEntry, is_plain_file_name
-from workbench.clients.ftp import FtpClient, FtpError, describe_access
+from workbench.clients.files import is_plain_file_name
+from workbench.clients.ftp import FtpClient, describe_access
 from workbench.clients.local_files import LocalFiles
 from workbench.tabs.endpoint import server_endpoint
+from workbench.widgets.ftp_connection_bar import FtpConnectionBar
 from workbench.widgets.ftp_dialogs import FtpConfirmScreen
 from workbench.widgets.ftp_file_pane import LOCAL_WORDS, FtpFilePane, notify_file_error
 from workbench.widgets.ftp_transfers import (
@@ -38,8 +37,6 @@ from workbench.widgets.ftp_transfers import (
 )
 
 __all__ = ["NO_SERVER_TEXT", "FtpTab", "format_eta", "parse_rate_limit"]
-
-ConnectionParams = tuple[str, int, str, str]
 
 #: How often the tab asks the app's server manager where the FTP server is (a dict lookup).
 ENDPOINT_POLL_SECONDS = 1.0
@@ -105,42 +102,6 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
         height: 1fr;
         layout: vertical;
     }
-    FtpTab #ftp-top {
-        dock: top;
-        height: auto;
-    }
-    FtpTab #ftp-connection {
-        height: auto;
-        padding: 0 1;
-    }
-    FtpTab #ftp-connection Label {
-        padding: 1 1 0 1;
-        color: $text-muted;
-    }
-    FtpTab #ftp-connection Input {
-        width: 1fr;
-    }
-    FtpTab #ftp-connection #ftp-port {
-        width: 12;
-    }
-    FtpTab #ftp-connection #ftp-rate {
-        width: 11;
-    }
-    FtpTab #ftp-connection Button {
-        margin-left: 1;
-        min-width: 14;
-    }
-    FtpTab #ftp-status {
-        width: 1fr;
-        padding: 0 2;
-        color: $text-muted;
-    }
-    FtpTab #ftp-status.-connected {
-        color: $text-success;
-    }
-    FtpTab #ftp-status.-error {
-        color: $text-error;
-    }
     FtpTab #ftp-panes {
         height: 1fr;
     }
@@ -160,21 +121,6 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
     TransferProgress = FtpTransferBar.Progress
     TransferFinished = FtpTransferBar.Finished
 
-    class Connected(Message, bubble=False):
-        """The browsing connection is up and the first listing is in."""
-
-        def __init__(self, client: FtpClient, path: str, entries: list[FileEntry]) -> None:
-            super().__init__()
-            self.client = client
-            self.path = path
-            self.entries = entries
-
-    class ConnectFailed(Message, bubble=False):
-        def __init__(self, error: str, code: str | None) -> None:
-            super().__init__()
-            self.error = error
-            self.code = code
-
     def __init__(
         self,
         endpoint: Any = None,
@@ -192,7 +138,7 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
         )
         self.remote_pane = FtpFilePane("Remote", id="ftp-remote")
         self.transfers = FtpTransferBar(id="ftp-transfer")
-        self._connecting = False
+        self.connection_bar = FtpConnectionBar(id="ftp-top")
         #: The address last filled in from the server manager (to follow a restart, not override typing).
         self._auto_endpoint: tuple[str, int] | None = None
 
@@ -202,25 +148,7 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
         with Horizontal(id="ftp-panes"):
             yield self.local_pane
             yield self.remote_pane
-        with Vertical(id="ftp-top"):
-            with Horizontal(id="ftp-connection"):
-                yield Label("Host")
-                yield Input(placeholder="127.0.0.1", id="ftp-host")
-                yield Label("Port")
-                yield Input(placeholder="21", id="ftp-port", type="integer")
-                yield Label("User")
-                yield Input(placeholder="anonymous", id="ftp-user")
-                yield Label("Password")
-                yield Input(placeholder="(anonymous)", password=True, id="ftp-password")
-                yield Label("Limit")
-                yield Input(
-                    placeholder="KiB/s",
-                    type="integer",
-                    id="ftp-rate",
-                    tooltip="Most KiB/s each transfer may move, to watch it happen; empty: no limit",
-                )
-                yield Button("Connect", id="ftp-connect", variant="primary")
-            yield Label("", id="ftp-status", markup=False)
+        yield self.connection_bar
         yield self.transfers
 
     @property
@@ -240,6 +168,10 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
         return self.remote_pane.path
 
     @property
+    def _connecting(self) -> bool:
+        return self.connection_bar.phase == "connecting"
+
+    @property
     def transferring(self) -> bool:
         return self.transfers.running
 
@@ -252,7 +184,7 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
     def on_mount(self) -> None:
         self.local_pane.refresh_listing()
         self.remote_pane.show_placeholder(NO_SERVER_TEXT)
-        self._set_status(NO_SERVER_TEXT)
+        self.connection_bar.set_status(NO_SERVER_TEXT)
         self.follow_server_endpoint()
         # The app starts its servers after the tabs mount, and may restart them on other ports.
         self.set_interval(ENDPOINT_POLL_SECONDS, self.follow_server_endpoint)
@@ -298,108 +230,37 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
             self._disconnect(f"The workbench's FTP server moved to port {address[1]}")
         self.action_connect()
 
-    def _connection_params(self) -> ConnectionParams | None:
-        host = self.query_one("#ftp-host", Input).value.strip()
-        port_text = self.query_one("#ftp-port", Input).value.strip() or "21"
-        if not host:
-            self._set_status("Enter the server's host (and port) to connect", error=True)
-            self.query_one("#ftp-host", Input).focus()
-            return None
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            self._set_status(
-                f"Port must be a number from 1 to 65535, not {port_text!r}", error=True
-            )
-            self.query_one("#ftp-port", Input).focus()
-            return None
-        user = self.query_one("#ftp-user", Input).value.strip() or "anonymous"
-        password = self.query_one("#ftp-password", Input).value
-        return host, int(port_text), user, password
-
     def action_connect(self) -> None:
         """Connect with the fields' values, or disconnect when connected."""
         if self.client is not None:
             self._disconnect("Disconnected")
-            return
-        params = self._connection_params()
-        if params is None or self._connecting:
-            return
-        self._connecting = True
-        self._set_status(f"Connecting to {params[0]}:{params[1]}…")
-        self.query_one("#ftp-connect", Button).label = "Connecting…"
-        self._connect_worker(params)
+        else:
+            self.connection_bar.connect()
 
-    @work(thread=True, group="ftp-connect", exit_on_error=False)
-    def _connect_worker(self, params: ConnectionParams) -> None:
-        client = FtpClient(*params)
-        try:
-            client.connect()
-            path = client.pwd()
-            entries = client.list_dir()
-        except FtpError as error:
-            client.close()
-            self.post_message(self.ConnectFailed(str(error), error.code))
-            return
-        except Exception as error:  # never let a worker take the app down
-            client.close()
-            self.post_message(self.ConnectFailed(f"connect: {error}", None))
-            return
-        self.post_message(self.Connected(client, path, entries))
-
-    def on_ftp_tab_connected(self, message: FtpTab.Connected) -> None:
-        self._connecting = False
+    def on_ftp_connection_bar_logged_in(self, message: FtpConnectionBar.LoggedIn) -> None:
+        message.stop()
         client = message.client
-        self.query_one("#ftp-connect", Button).label = "Disconnect"
-        self._set_status(
-            f"Connected to {client.host}:{client.port} as {client.user}", connected=True
-        )
         self.remote_pane.attach(client, message.path, message.entries)
         self.remote_pane.access = describe_access(client.user, client.login_reply)
         # Move into the listing only from our own connection bar: focusing a widget of a hidden
         # tab would make the app switch to it in the middle of whatever the user is doing.
-        focused = self.screen.focused
-        connection_bar = self.query_one("#ftp-connection")
-        if focused is not None and connection_bar in focused.ancestors:
+        if self.connection_bar.has_focus_within:
             self.remote_pane.focus_table()
 
-    def on_ftp_tab_connect_failed(self, message: FtpTab.ConnectFailed) -> None:
-        self._connecting = False
-        self.query_one("#ftp-connect", Button).label = "Connect"
-        self._set_status(message.error, error=True)
+    def on_ftp_connection_bar_login_failed(self, message: FtpConnectionBar.LoginFailed) -> None:
+        message.stop()
         self.remote_pane.detach("Not connected", error=True)
         notify_file_error(self, message.error, message.code)
 
     def _disconnect(self, reason: str, *, error: bool = False) -> None:
-        if self.client is not None:
-            self._close_in_background(self.client)
-        self.query_one("#ftp-connect", Button).label = "Connect"
-        self._set_status(f"{reason} — press Connect to reconnect", error=error)
+        self.connection_bar.log_out(self.client, reason, error=error)
         self.remote_pane.detach("Not connected", error=error)
 
-    @work(thread=True, group="ftp-close", exit_on_error=False)
-    def _close_in_background(self, client: FtpClient) -> None:
-        client.close()
-
-    @on(Button.Pressed, "#ftp-connect")
-    def _connect_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.action_connect()
-
-    @on(Input.Submitted, "#ftp-connection Input")
-    def _field_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        if event.input.id == "ftp-rate":
-            # The limit applies to the next transfer: no need to reconnect for it.
-            try:
-                limit = parse_rate_limit(event.value)
-            except ValueError as error:
-                self._set_status(str(error), error=True)
-                return
-            self.notify(
-                f"Each transfer limited to {limit // 1024} KiB/s" if limit else "No transfer limit",
-                title="FTP",
-            )
-            return
-        if self.client is not None:
+    def on_ftp_connection_bar_connect_requested(
+        self, message: FtpConnectionBar.ConnectRequested
+    ) -> None:
+        message.stop()
+        if message.fresh and self.client is not None:
             # New fields mean a new server: drop the old connection first.
             self._disconnect("Disconnected")
         self.action_connect()
@@ -491,9 +352,8 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
         if self.client is None:
             return
         try:
-            max_rate = parse_rate_limit(self.query_one("#ftp-rate", Input).value)
+            max_rate = self.connection_bar.rate_limit()
         except ValueError as error:
-            self._set_status(str(error), error=True)
             self.notify(str(error), title="Transfer not started", severity="error")
             return
         self.transfers.start(self.client, self.remote_path, direction, name, local_path, max_rate)
@@ -506,9 +366,3 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
 
     def action_cancel_transfer(self) -> None:
         self.transfers.cancel()
-
-    def _set_status(self, text: str, *, connected: bool = False, error: bool = False) -> None:
-        status = self.query_one("#ftp-status", Label)
-        status.update(text)
-        status.set_class(connected, "-connected")
-        status.set_class(error, "-error")
