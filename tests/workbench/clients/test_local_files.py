@@ -278,14 +278,3 @@ def test_run_renewing_logs_in_again_only_when_the_source_dropped(
         run_renewing(LocalFiles(folder), refused)  # the disk never drops
     assert calls == ["cwd", "cwd"]
 
-
-def test_no_ui_imports() -> None:
-    """The local-disk client stays UI-free, like the FTP client."""
-    probe = (
-        "import sys, workbench.clients.files, workbench.clients.local_files;"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=20, check=True
-    )
-    assert result.stdout.strip() == "[]"
