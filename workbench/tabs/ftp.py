@@ -314,7 +314,7 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
             return
         target = self.local_path / entry.name
         self._confirm_then(
-            self.local_files.exists(entry.name),
+            self.local_files.exists(str(target)),
             f"{target} already exists. Overwrite it with the remote {entry.name}?",
             lambda: self._start_transfer("download", entry.name, target),
         )

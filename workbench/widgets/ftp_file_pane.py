@@ -389,7 +389,7 @@ class FtpFilePane(Vertical, can_focus=False):
         if failure is not None:
             self.post_message(failure)
 
-    def on_ftp_file_pane_listed(self, message: Listed) -> None:
+    def on_ftp_file_pane_listed(self, message: FtpFilePane.Listed) -> None:
         if message.source is not self.source:
             return  # from a login since closed
         if message.path != self.path:
@@ -398,7 +398,7 @@ class FtpFilePane(Vertical, can_focus=False):
         if message.select:
             self.select_name(message.select)
 
-    def on_ftp_file_pane_failed(self, message: Failed) -> None:
+    def on_ftp_file_pane_failed(self, message: FtpFilePane.Failed) -> None:
         if message.source is not self.source:
             return
         text = f"{self.words.error_prefix}{message.error}"
@@ -536,7 +536,6 @@ class FtpFilePane(Vertical, can_focus=False):
         self.path = path
         self.entries = list(entries)
         self._by_key = {}
-        self.path_input.value = path
         table.clear()
         table.row_names = [PARENT_KEY] if can_go_up else []
         if can_go_up:
@@ -565,7 +564,6 @@ class FtpFilePane(Vertical, can_focus=False):
         self._by_key = {}
         self.table.clear()
         self.table.row_names = []
-        self.path_input.value = ""
         self._summary = message
         self.path = ""
         self.set_status(message, error=error)
