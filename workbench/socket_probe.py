@@ -390,6 +390,18 @@ def format_address(address: Address | None) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def explain_bind_success(port: int, time_waits: int) -> str:
+    """Why a restart without SO_REUSEADDR bound after all, true to what the socket view showed."""
+    if not time_waits:
+        return f"no TIME_WAIT held port {port}"
+    held = f"{time_waits} TIME_WAIT sockets" if time_waits > 1 else "a TIME_WAIT socket"
+    return (
+        f"{held} held port {port}, yet the bind worked: this server sets SO_REUSEPORT (prefork's "
+        "processes share the port), and Linux lets a SO_REUSEPORT listener bind beside TIME_WAIT "
+        "sockets that had SO_REUSEPORT too (same user)"
+    )
+
+
 def explain_bind_failure(error: str, port: int, time_waits: int) -> str:
     """Why a restart without SO_REUSEADDR could not bind, in a sentence for the user."""
     if "address already in use" not in error.lower():

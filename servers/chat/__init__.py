@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from servers.arguments import number, positive_seconds
+
 if TYPE_CHECKING:
     from servers.contracts import Application
     from servers.stats import ServerStats
@@ -39,30 +41,14 @@ def unsupported_models(transport: str) -> dict[str, str]:
 
 
 def _drop_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = number(text)
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"a drop rate is a fraction in [0, 1), got {value:g}")
     return value
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {value:g}")
-    return value
-
-
 def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"messages per second cannot be negative, got {value:g}")
     return value
@@ -95,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help=f"drop a member silent this long (clients PING; default {DEFAULT_TIMEOUT:g})",

@@ -555,39 +555,34 @@ def copy_prefix(source: str, destination_fd: int, count: int) -> None:
             offset += copied
 
 
-class LocalToNetworkText:
+class _HeldBackCarriageReturn:
+    """A chunk ending in CR is held back one chunk: its LF may be the next chunk's first byte."""
+
+    def __init__(self) -> None:
+        self.pending_cr = False
+
+    def _join_held_back(self, chunk: bytes) -> bytes:
+        if self.pending_cr:
+            chunk = b"\r" + chunk
+            self.pending_cr = False
+        if chunk.endswith(b"\r"):
+            chunk = chunk[:-1]
+            self.pending_cr = True
+        return chunk
+
+    def finish(self) -> bytes:
+        return b"\r" if self.pending_cr else b""
+
+
+class LocalToNetworkText(_HeldBackCarriageReturn):
     """TYPE A sending: local LF line ends become CRLF (an existing CRLF stays one)."""
 
-    def __init__(self) -> None:
-        self.pending_cr = False
-
     def convert(self, chunk: bytes) -> bytes:
-        if self.pending_cr:
-            chunk = b"\r" + chunk
-            self.pending_cr = False
-        if chunk.endswith(b"\r"):
-            chunk = chunk[:-1]
-            self.pending_cr = True
-        return chunk.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-
-    def finish(self) -> bytes:
-        return b"\r" if self.pending_cr else b""
+        return self._join_held_back(chunk).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-class NetworkToLocalText:
+class NetworkToLocalText(_HeldBackCarriageReturn):
     """TYPE A receiving: CRLF becomes LF, even when a CR and its LF arrive in different chunks."""
 
-    def __init__(self) -> None:
-        self.pending_cr = False
-
     def convert(self, chunk: bytes) -> bytes:
-        if self.pending_cr:
-            chunk = b"\r" + chunk
-            self.pending_cr = False
-        if chunk.endswith(b"\r"):
-            chunk = chunk[:-1]
-            self.pending_cr = True
-        return chunk.replace(b"\r\n", b"\n")
-
-    def finish(self) -> bytes:
-        return b"\r" if self.pending_cr else b""
+        return self._join_held_back(chunk).replace(b"\r\n", b"\n")

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from servers.arguments import positive_seconds
+
 if TYPE_CHECKING:
     from servers.contracts import Application
     from servers.stats import ServerStats
@@ -46,16 +48,6 @@ def parse_size(text: str) -> int:
     return value
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("a timeout must be more than 0 seconds")
-    return value
-
-
 def _directory(text: str) -> str:
     if not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"not a directory: {text!r}")
@@ -77,13 +69,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--keepalive-timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=DEFAULT_KEEPALIVE_TIMEOUT,
         help="seconds an idle keep-alive connection is kept open (default: 15)",
     )
     parser.add_argument(
         "--header-timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=DEFAULT_HEADER_TIMEOUT,
         help="seconds a client has to send a complete request head; later: 408 (default: 10)",
     )

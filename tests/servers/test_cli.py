@@ -71,6 +71,25 @@ def test_bad_names_are_one_line_errors_with_status_2(run_cli, args, message):
     assert err.strip().count("\n") == 0 and message in err
 
 
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["http", "--keepalive-timeout", "0"],
+            "--keepalive-timeout: must be more than 0 seconds, got 0",
+        ),
+        (["http", "--header-timeout", "soon"], "--header-timeout: not a number of seconds: 'soon'"),
+        (["chat", "--rate-limit", "many"], "--rate-limit: not a number: 'many'"),
+    ],
+)
+def test_bad_option_values_are_argparse_errors_with_status_2(run_cli, args, message):
+    process = run_cli(*args)
+    out, err = process.communicate(timeout=20)
+    assert process.returncode == 2
+    assert out == "" and "Traceback" not in err
+    assert err.strip().splitlines()[-1].endswith(message)
+
+
 def test_port_in_use_is_a_one_line_error_with_status_2(run_cli):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

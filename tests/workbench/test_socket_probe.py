@@ -15,6 +15,7 @@ from workbench.server_manager import ServerManager
 from workbench.socket_probe import (
     SocketReport,
     explain_bind_failure,
+    explain_bind_success,
     parse_ss,
     probe_server,
     read_kernel_sockets,
@@ -105,6 +106,13 @@ def test_explain_bind_failure_names_time_wait_and_reuseaddr():
         "address already in use", 80, 1
     )
     assert explain_bind_failure("permission denied", 80, 0) == "permission denied"
+
+
+def test_explain_bind_success_never_says_no_time_wait_when_one_was_seen():
+    assert explain_bind_success(80, 0) == "no TIME_WAIT held port 80"
+    text = explain_bind_success(80, 3)
+    assert text.startswith("3 TIME_WAIT sockets held port 80, yet the bind worked")
+    assert "SO_REUSEPORT" in text and "no TIME_WAIT" not in text
 
 
 # -- real sockets -------------------------------------------------------------------------

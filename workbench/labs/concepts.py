@@ -9,7 +9,7 @@ from workbench.labs.base import Lab
 #: order worth trying them. Names of labs this build lacks are skipped, not shown.
 LABS_BY_MODEL: dict[str, tuple[str, ...]] = {
     # 循环网络模型: one blocking call at a time; a closed peer reads as b"".
-    "iterative": ("blocking", "closing", "framing"),
+    "iterative": ("blocking", "closing", "framing", "time-wait"),
     # 多线程并发: shared memory, so locks, deadlock and the GIL.
     "threads": ("lock", "deadlock", "gil", "counter", "event", "daemon-threads"),
     # 多进程并发: fork, and what becomes of children nobody reaps (孤儿/僵尸, 2.2.3).
@@ -20,9 +20,10 @@ LABS_BY_MODEL: dict[str, tuple[str, ...]] = {
     "poll": ("multiplex-trace", "idle-sweep", "blocking"),
     "epoll": ("multiplex-trace", "idle-sweep", "blocking"),
     "asyncio": ("multiplex-trace", "idle-sweep"),
-    "prefork": ("fork", "multiplex-trace", "process-pool"),
+    # prefork shares its port with SO_REUSEPORT, which also lets a restart pass TIME_WAIT.
+    "prefork": ("fork", "multiplex-trace", "process-pool", "time-wait"),
     # UDP keeps message boundaries, TCP does not (粘包): the chat room's transport choice.
-    "datagram": ("framing",),
+    "datagram": ("framing", "udp-loss"),
 }
 
 

@@ -20,7 +20,12 @@ from workbench.connection_sequence import ConnectionTracker
 from workbench.help import MODEL_GUIDES
 from workbench.messages import ServerNotice, ServersUpdated
 from workbench.server_manager import ServerRow
-from workbench.socket_probe import SocketReport, explain_bind_failure, probe_server
+from workbench.socket_probe import (
+    SocketReport,
+    explain_bind_failure,
+    explain_bind_success,
+    probe_server,
+)
 from workbench.widgets.announce_dialog import AnnounceScreen
 from workbench.widgets.event_log import EventLog
 from workbench.widgets.format import (
@@ -115,7 +120,8 @@ count climbing under `threads`, one process holding thousands of connections und
 * **R** (in the Sockets and Last connection views) restarts the server on the same port
   **without SO_REUSEADDR**: while `TIME_WAIT` sockets hold the port, the bind fails with
   "address already in use" — the reason our TCP servers set SO_REUSEADDR. **r** restarts
-  normally (with it).
+  normally (with it). Under prefork the bind works anyway: its sockets set SO_REUSEPORT,
+  and Linux lets a SO_REUSEPORT listener bind beside TIME_WAIT sockets that had it too.
 * A server killed from outside (`kill -9 PID`) shows as *crashed* with its signal; press
   **r** to bring it back.
 * **a** opens the announcement dialog: the text is sent to every chat room member as the
@@ -696,7 +702,7 @@ class ServersTab(Vertical):
                 raise RuntimeError(explain_bind_failure(str(error), port, time_waits)) from None
             return (
                 f"Restarted {server_id} without SO_REUSEADDR on port {bound}: "
-                "no TIME_WAIT held the port"
+                f"{explain_bind_success(bound, time_waits)}"
             )
 
         self._in_background(f"Restarting {server_id} without SO_REUSEADDR", job)

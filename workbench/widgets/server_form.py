@@ -15,23 +15,12 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
-#: Used when ``servers.registry`` cannot be imported (keeps the form usable).
-FALLBACK_MODELS = (
-    "iterative",
-    "threads",
-    "processes",
-    "pool",
-    "select",
-    "poll",
-    "epoll",
-    "asyncio",
-    "prefork",
-)
-FALLBACK_PROTOCOLS = ("chat", "ftp", "http", "echo")
+from servers.fdlimit import MINIMUM_OPEN_FILES
+from servers.registry import MODELS, PROTOCOLS
+from servers.registry import model_choices as registry_model_choices
+
 #: Where a server listens unless the form says otherwise.
 DEFAULT_BIND = "127.0.0.1"
-#: Fewest descriptors a server can run with (servers.fdlimit.MINIMUM_OPEN_FILES).
-MINIMUM_OPEN_FILES = 32
 #: Chat transports and what each means, for the Transport chooser.
 CHAT_TRANSPORTS = (
     ("udp — one datagram per message", "udp"),
@@ -40,29 +29,17 @@ CHAT_TRANSPORTS = (
 
 
 def available_models() -> tuple[str, ...]:
-    try:
-        from servers.registry import MODELS
-    except ImportError:
-        return FALLBACK_MODELS
+    """Every concurrency model, in the course's order (the one list: servers.registry)."""
     return tuple(MODELS)
 
 
 def available_protocols() -> tuple[str, ...]:
-    try:
-        from servers.registry import PROTOCOLS
-    except ImportError:
-        return FALLBACK_PROTOCOLS
     return tuple(PROTOCOLS)
 
 
 def model_choices(protocol: str, transport: str) -> dict[str, str | None]:
     """Models offered for ``protocol`` over ``transport``: None if it runs there, else why not."""
-    try:
-        from servers.registry import model_choices as registry_choices
-
-        return registry_choices(protocol, transport)
-    except ImportError:
-        return dict.fromkeys(FALLBACK_MODELS)
+    return registry_model_choices(protocol, transport)
 
 
 def models_note(protocol: str, transport: str) -> str:
