@@ -10,9 +10,9 @@ pane a transfer reads from and writes into.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +124,7 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
     def __init__(
         self,
         endpoint: Any = None,
-        local_dir: str | os.PathLike[str] | None = None,
+        local_dir: str | PathLike[str] | None = None,
         *,
         name: str | None = None,
         id: str | None = None,
