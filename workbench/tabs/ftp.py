@@ -11,7 +11,7 @@ pane a transfer reads from and writes into.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from functools import partial
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from workbench.clients.ftp import FtpClient, describe_access
 from workbench.clients.local_files import LocalFiles
 from workbench.tabs.endpoint import server_endpoint
 from workbench.widgets.ftp_connection_bar import FtpConnectionBar
-from workbench.widgets.ftp_dialogs import FtpConfirmScreen
+from workbench.widgets.ftp_dialogs import confirm_then
 from workbench.widgets.ftp_file_pane import LOCAL_WORDS, FtpFilePane, notify_file_error
 from workbench.widgets.ftp_transfers import (
     Direction,
@@ -313,11 +313,12 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
             )
             return
         target = self.local_path / entry.name
-        self._confirm_then(
-            self.local_files.exists(str(target)),
-            f"{target} already exists. Overwrite it with the remote {entry.name}?",
-            lambda: self._start_transfer("download", entry.name, target),
-        )
+        download = partial(self._start_transfer, "download", entry.name, target)
+        if self.local_files.exists(str(target)):
+            question = f"{target} already exists. Overwrite it with the remote {entry.name}?"
+            confirm_then(self.app, question, "Overwrite", download)
+        else:
+            download()
 
     def action_upload(self) -> None:
         if self.client is None:
@@ -327,23 +328,13 @@ server has the same knob for every client: `--max-rate` (KiB/s per transfer).
         if entry is None or entry.is_dir:
             self.notify("Put the local pane's cursor on a file to upload", severity="warning")
             return
-        remote_name = f"{self.remote_path.rstrip('/')}/{entry.name}"
-        self._confirm_then(
-            entry.name in self.remote_pane.names,
-            f"{remote_name} already exists on the server. Overwrite it?",
-            lambda: self._start_transfer("upload", entry.name, self.local_path / entry.name),
-        )
-
-    def _confirm_then(self, ask: bool, question: str, proceed: Callable[[], None]) -> None:
-        if not ask:
-            proceed()
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                proceed()
-
-        self.app.push_screen(FtpConfirmScreen(question, "Overwrite"), answered)
+        upload = partial(self._start_transfer, "upload", entry.name, self.local_path / entry.name)
+        if entry.name in self.remote_pane.names:
+            remote_name = f"{self.remote_path.rstrip('/')}/{entry.name}"
+            question = f"{remote_name} already exists on the server. Overwrite it?"
+            confirm_then(self.app, question, "Overwrite", upload)
+        else:
+            upload()
 
     def _start_transfer(self, direction: Direction, name: str, local_path: Path) -> None:
         if self.transferring:

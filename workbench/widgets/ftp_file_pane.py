@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from rich.text import Text
 from textual import events, on, work
@@ -20,7 +21,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label
 
 from workbench.clients.files import FileEntry, FileOpError, FileSource, run_renewing
-from workbench.widgets.ftp_dialogs import FtpConfirmScreen, FtpPromptScreen
+from workbench.widgets.ftp_dialogs import FtpPromptScreen, confirm_then
 
 PARENT_KEY = ".."
 #: Type-to-find: keys typed within this many seconds of each other extend the name being found.
@@ -489,22 +490,19 @@ class FtpFilePane(Vertical, can_focus=False):
         if entry is None:
             return
         side = self.words.side
-        folder = entry.is_dir and not entry.is_link
         what = (
             f"the {side} folder {entry.name} and everything in it"
             if entry.is_dir
             else f"the {side} file {entry.name}"
         )
 
-        def delete(yes: bool | None) -> None:
-            if not yes:
-                return
-            if folder:
-                self.run_operation(lambda files: files.remove_dir(entry.name, recursive=True))
+        def remove(files: FileSource) -> None:
+            if entry.is_dir and not entry.is_link:
+                files.remove_dir(entry.name, recursive=True)
             else:
-                self.run_operation(lambda files: files.delete_file(entry.name))
+                files.delete_file(entry.name)  # a link to a folder goes, the folder stays
 
-        self.app.push_screen(FtpConfirmScreen(f"Delete {what}?", "Delete"), delete)
+        confirm_then(self.app, f"Delete {what}?", "Delete", partial(self.run_operation, remove))
 
     def _entry_to_change(self, verb: str) -> FileEntry | None:
         if self.source is None:
