@@ -93,6 +93,8 @@ class FtpConnectionBar(Vertical):
             self.entries = entries
 
     class LoginFailed(Message):
+        """The login was refused or the server could not be reached; ``code`` is its reply code."""
+
         def __init__(self, error: str, code: str | None) -> None:
             super().__init__()
             self.error = error
@@ -129,10 +131,8 @@ class FtpConnectionBar(Vertical):
 
     def params(self) -> ConnectionParams | None:
         """The login the fields describe; None (with the reason shown, the field focused) if unusable."""
-        host_input, port_input = (
-            self.query_one("#ftp-host", Input),
-            self.query_one("#ftp-port", Input),
-        )
+        host_input = self.query_one("#ftp-host", Input)
+        port_input = self.query_one("#ftp-port", Input)
         host = host_input.value.strip()
         port_text = port_input.value.strip() or "21"
         if not host:
