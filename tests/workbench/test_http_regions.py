@@ -136,6 +136,11 @@ def test_a_load_and_a_comparison_wait_for_each_other(http_server: ServerProcess)
             await pilot.pause()
             assert disabled(app, "compare-run") and not disabled(app, "compare-stop")
             assert disabled(app, "load-start")
+            # Ctrl+R is the load's key on any section: it must not start a load under the comparison.
+            await pilot.press("ctrl+r")
+            await pilot.pause()
+            assert not tab.load_panel.running
+            assert any("Compare models is running" in str(n.message) for n in app._notifications)
             await pilot.click("#compare-stop")
             await wait_until(pilot, lambda: not tab.compare_panel.running, "the stop")
             await pilot.pause()

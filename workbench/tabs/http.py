@@ -303,6 +303,14 @@ class HttpTab(Widget):
     def start_load(self) -> None:
         if self.load_panel.running:
             return
+        if self.compare_panel.running:
+            # A second load would skew every model's figures and the server restarts under it.
+            self.notify(
+                "Compare models is running: stop it (or let it finish) before a load run.",
+                title="Load",
+                severity="warning",
+            )
+            return
         try:
             request = self.build_request()
         except HttpClientError as error:
