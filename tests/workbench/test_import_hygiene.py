@@ -22,6 +22,8 @@ UI_FREE_MODULES = [
     "workbench.clients",
     "workbench.clients.chat",
     "workbench.clients.ftp",
+    "workbench.clients.files",
+    "workbench.clients.local_files",
     "workbench.clients.http",
     "workbench.clients.http_wire",
     "workbench.clients.loadgen",
