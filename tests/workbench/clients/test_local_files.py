@@ -277,4 +277,3 @@ def test_run_renewing_logs_in_again_only_when_the_source_dropped(
     with pytest.raises(FileOpError, match="it does not exist"):
         run_renewing(LocalFiles(folder), refused)  # the disk never drops
     assert calls == ["cwd", "cwd"]
-
