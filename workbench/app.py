@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import importlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,13 @@ from textual.widget import Widget
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from workbench.help import HelpScreen, build_help
-from workbench.messages import ServerCrashed, ServerNotice, ServersUpdated
+from workbench.messages import (
+    EndpointChanged,
+    ServerCrashed,
+    ServerNotice,
+    ServersUpdated,
+    message_for,
+)
 from workbench.network import (
     LOCAL_ONLY_TEXT,
     RemoteServers,
@@ -28,7 +34,8 @@ from workbench.network import (
     lan_addresses,
     student_hosts,
 )
-from workbench.server_manager import DEFAULT_MODELS, DEFAULT_PROTOCOLS, ServerManager, ServerRow
+from workbench.server_manager import DEFAULT_MODELS, DEFAULT_PROTOCOLS, ServerManager
+from workbench.server_records import ManagerNews, ServerRow
 from workbench.tabs.servers import ServersTab
 from workbench.themes import WORKBENCH_THEMES, resolve_theme_name
 from workbench.widgets.classroom_bar import ClassroomBar
@@ -211,7 +218,13 @@ class WorkbenchApp(App[None]):
         ports: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
-        self.server_manager = server_manager if server_manager is not None else ServerManager()
+        #: The servers this workbench runs (or the teacher's it points at): tabs reach it as
+        #: a ServerDirectory through workbench.tabs.endpoint.server_directory.
+        self.server_manager: ServerManager = (
+            server_manager if server_manager is not None else ServerManager()
+        )
+        #: The widget in each tab pane, told of app-wide news (see _tell_tabs).
+        self._tabs: list[Widget] = []
         self.start_servers = start_servers
         self.models = dict(models or {})
         #: Port of each default server (0 or missing: any free one).
@@ -235,9 +248,11 @@ class WorkbenchApp(App[None]):
             for pane_id, title, module_name, class_name, _ in TABS:
                 with TabPane(title, id=pane_id):
                     if pane_id == "servers":
-                        yield ServersTab(id="servers-tab")
+                        tab: Widget = ServersTab(id="servers-tab")
                     else:
-                        yield load_tab(title, module_name, class_name)
+                        tab = load_tab(title, module_name, class_name)
+                    self._tabs.append(tab)
+                    yield tab
         yield WorkbenchFooter()
 
     def get_default_screen(self) -> Screen:
@@ -267,7 +282,7 @@ class WorkbenchApp(App[None]):
             self.notify(
                 f"Unknown theme {self.initial_theme!r}: using the default.", severity="warning"
             )
-        self.server_manager.open(self.post_message)
+        self.server_manager.open(self._take_news)
         self._show_classroom(())
         # Into the active tab's content, not the tab bar, so the footer shows its bindings.
         self.call_after_refresh(self._focus_pane, self.query_one(f"#{self.initial_tab}", TabPane))
@@ -367,12 +382,28 @@ class WorkbenchApp(App[None]):
 
     # -- messages from the ServerManager and workers ---------------------------------------
 
+    def _take_news(self, news: ManagerNews) -> None:
+        """The ServerManager's news, as this app's messages (called from the manager's threads)."""
+        self.post_message(message_for(news))
+
+    def _tell_tabs(self, make_message: Callable[[], Message]) -> None:
+        """Post a fresh copy of an app-wide message to every tab: messages bubble up, not down."""
+        for tab in self._tabs:
+            if tab.is_attached:
+                tab.post_message(make_message())
+
     def on_servers_updated(self, message: ServersUpdated) -> None:
         try:
             self._show_classroom(message.rows)
             self.servers_tab.show_update(message)
         except NoMatches:  # a last batch racing the shutdown: nothing left to show it in
-            pass
+            return
+        self._tell_tabs(
+            partial(ServersUpdated, message.rows, message.events, message.events_dropped)
+        )
+
+    def on_endpoint_changed(self, message: EndpointChanged) -> None:
+        self._tell_tabs(partial(EndpointChanged, message.protocol, message.address))
 
     def on_server_crashed(self, message: ServerCrashed) -> None:
         self.notify(

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from workbench.server_manager import ServerEvent
+from workbench.server_records import ServerEvent
 from workbench.socket_probe import Address, SocketReport
 
 #: Connections whose sampled states are remembered (the oldest are forgotten first).

@@ -1,14 +1,20 @@
-"""Owns the workbench's server processes and turns their stats queue and psutil readings into batched UI messages (course 2.2.5 进程通信).
+"""Owns the workbench's server processes and turns their stats queue and psutil readings into batched news (course 2.2.5 进程通信).
 
-Two daemon threads do all the watching, so the UI thread never blocks:
+It knows nothing of the UI: it publishes plain records (:mod:`workbench.server_records`)
+through the callback given to :meth:`ServerManager.open`, and the app turns them
+into its messages. Two daemon threads do all the watching, so the UI thread never blocks:
 
 * the *drain* thread empties the shared ``multiprocessing.Queue`` every server
   reports to, keeps the latest snapshot of each, computes rates, and publishes
-  one :class:`~workbench.messages.ServersUpdated` about twice a second with all
-  the rows and the events gathered since the previous one;
+  one :class:`ServersSnapshot` about twice a second with all the rows and the
+  events gathered since the previous one;
 * the *poller* thread reads, about once a second, what the OS sees of each
   server's own process tree (CPU %, RSS, threads, zombies) and notices a server
-  that died by itself (``kill -9``), reported as :class:`ServerCrashed`.
+  that died by itself (``kill -9``), published as :class:`ServerCrash`.
+
+Whenever the address of a protocol's default server appears, moves or goes away
+(start, restart, stop, crash, remove) an :class:`EndpointMoved` is published at
+once, from whichever thread made the change, so tabs follow their server without polling.
 
 ``start``, ``stop``, ``restart`` and ``stop_all`` block (they wait for the child
 to be ready or gone): call them from thread workers, never from the UI thread.
@@ -31,6 +37,28 @@ import psutil
 from workbench.connected_clients import ClientsView, ClientTracker
 from workbench.data import server_options
 from workbench.network import RemoteServers
+from workbench.server_records import (
+    Address,
+    EndpointMoved,
+    ManagerNews,
+    ProcessNode,
+    ServerCrash,
+    ServerEvent,
+    ServerRow,
+    ServersSnapshot,
+)
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_MODEL",
+    "DEFAULT_MODELS",
+    "DEFAULT_PROTOCOLS",
+    "ProcessNode",
+    "ServerEvent",
+    "ServerManager",
+    "ServerRow",
+    "connect_host",
+]
 
 #: Seconds between two published batches (the panel's refresh rate).
 PUBLISH_INTERVAL = 0.5
@@ -42,8 +70,9 @@ MAX_PENDING_EVENTS = 2000
 DEFAULT_PROTOCOLS = ("chat", "ftp", "http")
 #: Model used when none is asked for: the course's IO multiplexing model.
 DEFAULT_MODEL = "epoll"
-#: Model each default server starts under. FTP's handler is blocking (its data
-#: connections), so it needs a model giving each connection its own thread.
+#: Model each default server starts under. FTP runs under every model (servers.ftp gives the
+#: per-connection models a blocking handler and the event loops an evented one); by default
+#: it gets a thread per session.
 DEFAULT_MODELS = {"chat": "epoll", "ftp": "threads", "http": "epoll"}
 #: Where servers listen unless told otherwise: loopback, so nothing leaves the machine.
 DEFAULT_HOST = "127.0.0.1"
@@ -60,83 +89,6 @@ def connect_host(bind_host: str) -> str:
     if bind_host == "::":
         return "::1"
     return bind_host
-
-
-@dataclass(frozen=True, slots=True)
-class ServerEvent:
-    """One connect/disconnect/request/error record from a server."""
-
-    server_id: str
-    time: float
-    kind: str
-    detail: str
-    pid: int
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessNode:
-    """One process of a server's tree as the OS sees it (for the pstree view)."""
-
-    pid: int
-    name: str
-    status: str
-    threads: int
-    depth: int
-
-
-@dataclass(frozen=True, slots=True)
-class ServerRow:
-    """Everything the Servers panel shows about one server at one instant."""
-
-    server_id: str
-    protocol: str
-    model: str
-    host: str = "127.0.0.1"
-    port: int = 0
-    #: "tcp", or "udp" for a datagram server, whose *active* counts room members, not connections.
-    transport: str = "tcp"
-    pid: int | None = None
-    state: str = "starting"
-    exit_description: str = ""
-    workers: int | None = None
-    uptime: float = 0.0
-    #: Every thread of the server's process tree, as the OS counts them.
-    threads: int = 0
-    #: Of those, the ones serving clients: each process's main thread and the
-    #: connection threads; the rest are helpers (stats reporter, control channel...).
-    serving_threads: int = 0
-    children: int = 0
-    active: int = 0
-    accepted: int = 0
-    requests: int = 0
-    requests_per_second: float = 0.0
-    bytes_in_per_second: float = 0.0
-    bytes_out_per_second: float = 0.0
-    errors: int = 0
-    refused: int = 0
-    cpu_percent: float = 0.0
-    rss_bytes: int = 0
-    zombies: int = 0
-    process_tree: tuple[ProcessNode, ...] = ()
-    events_dropped: int = 0
-    is_default: bool = False
-    #: The soft open-file limit the server runs with (0 until its first report).
-    max_open_files: int = 0
-    #: The protocol options it was started with (transport, drop, read_only...).
-    options: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    @property
-    def address(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}" if self.port else "-"
-
-    @property
-    def is_datagram(self) -> bool:
-        return self.transport == "udp"
-
-    @property
-    def helper_threads(self) -> int:
-        return max(0, self.threads - self.serving_threads)
 
 
 @dataclass
@@ -175,6 +127,10 @@ def _transport_of(protocol: str, options: dict[str, Any]) -> str:
     return transport_of(protocol, options)
 
 
+def _ignore_news(news: ManagerNews) -> None:
+    """Where news goes before :meth:`ServerManager.open` and after :meth:`ServerManager.close`."""
+
+
 def _launcher() -> Any:
     """The runtime's launcher, imported on first use so the app starts without it."""
     from servers import launcher
@@ -210,7 +166,10 @@ def _fileno(stream: Any) -> int:
 
 
 class ServerManager:
-    """Starts, stops and watches the servers; publishes their figures as messages."""
+    """Starts, stops and watches the servers; publishes their figures and moves as news.
+
+    It satisfies :class:`workbench.server_directory.ServerControl`, what the tabs use.
+    """
 
     def __init__(
         self,
@@ -236,7 +195,9 @@ class ServerManager:
         self._lock = threading.RLock()
         self._pending_events: collections.deque[ServerEvent] = collections.deque()
         self._events_dropped = 0
-        self._post: Callable[[Any], object] = lambda message: None
+        self._publish_news: Callable[[ManagerNews], object] = _ignore_news
+        #: The endpoint last published for each protocol, so each change is published once.
+        self._published_endpoints: dict[str, Address | None] = {}
         self._stop_watching = threading.Event()
         self._threads: list[threading.Thread] = []
         self._stats_queue: Any = None
@@ -252,9 +213,14 @@ class ServerManager:
                 self._stats_queue = _new_stats_queue()
             return self._stats_queue
 
-    def open(self, post: Callable[[Any], object]) -> None:
-        """Start the drain and poller threads; ``post`` receives the messages (thread-safe)."""
-        self._post = post
+    def open(self, publish: Callable[[ManagerNews], object]) -> None:
+        """Start the drain and poller threads; ``publish`` receives the news.
+
+        It is called from the manager's threads and from whichever thread starts or
+        stops a server (under the manager's lock, so endpoint news arrives in order):
+        it must be quick and thread-safe, and must not call back into the manager.
+        """
+        self._publish_news = publish
         if self._threads:
             return
         self.stats_queue  # noqa: B018 - made now, in the caller's thread, not mid-launch
@@ -265,13 +231,16 @@ class ServerManager:
             thread.start()
 
     def close(self) -> None:
-        """Stop every server, then the watcher threads. Idempotent; blocks a few seconds at most."""
+        """Stop every server, then the watcher threads. Idempotent; blocks a few seconds at most.
+
+        Nothing is published from here on: whoever opened the manager is going away.
+        """
+        self._publish_news = _ignore_news
         self.stop_all()
         self._stop_watching.set()
         for thread in self._threads:
             thread.join(timeout=2)
         self._threads.clear()
-        self._post = lambda message: None
         if self._stats_queue is not None:
             try:
                 self._stats_queue.close()
@@ -282,7 +251,7 @@ class ServerManager:
 
     # -- the API other tabs use -------------------------------------------------------
 
-    def endpoint(self, protocol: str) -> tuple[str, int] | None:
+    def endpoint(self, protocol: str) -> Address | None:
         """``(host, port)`` of the protocol's default instance, or None when it is not running.
 
         With ``remote`` set, the teacher's server for ``protocol``: a student's tabs all
@@ -290,6 +259,9 @@ class ServerManager:
         """
         if self.remote is not None:
             return self.remote.endpoint(protocol)
+        return self._local_endpoint(protocol)
+
+    def _local_endpoint(self, protocol: str) -> Address | None:
         with self._lock:
             server_id = self._defaults.get(protocol)
             server = self._servers.get(server_id) if server_id else None
@@ -352,6 +324,7 @@ class ServerManager:
                 if self._defaults.get(protocol) == server_id:
                     del self._defaults[protocol]
                     self._promote_default(protocol)
+                self._publish_endpoint_moves()
             raise
         return server_id
 
@@ -380,6 +353,8 @@ class ServerManager:
         if old_process is not None:
             old_process.stop(timeout=5)
         with self._lock:
+            # Gone now, whatever comes next: the new process starts with no clients.
+            self._publish_endpoint_moves()
             if model is not None:
                 server.model = model
             if workers is not None:
@@ -439,6 +414,7 @@ class ServerManager:
             if self._defaults.get(server.protocol) == server_id:
                 del self._defaults[server.protocol]
                 self._promote_default(server.protocol)
+            self._publish_endpoint_moves()
 
     def stop_all(self) -> None:
         """Stop every server at once (in parallel) and wait until all are gone."""
@@ -527,6 +503,7 @@ class ServerManager:
             server.state = "running"
             server.started_at = time.monotonic()
             server.stopped_uptime = None
+            self._publish_endpoint_moves()
 
     def _stop_quietly(self, server: _ManagedServer) -> None:
         try:
@@ -543,6 +520,7 @@ class ServerManager:
         server.rates = (0.0, 0.0, 0.0)
         server.os_figures = {}
         server.clients.reset()  # a stopped server's connections died with it
+        self._publish_endpoint_moves()
 
     # -- internals: watching ------------------------------------------------------------
 
@@ -618,14 +596,25 @@ class ServerManager:
                 )
 
     def _publish(self) -> None:
-        from workbench.messages import ServersUpdated
-
         with self._lock:
             rows = tuple(self._build_row(server) for server in self._servers.values())
             events = tuple(self._pending_events)
             self._pending_events.clear()
             dropped, self._events_dropped = self._events_dropped, 0
-        self._post(ServersUpdated(rows, events, dropped))
+        self._publish_news(ServersSnapshot(rows, events, dropped))
+
+    def _publish_endpoint_moves(self) -> None:
+        """Publish an :class:`EndpointMoved` for each protocol whose default server's address changed.
+
+        Called after every change of state, under the lock: the news leaves in the
+        order the changes happened, whichever threads made them.
+        """
+        with self._lock:
+            for protocol in {*self._defaults, *self._published_endpoints}:
+                address = self._local_endpoint(protocol)
+                if self._published_endpoints.get(protocol) != address:
+                    self._published_endpoints[protocol] = address
+                    self._publish_news(EndpointMoved(protocol, address))
 
     def _build_row(self, server: _ManagedServer) -> ServerRow:
         snapshot = server.snapshot
@@ -713,9 +702,7 @@ class ServerManager:
                     else:
                         crashed = False
                 if crashed:
-                    from workbench.messages import ServerCrashed
-
-                    self._post(ServerCrashed(server.server_id, description))
+                    self._publish_news(ServerCrash(server.server_id, description))
                 continue
             figures = self._read_process_tree(process.pid, live_pids)
             with self._lock:

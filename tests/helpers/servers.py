@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from servers.runner import PreparedServer, options_for, prepare
 from servers.signals import HelperThread
+from workbench.messages import EndpointChanged
 
 if TYPE_CHECKING:
     from pyftpdlib.handlers import FTPHandler
+    from textual.widget import Widget
 
 #: Models that serve a TCP protocol in-process: the listener's shutdown wakes their accept().
 IN_PROCESS_MODELS = frozenset({"threads"})
@@ -109,30 +111,39 @@ def in_process_server(
 
 
 class FakeServerDirectory:
-    """The app's directory of servers as a tab sees it, with the endpoints a test gives it.
+    """A directory of servers whose servers are only addresses the test sets (no rows, no clients).
 
-    Duck-typed like ``ServerManager``: ``endpoint(protocol)``, ``default_server_id``,
-    ``row``, ``rows`` and ``data_dir``. It runs nothing, so ``row`` has no process to
-    describe; a test moves a server by assigning ``endpoints[protocol]``.
+    It runs nothing: ``row`` has no process to describe and no server is the default.
+    A test moves a server with :meth:`move`, which tells the tab as the workbench app does.
     """
+
+    remote = None
 
     def __init__(
         self, endpoints: dict[str, tuple[str, int]] | None = None, data_dir: Path | None = None
     ) -> None:
-        self.endpoints = dict(endpoints or {})
+        self.endpoints: dict[str, tuple[str, int] | None] = dict(endpoints or {})
         self.data_dir = data_dir
 
     def endpoint(self, protocol: str) -> tuple[str, int] | None:
         return self.endpoints.get(protocol)
 
     def default_server_id(self, protocol: str) -> str | None:
-        return protocol if protocol in self.endpoints else None
+        return None
 
     def row(self, server_id: str) -> None:
         return None
 
     def rows(self) -> tuple[()]:
         return ()
+
+    def clients(self, server_id: str) -> None:
+        return None
+
+    def move(self, tab: Widget, protocol: str, address: tuple[str, int] | None) -> None:
+        """The server moved: what the workbench app then tells its tabs."""
+        self.endpoints[protocol] = address
+        tab.post_message(EndpointChanged(protocol, address))
 
 
 @contextlib.contextmanager

@@ -8,12 +8,14 @@ from typing import Any
 import pytest
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
+from textual.widget import Widget
 from textual.widgets import Input, Label, Select
 
 from servers.launcher import ServerProcess, running_server
 from tests.helpers.pilot import TabHarness, run, tab_alone, wait_until
 from tests.helpers.servers import FakeServerDirectory, InProcessServer, in_process_server
 from workbench.clients.chat import ChatClient, Members
+from workbench.messages import EndpointChanged
 from workbench.tabs.chat import NO_SERVER_TEXT, ChatTab
 from workbench.widgets.chat_log import ChatLine
 from workbench.widgets.chat_participant import ChatParticipantPane
@@ -345,16 +347,15 @@ def test_endpoint_comes_from_the_server_manager(chat_server: InProcessServer) ->
             await pilot.pause()
             port_box = tab.query_one("#chat-port", Input)
             assert port_box.value == ""
-            manager.endpoints["chat"] = ("127.0.0.1", 9)
+            manager.move(tab, "chat", ("127.0.0.1", 9))
             await wait_until(pilot, lambda: port_box.value == "9", "address filled in")
-            manager.endpoints["chat"] = ("127.0.0.1", chat_server.port)
+            manager.move(tab, "chat", ("127.0.0.1", chat_server.port))
             await wait_until(
                 pilot, lambda: port_box.value == str(chat_server.port), "address follows"
             )
             await join(pilot, tab.panes[0], "alice")
             port_box.value = "7"  # typed by the user: the manager no longer overrides it
-            manager.endpoints["chat"] = ("127.0.0.1", 8)
-            tab.follow_server_endpoint()  # what the tab's poll timer does every second
+            manager.move(tab, "chat", ("127.0.0.1", 8))
             await pilot.pause()
             assert port_box.value == "7"
 
@@ -453,48 +454,61 @@ def test_log_restyles_when_the_theme_changes() -> None:
 
 
 class LaunchedServerManager:
-    """The app's server manager as the Chat tab sees it, over one real server process."""
+    """The app's server manager as the Chat tab sees it, over one real server process.
 
-    def __init__(self, proc: ServerProcess) -> None:
+    Stopping and restarting it tells the tab as the workbench app does (EndpointChanged).
+    """
+
+    remote = None
+    data_dir = None
+
+    def __init__(self, proc: ServerProcess, tab: Widget) -> None:
         self.proc = proc
+        self.tab = tab
 
     def endpoint(self, name: str) -> Any:
-        return ("127.0.0.1", self.proc.port) if name == "chat" else None
+        running = self.proc.state == "running"
+        return ("127.0.0.1", self.proc.port) if name == "chat" and running else None
 
     def default_server_id(self, protocol: str) -> str | None:
         return "chat" if protocol == "chat" else None
 
     def row(self, server_id: str) -> Any:
-        class Row:
-            # As the real manager's rows: no pid while the server is not running.
-            pid = self.proc.pid if self.proc.state == "running" else None
+        return None
 
-        return Row()
+    def rows(self) -> tuple[()]:
+        return ()
 
+    def clients(self, server_id: str) -> None:
+        return None
 
-def restart_on_the_same_port(proc: ServerProcess) -> None:
-    """What the Servers tab's Restart does: a new process on the old port, with an empty room."""
-    port = proc.port
-    proc.stop()
-    proc.spec.port = port
-    proc.start()
+    def stop(self) -> None:
+        self.proc.stop()
+        self.tab.post_message(EndpointChanged("chat", None))
+
+    def restart_on_the_same_port(self) -> None:
+        """What the Servers tab's Restart does: a new process on the old port, with an empty room."""
+        port = self.proc.port
+        self.stop()
+        self.proc.spec.port = port
+        self.proc.start()
+        self.tab.post_message(EndpointChanged("chat", self.endpoint("chat")))
 
 
 def test_a_server_restart_rejoins_everyone_at_once_in_plain_words() -> None:
-    """A restart forgets every member: the panes notice within a poll, not a heartbeat, and rejoin."""
+    """A restart forgets every member: the panes notice when the app says so, not at a heartbeat, and rejoin."""
 
     async def scenario(proc: ServerProcess) -> None:
         tab = ChatTab()
-        async with tab_alone(
-            tab, server_manager=LaunchedServerManager(proc), size=(140, 36)
-        ) as pilot:
+        manager = LaunchedServerManager(proc, tab)
+        async with tab_alone(tab, server_manager=manager, size=(140, 36)) as pilot:
             await wait_until(pilot, lambda: tab.query_one("#chat-port", Input).value != "", "port")
             alice, bob = tab.panes
             await join(pilot, alice, "alice")
             await join(pilot, bob, "bob")
             await wait_until(pilot, lambda: "2 members" in status_of(alice), "both in")
             old_clients = (alice.client, bob.client)
-            await asyncio.to_thread(restart_on_the_same_port, proc)
+            await asyncio.to_thread(manager.restart_on_the_same_port)
             started = asyncio.get_running_loop().time()
             for pane, name in ((alice, "alice"), (bob, "bob")):
                 await wait_until(
@@ -526,13 +540,13 @@ def test_a_stopped_server_is_noticed_within_a_poll() -> None:
 
     async def scenario(proc: ServerProcess) -> None:
         tab = ChatTab()
-        manager = LaunchedServerManager(proc)
+        manager = LaunchedServerManager(proc, tab)
         async with tab_alone(tab, server_manager=manager, size=(140, 36)) as pilot:
             await wait_until(pilot, lambda: tab.query_one("#chat-port", Input).value != "", "port")
             alice = tab.panes[0]
             await join(pilot, alice, "alice")
-            await asyncio.to_thread(proc.stop)
-            # The heartbeat would take up to 10 s; the tab's 1 s poll sees the pid go.
+            await asyncio.to_thread(manager.stop)
+            # The heartbeat would take up to 10 s; the app tells the tab the server went away.
             await wait_until(pilot, lambda: not alice.joined, "alice out", timeout=4)
             assert "members" not in status_of(alice)
 

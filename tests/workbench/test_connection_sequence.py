@@ -15,8 +15,8 @@ from workbench.connection_sequence import (
     ConnectionTracker,
     parse_peer,
 )
-from workbench.messages import ServersUpdated
 from workbench.server_manager import ServerEvent, ServerManager
+from workbench.server_records import ServersSnapshot
 from workbench.socket_probe import probe_server, ss_available
 
 pytestmark = [
@@ -32,7 +32,7 @@ class EventCollector:
         self.events: list[ServerEvent] = []
 
     def __call__(self, message: object) -> None:
-        if isinstance(message, ServersUpdated):
+        if isinstance(message, ServersSnapshot):
             self.events.extend(message.events)
 
 

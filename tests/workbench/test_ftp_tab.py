@@ -444,7 +444,7 @@ def test_endpoint_comes_from_the_server_manager(
         async with tab_alone(tab, server_manager=manager, size=(140, 40)) as pilot:
             await pilot.pause()
             assert tab.client is None
-            manager.endpoints["ftp"] = ("127.0.0.1", pyftpdlib_port)
+            manager.move(tab, "ftp", ("127.0.0.1", pyftpdlib_port))
             await wait_until(
                 pilot, lambda: "readme.txt" in remote_names(tab), "auto-connected listing"
             )
@@ -462,8 +462,7 @@ def test_typed_address_is_not_overwritten(pyftpdlib_port: int, dirs: tuple[Path,
         async with tab_alone(tab, server_manager=manager, size=(140, 40)) as pilot:
             tab.query_one("#ftp-host", Input).value = "localhost"
             tab.query_one("#ftp-port", Input).value = "2121"
-            manager.endpoints["ftp"] = ("127.0.0.1", pyftpdlib_port)
-            tab.follow_server_endpoint()  # what the tab's poll timer does every second
+            manager.move(tab, "ftp", ("127.0.0.1", pyftpdlib_port))
             await pilot.pause()
             assert tab.query_one("#ftp-port", Input).value == "2121"
             assert tab.client is None

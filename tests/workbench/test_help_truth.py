@@ -12,8 +12,8 @@ import pytest
 from servers.registry import MODELS
 from workbench.clients.chat import ChatClient
 from workbench.help import MODEL_GUIDES, model_help
-from workbench.messages import ServersUpdated
 from workbench.server_manager import ServerManager, ServerRow
+from workbench.server_records import ServersSnapshot
 from workbench.tabs.servers import COLUMNS, HELP, format_threads
 
 pytestmark = pytest.mark.timeout(60)
@@ -52,7 +52,7 @@ def published_events(manager: ServerManager, server_id: str) -> list:
     return [
         event
         for message in list(manager.published)
-        if isinstance(message, ServersUpdated)
+        if isinstance(message, ServersSnapshot)
         for event in message.events
         if event.server_id == server_id
     ]

@@ -42,6 +42,8 @@ SITE = Path(__file__).resolve().parents[2] / "servers" / "data" / "site"
 class EndpointOnly:
     """What the tab needs of the ServerManager for requests: where the HTTP server is."""
 
+    remote = None
+
     def __init__(self, port: int, data_dir: Path | None = None) -> None:
         self.port = port
         self.data_dir = data_dir  # as the ServerManager has it: the --data folder
@@ -49,9 +51,24 @@ class EndpointOnly:
     def endpoint(self, protocol: str) -> tuple[str, int] | None:
         return ("127.0.0.1", self.port) if protocol == "http" else None
 
+    def default_server_id(self, protocol: str) -> str | None:
+        return None
+
+    def row(self, server_id: str) -> None:
+        return None
+
+    def rows(self) -> tuple[()]:
+        return ()
+
+    def clients(self, server_id: str) -> None:
+        return None
+
 
 class RestartingManager:
     """A small real ServerManager stand-in: restarts our HTTP server under another model."""
+
+    remote = None
+    data_dir = None
 
     def __init__(self) -> None:
         self.process: ServerProcess | None = None
@@ -81,6 +98,12 @@ class RestartingManager:
 
     def row(self, server_id: str) -> Any:
         return self.process.spec if self.process is not None else None
+
+    def rows(self) -> tuple[()]:
+        return ()
+
+    def clients(self, server_id: str) -> None:
+        return None
 
     def close(self) -> None:
         if self.process is not None:

@@ -1,4 +1,4 @@
-"""`servers` and `workbench.clients` never import textual or rich (checked in a fresh interpreter)."""
+"""`servers`, `workbench.clients` and the server manager never import textual or rich (checked in a fresh interpreter)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ UI_FREE_MODULES = [
     "workbench.clients",
     "workbench.clients.chat",
     "workbench.clients.ftp",
+    "workbench.clients.files",
+    "workbench.clients.local_files",
     "workbench.clients.http",
     "workbench.clients.http_wire",
     "workbench.clients.loadgen",
@@ -29,6 +31,9 @@ UI_FREE_MODULES = [
     "workbench.connection_sequence",
     "workbench.network",
     "workbench.connected_clients",
+    "workbench.server_records",
+    "workbench.server_directory",
+    "workbench.server_manager",
     "workbench.labs",
     "workbench.labs.runner",
     "workbench.labs.concepts",

@@ -275,7 +275,7 @@ def test_manager_rates_events_and_stale_reports():
     assert row.active == 3
     assert row.events_dropped == 7
     published = []
-    manager._post = published.append
+    manager._publish_news = published.append
     manager._publish()
     (message,) = published
     assert [event.detail for event in message.events] == ["GET /"]

@@ -24,10 +24,11 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+
+from workbench.clients.files import FileEntry, FileOpError, sort_entries
 
 __all__ = [
     "FtpClient",
@@ -75,12 +76,8 @@ class TransferPacer:
 _REPLY_CODE = re.compile(r"^(\d{3})[ -]")
 
 
-class FtpError(Exception):
+class FtpError(FileOpError):
     """An FTP operation failed; ``code`` is the server's reply code (e.g. "550") if it sent one."""
-
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
 
     @classmethod
     def from_exception(cls, action: str, error: BaseException) -> FtpError:
@@ -108,15 +105,8 @@ class TransferCancelled(FtpError):
     """The caller cancelled a download or upload; the connection is still usable."""
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteEntry:
-    """One directory entry as the browser shows it (from MLSD facts, LIST, or the local disk)."""
-
-    name: str
-    is_dir: bool
-    size: int | None = None
-    modified: datetime | None = None
-    is_link: bool = False
+#: The name listings had before the local side shared the entry type.
+RemoteEntry = FileEntry
 
 
 # ---------------------------------------------------------------------------
@@ -131,7 +121,7 @@ def _parse_mlsd_time(value: str) -> datetime | None:
         return None
 
 
-def parse_mlsd_facts(name: str, facts: dict[str, str]) -> RemoteEntry | None:
+def parse_mlsd_facts(name: str, facts: dict[str, str]) -> FileEntry | None:
     """Build an entry from one MLSD line's facts; None for the ``.``/``..`` pseudo-entries."""
     kind = facts.get("type", "file").lower()
     if kind in ("cdir", "pdir") or name in (".", ".."):
@@ -141,7 +131,7 @@ def parse_mlsd_facts(name: str, facts: dict[str, str]) -> RemoteEntry | None:
     size = int(size_text) if size_text and size_text.isdigit() else None
     modified = _parse_mlsd_time(facts["modify"]) if "modify" in facts else None
     is_dir = kind == "dir"
-    return RemoteEntry(name, is_dir, None if is_dir else size, modified, is_link)
+    return FileEntry(name, is_dir, None if is_dir else size, modified, is_link)
 
 
 _UNIX_LIST_LINE = re.compile(
@@ -179,7 +169,7 @@ def _unix_list_time(month: str, day: str, when: str, now: datetime) -> datetime 
         return None
 
 
-def parse_list_line(line: str, now: datetime | None = None) -> RemoteEntry | None:
+def parse_list_line(line: str, now: datetime | None = None) -> FileEntry | None:
     """Parse one ``LIST`` line (``ls -l`` or DOS style); None for totals, ``.``/``..`` and noise."""
     line = line.rstrip("\r\n")
     now = now or datetime.now()
@@ -195,7 +185,7 @@ def parse_list_line(line: str, now: datetime | None = None) -> RemoteEntry | Non
         is_dir = mode[0] == "d"
         size = None if is_dir else int(unix["size"])
         modified = _unix_list_time(unix["month"], unix["day"], unix["when"], now)
-        return RemoteEntry(name, is_dir, size, modified, is_link)
+        return FileEntry(name, is_dir, size, modified, is_link)
     dos = _DOS_LIST_LINE.match(line)
     if dos:
         name = dos["name"]
@@ -209,13 +199,8 @@ def parse_list_line(line: str, now: datetime | None = None) -> RemoteEntry | Non
         except ValueError:
             modified = None
         is_dir = dos["dir"] is not None
-        return RemoteEntry(name, is_dir, None if is_dir else int(dos["size"]), modified)
+        return FileEntry(name, is_dir, None if is_dir else int(dos["size"]), modified)
     return None
-
-
-def sort_entries(entries: Iterable[RemoteEntry]) -> list[RemoteEntry]:
-    """Directories first, then files, each case-insensitively by name (what file browsers do)."""
-    return sorted(entries, key=lambda entry: (not entry.is_dir, entry.name.lower(), entry.name))
 
 
 # ---------------------------------------------------------------------------
@@ -350,7 +335,7 @@ class FtpClient:
             self._run(f"change directory to {path}", lambda ftp: ftp.cwd(path))
             return self.pwd()
 
-    def list_dir(self, path: str = "") -> list[RemoteEntry]:
+    def list_dir(self, path: str = "") -> list[FileEntry]:
         """Entries of ``path`` (default: the current directory), directories first."""
         with self._lock:
             if self._mlsd_supported is not False:
@@ -363,8 +348,8 @@ class FtpClient:
                     self._mlsd_supported = False
             return sort_entries(self._list_plain(path))
 
-    def _list_mlsd(self, path: str) -> list[RemoteEntry]:
-        def run(ftp: ftplib.FTP) -> list[RemoteEntry]:
+    def _list_mlsd(self, path: str) -> list[FileEntry]:
+        def run(ftp: ftplib.FTP) -> list[FileEntry]:
             entries = []
             for name, facts in ftp.mlsd(path, facts=["type", "size", "modify"]):
                 entry = parse_mlsd_facts(name, {k.lower(): v for k, v in facts.items()})
@@ -376,7 +361,7 @@ class FtpClient:
         self._mlsd_supported = True
         return entries  # type: ignore[return-value]
 
-    def _list_plain(self, path: str) -> list[RemoteEntry]:
+    def _list_plain(self, path: str) -> list[FileEntry]:
         lines: list[str] = []
         args = ("LIST", path) if path else ("LIST",)
         self._run(

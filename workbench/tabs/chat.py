@@ -18,7 +18,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select
 
-from workbench.tabs.endpoint import server_endpoint
+from workbench.messages import EndpointChanged, ServersUpdated
+from workbench.tabs.endpoint import server_directory, server_endpoint
 from workbench.widgets.chat_participant import ChatParticipantPane, ChatServerAddress
 
 #: Panes side by side: removing stops at two (a room needs someone to talk to), adding at four.
@@ -26,9 +27,6 @@ MIN_PARTICIPANTS = 2
 MAX_PARTICIPANTS = 4
 #: Names offered to new panes, so a demo is one Enter per seat.
 SUGGESTED_NAMES = ("alice", "bob", "carol", "dave")
-
-#: How often the tab asks the app's server manager where the chat server is (a dict lookup).
-ENDPOINT_POLL_SECONDS = 1.0
 
 NO_SERVER_TEXT = "No server — enter host and port"
 
@@ -148,9 +146,11 @@ every joined member rejoins by itself under the same name.
         self._next_pane_number = 0
         #: The address last filled in from the server manager (to follow a restart, not override typing).
         self._auto_endpoint: tuple[str, int] | None = None
-        #: The pid of the app's chat server when last polled: a new one (or none) means the room
-        #: the members were in is gone.
-        self._server_pid: int | None = None
+        #: The app said its chat server went away (stopped, crashed, restarting): the room the
+        #: members were in is gone, and the one coming back knows nobody.
+        self._server_gone = False
+        #: What the "who is where" line shows now.
+        self._room_hosts_text = ""
 
     def compose(self) -> ComposeResult:
         # The panes come first in the DOM so focusing "the first focusable widget" (what the app
@@ -189,8 +189,6 @@ every joined member rejoins by itself under the same name.
     def on_mount(self) -> None:
         self._update_status()
         self.follow_server_endpoint()
-        # The app starts its servers after the tabs mount, and may restart them on other ports.
-        self.set_interval(ENDPOINT_POLL_SECONDS, self.follow_server_endpoint)
 
     def on_show(self) -> None:
         # The app may start its servers after the tabs mount: look again when shown.
@@ -201,32 +199,34 @@ every joined member rejoins by itself under the same name.
     def _server_endpoint(self) -> tuple[str, int] | None:
         return server_endpoint(self, "chat", self._endpoint_override)
 
-    def _managed_server_pid(self) -> tuple[bool, int | None]:
-        """(known, pid) of the app's chat server; pid None when it is stopped."""
-        if self._endpoint_override is not None:
-            return False, None
-        manager = getattr(self.app, "server_manager", None)
-        try:
-            row = manager.row(manager.default_server_id("chat"))  # type: ignore[union-attr]
-        except Exception:
-            return False, None  # no manager, or one mid-restart: try again at the next poll
-        return True, getattr(row, "pid", None)
+    def on_endpoint_changed(self, message: EndpointChanged) -> None:
+        """The app's chat server appeared, moved or went away: follow it (unless given an address).
+
+        Going away (stopped, crashed, or restarting even on the same port) empties the
+        room: the joined panes check at once instead of at their next heartbeat, and
+        rejoin. They check again when it is back: the old process may have answered the first.
+        """
+        if message.protocol != "chat" or self._endpoint_override is not None:
+            return
+        if message.address is None or self._server_gone:
+            self._check_joined_panes()
+        self._server_gone = message.address is None
+        self._follow(message.address)
+
+    def on_servers_updated(self, message: ServersUpdated) -> None:
+        # Members come and go between two moves of the server: the list follows its news.
+        self._show_room_hosts()
 
     def follow_server_endpoint(self) -> None:
-        """Fill the address from the app's chat server; follow it if it restarts on another port.
+        """Fill the address from where the app's chat server listens now."""
+        self._follow(self._server_endpoint())
+
+    def _follow(self, address: tuple[str, int] | None) -> None:
+        """Fill the address bar with ``address``; members follow the server if it moved.
 
         Only fields still holding what this method put there are changed: an
-        address the user typed is never overwritten. A restart (a new server
-        process, same port) forgets every member: the joined panes check at once
-        instead of at their next heartbeat, and rejoin.
+        address the user typed is never overwritten.
         """
-        known, pid = self._managed_server_pid()
-        if known and pid != self._server_pid:
-            # Restarted (a new pid) or stopped (none): the room the members were in is gone.
-            if self._server_pid is not None:
-                self._check_joined_panes()
-            self._server_pid = pid
-        address = self._server_endpoint()
         self._show_room_hosts()
         if address is not None and address != self._auto_endpoint:
             host_input = self.query_one("#chat-host", Input)
@@ -250,15 +250,17 @@ every joined member rejoins by itself under the same name.
         a student pointed at the teacher's room (``--connect``) sees names in the panes only.
         """
         text = ""
-        manager = getattr(self.app, "server_manager", None)
-        ours = getattr(manager, "remote", True) is None and hasattr(manager, "clients")
-        if self._endpoint_override is None and ours:
-            server_id = manager.default_server_id("chat")  # type: ignore[union-attr]
-            clients = manager.clients(server_id) if server_id else None  # type: ignore[union-attr]
+        directory = server_directory(self)
+        if self._endpoint_override is None and directory is not None and directory.remote is None:
+            server_id = directory.default_server_id("chat")
+            clients = directory.clients(server_id) if server_id else None
             if clients is not None and clients.names:
                 text = f"In the room, as our chat server sees it: {clients.summary()}"
         label = self.query_one("#chat-room-hosts", Label)
-        label.update(text)
+        if text != self._room_hosts_text:
+            # Asked twice a second: only a change is worth a repaint.
+            self._room_hosts_text = text
+            label.update(text)
         label.set_class(not text, "-empty")
 
     def server_address(self) -> ChatServerAddress | None:

@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from textual.widget import Widget
 
+from workbench.server_directory import ServerControl, ServerDirectory
+
+
+@runtime_checkable
+class RunsServers(Protocol):
+    """An app with a directory of servers: the workbench, or a test's app around one tab."""
+
+    @property
+    def server_manager(self) -> ServerDirectory | None: ...
+
+
+def server_directory(tab: Widget) -> ServerDirectory | None:
+    """The app's directory of servers; None in an app that runs none (a tab on its own)."""
+    app = tab.app
+    return app.server_manager if isinstance(app, RunsServers) else None
+
+
+def server_control(tab: Widget) -> ServerControl | None:
+    """The app's directory if its servers can also be started and restarted from a tab."""
+    directory = server_directory(tab)
+    return directory if isinstance(directory, ServerControl) else None
+
 
 def endpoint_address(endpoint: Any) -> tuple[str, int] | None:
-    """Normalise what a server manager hands out: (host, port), "host:port", or an object with both."""
+    """Normalise an address a tab is given: (host, port), "host:port", or an object with both."""
     if endpoint is None:
         return None
     if isinstance(endpoint, str):
@@ -26,11 +48,11 @@ def server_endpoint(tab: Widget, protocol: str, override: Any = None) -> tuple[s
     """``override`` if the tab was given one, else where the app's ``protocol`` server listens now."""
     if override is not None:
         return endpoint_address(override)
-    manager = getattr(tab.app, "server_manager", None)
-    if manager is None:
+    directory = server_directory(tab)
+    if directory is None:
         return None
     try:
-        return endpoint_address(manager.endpoint(protocol))
+        return endpoint_address(directory.endpoint(protocol))
     except Exception:
         # A server manager mid-restart must not break the tab; the fields stay editable.
         return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from threading import Event
-from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -18,7 +17,10 @@ from textual.widgets import TabbedContent, TabPane
 from workbench.clients.compare import ModelResult
 from workbench.clients.http import HttpClientError, HttpRequest, HttpResponse, send_request, to_curl
 from workbench.clients.loadgen import LoadSnapshot
+from workbench.messages import EndpointChanged
 from workbench.network import host_port
+from workbench.server_directory import ServerControl, ServerDirectory
+from workbench.tabs.endpoint import server_control, server_directory
 from workbench.tabs.http_help import HTTP_TAB_HELP
 from workbench.widgets.http_compare import ComparePanel
 from workbench.widgets.http_dialogs import CurlCommandScreen, ReplaceDraftScreen
@@ -28,7 +30,7 @@ from workbench.widgets.http_request import RequestEditors, RequestForm, RequestL
 from workbench.widgets.http_response import ResponseViewer
 
 
-def _current_model(manager: Any) -> str | None:
+def _current_model(manager: ServerDirectory) -> str | None:
     """The embedded HTTP server's model, if the manager can tell."""
     try:
         server_id = manager.default_server_id("http")
@@ -41,7 +43,7 @@ def _current_model(manager: Any) -> str | None:
 class EmbeddedHttpServer:
     """Compare models' handle on the app's HTTP server: the model it runs, a restart under another."""
 
-    def __init__(self, manager: Any) -> None:
+    def __init__(self, manager: ServerControl) -> None:
         self._manager = manager
 
     def current_model(self) -> str | None:
@@ -167,13 +169,16 @@ class HttpTab(Widget):
         self.watch(self.load_panel, "running", self._load_running_changed, init=False)
         self.watch(self.compare_panel, "running", self._compare_running_changed, init=False)
         self._refresh_default_url()
-        # The embedded server starts after the tab mounts and may move port on a restart.
-        self.set_interval(1.0, self._refresh_default_url)
+
+    def on_endpoint_changed(self, message: EndpointChanged) -> None:
+        # The embedded server started after the tab mounted, or moved port on a restart.
+        if message.protocol == "http":
+            self._refresh_default_url()
 
     # -- the embedded server ----------------------------------------------------------
 
-    def _server_manager(self) -> Any:
-        return getattr(self.app, "server_manager", None)
+    def _server_manager(self) -> ServerDirectory | None:
+        return server_directory(self)
 
     def embedded_base_url(self) -> str | None:
         """``http://host:port`` of the embedded HTTP server (or ``base_url``), None if not running."""
@@ -270,9 +275,8 @@ class HttpTab(Widget):
         if self.data_dir is not None:
             return self.data_dir
         manager = self._server_manager()
-        folder = getattr(manager, "data_dir", None)
-        if isinstance(folder, Path):
-            return folder
+        if manager is not None and manager.data_dir is not None:
+            return Path(manager.data_dir)
         from workbench.data import default_data_dir
 
         return default_data_dir()
@@ -334,8 +338,8 @@ class HttpTab(Widget):
     def start_compare(self) -> None:
         if self.compare_panel.running or self.load_panel.running:
             return
-        manager = self._server_manager()
-        if manager is None or not hasattr(manager, "restart"):
+        manager = server_control(self)
+        if manager is None:
             self.notify(
                 "Compare models needs the workbench's embedded server manager "
                 "(run the full workbench app).",
@@ -343,7 +347,7 @@ class HttpTab(Widget):
                 severity="error",
             )
             return
-        if getattr(manager, "remote", None) is not None:
+        if manager.remote is not None:
             # It restarts the server under each model: the teacher's is not ours to restart.
             self.notify(
                 "Compare models restarts this workbench's own HTTP server; this one is "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psutil
 from rich.text import Text
@@ -19,13 +19,15 @@ from textual.widgets import DataTable, Input, Label, Sparkline, TabbedContent, T
 from workbench.connection_sequence import ConnectionTracker
 from workbench.help import MODEL_GUIDES
 from workbench.messages import ServerNotice, ServersUpdated
-from workbench.server_manager import ServerRow
+from workbench.server_manager import ServerManager
+from workbench.server_records import ServerRow
 from workbench.socket_probe import (
     SocketReport,
     explain_bind_failure,
     explain_bind_success,
     probe_server,
 )
+from workbench.tabs.endpoint import server_directory
 from workbench.widgets.announce_dialog import AnnounceScreen
 from workbench.widgets.event_log import EventLog
 from workbench.widgets.format import (
@@ -36,9 +38,6 @@ from workbench.widgets.format import (
 from workbench.widgets.process_tree import ProcessTreeView
 from workbench.widgets.server_form import ServerFormScreen, ServerSettings
 from workbench.widgets.socket_view import SequenceView, SocketTable
-
-if TYPE_CHECKING:
-    from workbench.server_manager import ServerManager
 
 #: Samples kept for the sparklines: one per batch (0.5 s), so a minute.
 HISTORY_LENGTH = 120
@@ -241,7 +240,11 @@ class ServersTab(Vertical):
 
     @property
     def manager(self) -> ServerManager:
-        return self.app.server_manager  # type: ignore[attr-defined]
+        """The app's ServerManager itself: this tab starts, stops and removes what it runs."""
+        directory = server_directory(self)
+        if not isinstance(directory, ServerManager):
+            raise RuntimeError("the Servers tab needs the workbench's ServerManager")
+        return directory
 
     def show_update(self, message: ServersUpdated) -> None:
         """Apply one batch from the ServerManager (called by the app, about 2 Hz)."""

@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import Input, Label, Log
 
-from workbench.server_manager import ServerEvent
+from workbench.server_records import ServerEvent
 
 #: Events remembered per server, so a paused or re-filtered log can be redrawn.
 EVENTS_KEPT = 1000

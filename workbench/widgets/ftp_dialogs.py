@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
+from collections.abc import Callable
+
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
@@ -108,3 +110,15 @@ class FtpPromptScreen(ModalScreen[str | None]):
     def _finish(self, value: str) -> None:
         value = value.strip()
         self.dismiss(value or None)
+
+
+def confirm_then(
+    app: App[object], question: str, confirm_label: str, proceed: Callable[[], None]
+) -> None:
+    """Ask ``question``; run ``proceed`` only on an explicit yes."""
+
+    def answered(yes: bool | None) -> None:
+        if yes:
+            proceed()
+
+    app.push_screen(FtpConfirmScreen(question, confirm_label), answered)

@@ -1,21 +1,27 @@
-"""One side of the FTP tab's two-pane browser: a path box over a table of directory entries."""
+"""One side of the FTP tab's two-pane browser: a path box over a table of a file source's folder."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from rich.text import Text
-from textual import events, on
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.coordinate import Coordinate
 from textual.message import Message
+from textual.reactive import reactive
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label
 
-from workbench.clients.ftp import RemoteEntry
+from workbench.clients.files import FileEntry, FileOpError, FileSource, run_renewing
+from workbench.widgets.ftp_dialogs import FtpPromptScreen, confirm_then
 
 PARENT_KEY = ".."
 #: Type-to-find: keys typed within this many seconds of each other extend the name being found.
@@ -146,8 +152,39 @@ class FileTable(DataTable[str | Text]):
         return False
 
 
+@dataclass(frozen=True, slots=True)
+class PaneWords:
+    """How a pane names its side in questions and errors, so one pane class serves both."""
+
+    #: "Delete the {side} file x?"
+    side: str
+    #: The mkdir prompt: "New {folder} name:".
+    folder: str
+    #: Said when a rename would land on a listed name (``{name}`` is filled in).
+    name_taken: str
+    #: Put before every error the pane shows, so a local one is not read as the server's.
+    error_prefix: str = ""
+
+
+LOCAL_WORDS = PaneWords("local", "local folder", "Local: {name} already exists", "Local: ")
+REMOTE_WORDS = PaneWords("remote", "server folder", "{name} already exists on the server")
+NOT_CONNECTED_TEXT = "Not connected to an FTP server"
+
+
+def notify_file_error(widget: Widget, text: str, code: str | None) -> None:
+    """An error notice titled with the FTP reply code when there is one."""
+    title = f"FTP {code}" if code else "FTP error"
+    widget.notify(text, title=title, severity="error", markup=False)
+
+
 class FtpFilePane(Vertical, can_focus=False):
-    """A path box over a table of entries; Enter opens a directory, Backspace goes up."""
+    """One side of the browser: a path box over a table of the entries of its source's folder.
+
+    The pane owns its :class:`FileSource` (the disk, or an FTP login once connected) and
+    does everything a file manager pane does through it: list, open a folder, go up,
+    go to a typed path, create, rename and delete (asking first). Each call runs in a
+    thread worker and the fresh listing comes back as a message.
+    """
 
     DEFAULT_CSS = """
     FtpFilePane {
@@ -207,38 +244,61 @@ class FtpFilePane(Vertical, can_focus=False):
 
     BINDINGS = [Binding("backspace", "go_up", "Up a folder", show=False)]
 
-    class PathEntered(Message):
-        """The user typed a path in the path box and pressed Enter."""
+    #: The folder shown; the path box follows it.
+    path: reactive[str] = reactive("", init=False, always_update=True)
+    #: What the current login may do here (the line under the title; hidden when empty).
+    access: reactive[str] = reactive("", init=False)
 
-        def __init__(self, pane: FtpFilePane, path: str) -> None:
+    class Listed(Message, bubble=False):
+        """A fresh listing from ``source``; ``select`` names the row to put the cursor on."""
+
+        def __init__(
+            self, source: FileSource, path: str, entries: list[FileEntry], select: str | None
+        ) -> None:
             super().__init__()
-            self.pane = pane
+            self.source = source
             self.path = path
+            self.entries = entries
+            self.select = select
 
-        @property
-        def control(self) -> FtpFilePane:
-            return self.pane
+    class Failed(Message, bubble=False):
+        """An operation on ``source`` failed; ``code`` is the server's reply code if any."""
 
-    class Opened(Message):
-        """The user asked to enter a directory (``entry`` None means the parent)."""
+        def __init__(self, source: FileSource, error: str, code: str | None) -> None:
+            super().__init__()
+            self.source = source
+            self.error = error
+            self.code = code
 
-        def __init__(self, pane: FtpFilePane, entry: RemoteEntry | None) -> None:
+    class SourceLost(Message):
+        """The source stopped answering (a dropped FTP control connection): whoever gave it, act."""
+
+        def __init__(self, pane: FtpFilePane) -> None:
             super().__init__()
             self.pane = pane
-            self.entry = entry
 
         @property
         def control(self) -> FtpFilePane:
             return self.pane
 
-    def __init__(self, heading: str, *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        heading: str,
+        *,
+        source: FileSource | None = None,
+        words: PaneWords = REMOTE_WORDS,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.heading = heading
-        self.path = ""
-        self.entries: list[RemoteEntry] = []
-        self._by_key: dict[str, RemoteEntry] = {}
+        self.source = source
+        self.words = words
+        self.entries: list[FileEntry] = []
+        self._by_key: dict[str, FileEntry] = {}
         #: The listing's summary line, shown again when a find or an error is over.
         self._summary = ""
+        #: A path typed in the path box whose folder has not opened yet (put back if refused).
+        self._typed_path: str | None = None
 
     def compose(self) -> ComposeResult:
         table = FileTable()
@@ -267,14 +327,193 @@ class FtpFilePane(Vertical, can_focus=False):
     def path_input(self) -> Input:
         return self.query_one(".ftp-pane-path", Input)
 
+    def watch_path(self, path: str) -> None:
+        self.path_input.value = path
+
+    def watch_access(self, text: str) -> None:
+        label = self.query_one(".ftp-pane-access", Label)
+        label.update(text)
+        label.set_class(bool(text), "-shown")
+
+    # -- the source ------------------------------------------------------------
+
+    def attach(self, source: FileSource, path: str, entries: list[FileEntry]) -> None:
+        """Browse ``source`` from now on, starting with a listing already fetched."""
+        self.source = source
+        self.show_entries(path, entries, can_go_up=_can_go_up(path))
+
+    def detach(self, message: str, *, error: bool = False) -> None:
+        """Forget the source (the caller closes it) and say why the pane is empty."""
+        self.source = None
+        self._typed_path = None
+        self.access = ""
+        self.show_placeholder(message, error=error)
+
+    def refresh_listing(self, select: str | None = None) -> None:
+        """List the current folder again (nothing to do without a source)."""
+        if self.source is not None:
+            self._operation_worker(self.source, None, select)
+
+    def run_operation(
+        self, operation: Callable[[FileSource], object], select: str | None = None
+    ) -> None:
+        """Run ``operation`` on the source in a worker, then list the folder it leaves us in."""
+        if self.source is None:
+            self.notify(NOT_CONNECTED_TEXT, severity="warning")
+            return
+        self._operation_worker(self.source, operation, select)
+
+    @work(thread=True, group="ftp-pane", exit_on_error=False)
+    def _operation_worker(
+        self,
+        source: FileSource,
+        operation: Callable[[FileSource], object] | None,
+        select: str | None,
+    ) -> None:
+        failure: FtpFilePane.Failed | None = None
+        try:
+            if operation is not None:
+                run_renewing(source, operation)
+        except FileOpError as error:
+            failure = self.Failed(source, str(error), error.code)
+        except Exception as error:  # never let a worker take the app down
+            failure = self.Failed(source, f"{self.heading}: {error}", None)
+        if source.connected:
+            # Relist even after a failure: the error may come from a listing that is out of date.
+            try:
+                path, entries = run_renewing(source, lambda files: (files.pwd(), files.list_dir()))
+            except FileOpError as error:
+                failure = failure or self.Failed(source, str(error), error.code)
+            else:
+                self.post_message(self.Listed(source, path, entries, select))
+        # After the listing, so the status line keeps showing the error.
+        if failure is not None:
+            self.post_message(failure)
+
+    def on_ftp_file_pane_listed(self, message: FtpFilePane.Listed) -> None:
+        if message.source is not self.source:
+            return  # from a login since closed
+        if message.path != self.path:
+            self._typed_path = None  # it opened: the box shows where we are now
+        self.show_entries(message.path, message.entries, can_go_up=_can_go_up(message.path))
+        if message.select:
+            self.select_name(message.select)
+
+    def on_ftp_file_pane_failed(self, message: FtpFilePane.Failed) -> None:
+        if message.source is not self.source:
+            return
+        text = f"{self.words.error_prefix}{message.error}"
+        if self._typed_path is not None:
+            self.path_input.value = self._typed_path
+            self._typed_path = None
+        notify_file_error(self, text, message.code)
+        # The pane keeps the last error in view after the notification fades.
+        self.set_status(text, error=True)
+        if not message.source.connected:
+            self.post_message(self.SourceLost(self))
+
+    # -- navigation ------------------------------------------------------------
+
     @on(Input.Submitted, ".ftp-pane-path")
     def _path_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         path = event.value.strip()
         if path and path != self.path:
-            self.post_message(self.PathEntered(self, path))
+            self.go_to(path)
         # Back to the list to carry on with the keyboard; a refused path stays in the box.
         self.focus_table()
+
+    def go_to(self, path: str) -> None:
+        """Open a typed path (absolute, or relative to the folder shown)."""
+        if self.source is None:
+            self.set_status("Not connected: connect first, then type a path", error=True)
+            return
+        # Kept until the folder opens: a refused path goes back into the box to edit.
+        self._typed_path = path
+        self.run_operation(lambda files: files.cwd(path))
+
+    def open_entry(self, entry: FileEntry | None) -> None:
+        """Enter the folder ``entry``; None goes up, with the cursor on the folder we came from."""
+        if entry is None:
+            came_from = self.path.rstrip("/").rsplit("/", 1)[-1] or None
+            self.run_operation(lambda files: files.cwd(".."), select=came_from)
+        elif entry.is_dir:
+            self.run_operation(lambda files: files.cwd(entry.name))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        key = str(event.row_key.value)
+        if key == PARENT_KEY:
+            self.open_entry(None)
+            return
+        entry = self._by_key.get(key)
+        if entry is not None and entry.is_dir:
+            self.open_entry(entry)
+
+    def action_go_up(self) -> None:
+        if self.path:
+            self.open_entry(None)
+
+    # -- changes (each asks its question first) -------------------------------
+
+    def ask_mkdir(self) -> None:
+        """Prompt for a name and create that folder here."""
+        if self.source is None:
+            self.notify(NOT_CONNECTED_TEXT, severity="warning")
+            return
+
+        def create(name: str | None) -> None:
+            if name:
+                self.run_operation(lambda files: files.mkdir(name), select=name)
+
+        self.app.push_screen(FtpPromptScreen(f"New {self.words.folder} name:"), create)
+
+    def ask_rename(self) -> None:
+        """Prompt for a new name for the entry under the cursor."""
+        entry = self._entry_to_change("rename")
+        if entry is None:
+            return
+
+        def rename(new_name: str | None) -> None:
+            if not new_name or new_name == entry.name:
+                return
+            if new_name in self.names:
+                self.notify(self.words.name_taken.format(name=new_name), severity="error")
+                return
+            self.run_operation(lambda files: files.rename(entry.name, new_name), select=new_name)
+
+        self.app.push_screen(FtpPromptScreen(f"Rename {entry.name} to:", entry.name), rename)
+
+    def ask_delete(self) -> None:
+        """Confirm, then delete the entry under the cursor (a folder with its contents)."""
+        entry = self._entry_to_change("delete")
+        if entry is None:
+            return
+        side = self.words.side
+        what = (
+            f"the {side} folder {entry.name} and everything in it"
+            if entry.is_dir
+            else f"the {side} file {entry.name}"
+        )
+
+        def remove(files: FileSource) -> None:
+            if entry.is_dir and not entry.is_link:
+                files.remove_dir(entry.name, recursive=True)
+            else:
+                files.delete_file(entry.name)  # a link to a folder goes, the folder stays
+
+        confirm_then(self.app, f"Delete {what}?", "Delete", partial(self.run_operation, remove))
+
+    def _entry_to_change(self, verb: str) -> FileEntry | None:
+        if self.source is None:
+            self.notify(NOT_CONNECTED_TEXT, severity="warning")
+            return None
+        entry = self.selected_entry
+        if entry is None:
+            self.notify(f"Put the cursor on the entry to {verb}", severity="warning")
+        return entry
+
+    # -- what the table shows --------------------------------------------------
 
     def on_file_table_find_changed(self, event: FileTable.FindChanged) -> None:
         event.stop()
@@ -286,9 +525,7 @@ class FtpFilePane(Vertical, can_focus=False):
         else:
             self.set_status(self._summary)
 
-    def show_entries(
-        self, path: str, entries: list[RemoteEntry], *, can_go_up: bool = True
-    ) -> None:
+    def show_entries(self, path: str, entries: list[FileEntry], *, can_go_up: bool = True) -> None:
         """Replace the listing, keeping the cursor on the same name when it is still there."""
         table = self.table
         previous = self.selected_entry
@@ -297,7 +534,6 @@ class FtpFilePane(Vertical, can_focus=False):
         self.path = path
         self.entries = list(entries)
         self._by_key = {}
-        self.path_input.value = path
         table.clear()
         table.row_names = [PARENT_KEY] if can_go_up else []
         if can_go_up:
@@ -326,16 +562,9 @@ class FtpFilePane(Vertical, can_focus=False):
         self._by_key = {}
         self.table.clear()
         self.table.row_names = []
-        self.path_input.value = ""
         self._summary = message
         self.path = ""
         self.set_status(message, error=error)
-
-    def set_access(self, text: str) -> None:
-        """What the current login may do here (shown under the title; hidden when empty)."""
-        access = self.query_one(".ftp-pane-access", Label)
-        access.update(text)
-        access.set_class(bool(text), "-shown")
 
     def set_status(self, message: str, *, error: bool = False) -> None:
         status = self.query_one(".ftp-pane-status", Label)
@@ -343,7 +572,7 @@ class FtpFilePane(Vertical, can_focus=False):
         status.set_class(error, "-error")
 
     @property
-    def selected_entry(self) -> RemoteEntry | None:
+    def selected_entry(self) -> FileEntry | None:
         """The entry under the cursor; None on the ``../`` row or an empty table."""
         table = self.table
         if not table.row_count:
@@ -366,16 +595,6 @@ class FtpFilePane(Vertical, can_focus=False):
     def focus_table(self) -> None:
         self.table.focus()
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
-        key = str(event.row_key.value)
-        if key == PARENT_KEY:
-            self.post_message(self.Opened(self, None))
-            return
-        entry = self._by_key.get(key)
-        if entry is not None and entry.is_dir:
-            self.post_message(self.Opened(self, entry))
 
-    def action_go_up(self) -> None:
-        if self.path:
-            self.post_message(self.Opened(self, None))
+def _can_go_up(path: str) -> bool:
+    return path not in ("", "/")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import Static
 
-from workbench.server_manager import ProcessNode
+from workbench.server_records import ProcessNode
 
 
 def render_process_tree(
