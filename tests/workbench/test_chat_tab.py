@@ -453,16 +453,14 @@ def test_log_restyles_when_the_theme_changes() -> None:
     run(scenario)
 
 
-class LaunchedServerManager:
+class LaunchedServerManager(FakeServerDirectory):
     """The app's server manager as the Chat tab sees it, over one real server process.
 
     Stopping and restarting it tells the tab as the workbench app does (EndpointChanged).
     """
 
-    remote = None
-    data_dir = None
-
     def __init__(self, proc: ServerProcess, tab: Widget) -> None:
+        super().__init__()
         self.proc = proc
         self.tab = tab
 
@@ -472,15 +470,6 @@ class LaunchedServerManager:
 
     def default_server_id(self, protocol: str) -> str | None:
         return "chat" if protocol == "chat" else None
-
-    def row(self, server_id: str) -> Any:
-        return None
-
-    def rows(self) -> tuple[()]:
-        return ()
-
-    def clients(self, server_id: str) -> None:
-        return None
 
     def stop(self) -> None:
         self.proc.stop()

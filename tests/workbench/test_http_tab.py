@@ -28,6 +28,7 @@ from textual.widgets import (
 
 from servers.launcher import ServerProcess, ServerSpec, running_server
 from tests.helpers.pilot import TabHarness, notifications, run, shown, tab_alone, wait_until
+from tests.helpers.servers import FakeServerDirectory
 from workbench.clients.http import METHODS
 from workbench.tabs.http import HttpTab
 from workbench.widgets.http_dialogs import CurlCommandScreen, ReplaceDraftScreen
@@ -39,29 +40,11 @@ pytestmark = pytest.mark.timeout(60)
 SITE = Path(__file__).resolve().parents[2] / "servers" / "data" / "site"
 
 
-class EndpointOnly:
+class EndpointOnly(FakeServerDirectory):
     """What the tab needs of the ServerManager for requests: where the HTTP server is."""
 
-    remote = None
-
     def __init__(self, port: int, data_dir: Path | None = None) -> None:
-        self.port = port
-        self.data_dir = data_dir  # as the ServerManager has it: the --data folder
-
-    def endpoint(self, protocol: str) -> tuple[str, int] | None:
-        return ("127.0.0.1", self.port) if protocol == "http" else None
-
-    def default_server_id(self, protocol: str) -> str | None:
-        return None
-
-    def row(self, server_id: str) -> None:
-        return None
-
-    def rows(self) -> tuple[()]:
-        return ()
-
-    def clients(self, server_id: str) -> None:
-        return None
+        super().__init__({"http": ("127.0.0.1", port)}, data_dir)  # data_dir: the --data folder
 
 
 class RestartingManager:
