@@ -483,6 +483,47 @@ class LaunchedServerManager(FakeServerDirectory):
         self.proc.start()
         self.tab.post_message(EndpointChanged("chat", self.endpoint("chat")))
 
+    def start_on_a_new_port(self) -> None:
+        """The second half of a restart that lands elsewhere: the app says the new address."""
+        self.proc.spec.port = 0
+        self.proc.start()
+        self.tab.post_message(EndpointChanged("chat", self.endpoint("chat")))
+
+
+def test_members_rejoining_follow_the_room_to_its_new_port() -> None:
+    """Gone first (they start rejoining at the old address), then back elsewhere: they go there."""
+
+    async def scenario(proc: ServerProcess) -> None:
+        tab = ChatTab()
+        manager = LaunchedServerManager(proc, tab)
+        async with tab_alone(tab, server_manager=manager, size=(140, 36)) as pilot:
+            await wait_until(pilot, lambda: tab.query_one("#chat-port", Input).value != "", "port")
+            alice, bob = tab.panes
+            await join(pilot, alice, "alice")
+            await join(pilot, bob, "bob")
+            await wait_until(pilot, lambda: "2 members" in status_of(alice), "both in")
+            old_port = proc.port
+            await asyncio.to_thread(manager.stop)
+            # A restart takes a moment: the members notice the room is gone and start rejoining.
+            await wait_until(pilot, lambda: alice.rejoining and bob.rejoining, "both rejoining")
+            await asyncio.to_thread(manager.start_on_a_new_port)
+            assert proc.port != old_port
+            for pane, name in ((alice, "alice"), (bob, "bob")):
+                # Well inside the 8 s a rejoin keeps trying: the old address must not use it up.
+                await wait_until(
+                    pilot,
+                    lambda p=pane, n=name: (
+                        p.joined_name == n and p.client is not None and p.client.port == proc.port
+                    ),
+                    f"{name} in the room at its new port",
+                    timeout=5,
+                )
+            await wait_until(pilot, lambda: "2 members" in status_of(alice), "count updated")
+            assert tab.query_one("#chat-port", Input).value == str(proc.port)
+
+    with running_server("chat", "threads", options={"timeout": 30}) as proc:
+        run(lambda: scenario(proc))
+
 
 def test_a_server_restart_rejoins_everyone_at_once_in_plain_words() -> None:
     """A restart forgets every member: the panes notice when the app says so, not at a heartbeat, and rejoin."""

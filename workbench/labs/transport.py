@@ -71,13 +71,17 @@ def kernel_tcp_sockets(port: int, proc_path: str = "/proc/net/tcp") -> list[Kern
     return found
 
 
-def kernel_udp_drops(port: int, proc_path: str = "/proc/net/udp") -> int | None:
-    """Datagrams the kernel threw away for the UDP socket bound to ``port`` (its full buffer)."""
+def kernel_udp_drops(
+    port: int, host: str = LOOPBACK, proc_path: str = "/proc/net/udp"
+) -> int | None:
+    """Datagrams the kernel threw away for the UDP socket bound to ``host:port`` (its full buffer)."""
+    # The table writes an IPv4 address as its 32 bits in host order: 127.0.0.1 -> 0100007F.
+    wanted = f"{socket.inet_aton(host)[::-1].hex().upper()}:{port:04X}"
     with open(proc_path) as table:
         next(table)
         for line in table:
             fields = line.split()
-            if _port_of(fields[1]) == port:
+            if fields[1] == wanted:
                 return int(fields[-1])
     return None
 

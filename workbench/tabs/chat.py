@@ -319,6 +319,10 @@ every joined member rejoins by itself under the same name.
         app's server moving does.
         """
         server = self._typed_address()
+        if server is not None:
+            # Members already rejoining (the room went away first) go to where it came back.
+            for pane in self.panes:
+                pane.redirect_rejoin(server)
         elsewhere = self._panes_elsewhere(server)
         for pane in elsewhere:
             assert server is not None

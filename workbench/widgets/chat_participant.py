@@ -212,6 +212,8 @@ class ChatParticipantPane(Vertical):
         self._busy = False
         #: True while the pane rejoins on its own after being put out of the room.
         self.rejoining = False
+        #: Where a rejoin tries next; the tab moves it when the room moves mid-rejoin.
+        self._rejoin_target: ChatServerAddress | None = None
         self._last_sent = ""
         #: Text handed to a send worker whose Sent has not come back yet.
         self._sending: str | None = None
@@ -418,6 +420,7 @@ class ChatParticipantPane(Vertical):
         self.border_title = f"↻ {name}"
         self.refresh_bindings()
         self._busy = self.rejoining = True
+        self._rejoin_target = server
         self.query_one(".chat-join", Button).disabled = True
         self.message_input.disabled = True
         kind = "error" if error else "info"
@@ -425,13 +428,23 @@ class ChatParticipantPane(Vertical):
         self._set_status(
             f"Rejoining as {name} ({server.transport} {server.host}:{server.port})…", error=error
         )
-        self._rejoin_worker(server, name, why)
+        self._rejoin_worker(name, why)
+
+    def redirect_rejoin(self, server: ChatServerAddress) -> bool:
+        """A rejoin under way tries ``server`` from its next attempt on (the room moved meanwhile)."""
+        if not self.rejoining:
+            return False
+        self._rejoin_target = server
+        return True
 
     @work(thread=True, group="chat-login", exit_on_error=False)
-    def _rejoin_worker(self, server: ChatServerAddress, name: str, why: str) -> None:
+    def _rejoin_worker(self, name: str, why: str) -> None:
         worker = get_current_worker()
         deadline = time.monotonic() + REJOIN_SECONDS
         while True:
+            # Read afresh each attempt: the UI thread may have redirected us to the room's new address.
+            server = self._rejoin_target
+            assert server is not None  # set by rejoin() before this worker starts
             client = ChatClient(server.host, server.port, server.transport)
             try:
                 client.connect()
