@@ -49,7 +49,7 @@ TAB_KEYS = {
     "chat": (b"\x1bOQ", "Add participant"),
     "ftp": (b"\x1bOR", "Mkdir"),
     "http": (b"\x1bOS", "Copy as curl"),
-    "servers": (b"\x1b[15~", "New server"),
+    "servers": (b"\x1b[15~", "Restart"),
 }
 EXTRA_SERVERS = (("http", "threads"), ("echo", "threads"), ("echo", "epoll"))
 
