@@ -490,6 +490,18 @@ class LaunchedServerManager(FakeServerDirectory):
         self.tab.post_message(EndpointChanged("chat", self.endpoint("chat")))
 
 
+async def alice_and_bob_in_the_room(
+    pilot: Pilot[Any], tab: ChatTab
+) -> tuple[ChatParticipantPane, ChatParticipantPane]:
+    """Both panes joined to the room the tab was pointed at, and each seeing the other."""
+    await wait_until(pilot, lambda: tab.query_one("#chat-port", Input).value != "", "port")
+    alice, bob = tab.panes
+    await join(pilot, alice, "alice")
+    await join(pilot, bob, "bob")
+    await wait_until(pilot, lambda: "2 members" in status_of(alice), "both in")
+    return alice, bob
+
+
 def test_members_rejoining_follow_the_room_to_its_new_port() -> None:
     """Gone first (they start rejoining at the old address), then back elsewhere: they go there."""
 
@@ -497,11 +509,7 @@ def test_members_rejoining_follow_the_room_to_its_new_port() -> None:
         tab = ChatTab()
         manager = LaunchedServerManager(proc, tab)
         async with tab_alone(tab, server_manager=manager, size=(140, 36)) as pilot:
-            await wait_until(pilot, lambda: tab.query_one("#chat-port", Input).value != "", "port")
-            alice, bob = tab.panes
-            await join(pilot, alice, "alice")
-            await join(pilot, bob, "bob")
-            await wait_until(pilot, lambda: "2 members" in status_of(alice), "both in")
+            alice, bob = await alice_and_bob_in_the_room(pilot, tab)
             old_port = proc.port
             await asyncio.to_thread(manager.stop)
             # A restart takes a moment: the members notice the room is gone and start rejoining.
@@ -532,11 +540,7 @@ def test_a_server_restart_rejoins_everyone_at_once_in_plain_words() -> None:
         tab = ChatTab()
         manager = LaunchedServerManager(proc, tab)
         async with tab_alone(tab, server_manager=manager, size=(140, 36)) as pilot:
-            await wait_until(pilot, lambda: tab.query_one("#chat-port", Input).value != "", "port")
-            alice, bob = tab.panes
-            await join(pilot, alice, "alice")
-            await join(pilot, bob, "bob")
-            await wait_until(pilot, lambda: "2 members" in status_of(alice), "both in")
+            alice, bob = await alice_and_bob_in_the_room(pilot, tab)
             old_clients = (alice.client, bob.client)
             await asyncio.to_thread(manager.restart_on_the_same_port)
             started = asyncio.get_running_loop().time()
