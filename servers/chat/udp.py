@@ -61,6 +61,8 @@ class DatagramChatServer:
                     # A transient socket error must not end the room: count it, go on.
                     stats.count_error(f"recvfrom: {error}")
                     continue
+                if self._stopping.is_set():
+                    break  # the datagram that woke us may be stop()'s own: it is not a member's
                 now = monotonic()
                 if data is not None:
                     stats.add_bytes(received=len(data))
@@ -95,5 +97,15 @@ class DatagramChatServer:
             self.send(self.room.announce(text))
 
     def stop(self) -> None:
-        """Ask the loop to return (within ``POLL_INTERVAL``)."""
+        """Ask the loop to return, and wake its ``recvfrom`` with an empty datagram so it does at once."""
         self._stopping.set()
+        sock = self.sock
+        if sock is None:
+            return
+        try:
+            host, port = sock.getsockname()[:2]
+            if host in ("0.0.0.0", "::"):  # a wildcard is no destination: its loopback is
+                host = "127.0.0.1" if sock.family == socket.AF_INET else "::1"
+            sock.sendto(b"", (host, port))
+        except OSError:
+            pass  # closed already, or unreachable: the loop still sees the flag within POLL_INTERVAL

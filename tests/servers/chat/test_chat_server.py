@@ -10,12 +10,16 @@ import selectors
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from servers.chat import udp
+from servers.chat.room import ChatRoom
 from servers.launcher import LaunchError, new_stats_queue, running_server
+from servers.stats import ServerStats
 from workbench.clients.chat import (
     Admin,
     ChatClient,
@@ -486,3 +490,21 @@ def test_options_from_the_launcher_are_checked_too(overrides: dict, message: str
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         prepare("chat", "threads", options_for("chat", overrides))
+
+
+@pytest.mark.parametrize("bind_host", ["127.0.0.1", "0.0.0.0"])
+def test_stop_wakes_the_udp_loop_at_once(bind_host: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """stop() sends the loop an empty datagram: it returns without waiting out its poll."""
+    monkeypatch.setattr(udp, "POLL_INTERVAL", 60.0)  # only the wake-up can end the wait in time
+    stats = ServerStats()
+    server = udp.DatagramChatServer(ChatRoom(stats=stats), stats)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((bind_host, 0))
+        loop = threading.Thread(target=server.serve, args=(sock,), daemon=True)
+        loop.start()
+        assert server.serving.wait(5)
+        server.stop()
+        loop.join(timeout=5)
+        assert not loop.is_alive()
+        assert stats.errors == 0
+        assert server.room.names() == []  # the wake-up datagram was nobody's LOGIN
