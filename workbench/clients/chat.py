@@ -24,8 +24,9 @@ Threads: ``connect`` starts one receiver thread; ``login`` starts one heartbeat
 thread that sends ``PING`` every third of the server's timeout (the server says
 its timeout in ``OK LOGIN``), so a member that is alive is never dropped. All
 public methods may be called from any thread; events are handed over through a
-``queue.Queue``, so a UI drains them in batches (a few times a second) with
-``drain()`` instead of waking up once per datagram.
+``queue.Queue``, so a UI drains them in batches with ``drain()`` instead of waking
+up once per datagram. Set ``on_events`` to be told, from the receiver thread, when
+the first event after a ``drain()`` arrives: one call per batch, never one per datagram.
 
 Events (frozen dataclasses, each with a ``kind`` string for matching):
 
@@ -58,6 +59,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -185,6 +187,11 @@ class ChatClient:
         self.lost = 0
         self.received = 0
         self.events: queue.Queue[ChatEvent] = queue.Queue()
+        #: Called (from the receiver thread) when an event arrives and none has been
+        #: since the last ``drain()``; it must not block. None: nobody is told.
+        self.on_events: Callable[[], None] | None = None
+        #: Whether the next event should call ``on_events``: re-armed by every drain.
+        self._wake_owed = True
         self._sock: socket.socket | None = None
         #: Why the TCP connection is gone (the server closed it), or None while it is up.
         self.link_error: str | None = None
@@ -342,7 +349,12 @@ class ChatClient:
     # -- events ------------------------------------------------------------------------
 
     def drain(self, max_events: int | None = None) -> list[ChatEvent]:
-        """Every event received so far (at most ``max_events``), without blocking."""
+        """Every event received so far (at most ``max_events``), without blocking.
+
+        Re-arms ``on_events`` first, so an event that lands while this drains
+        (after its last look at the queue) still calls it.
+        """
+        self._wake_owed = True
         events: list[ChatEvent] = []
         while max_events is None or len(events) < max_events:
             try:
@@ -543,3 +555,8 @@ class ChatClient:
 
     def _emit(self, event: ChatEvent) -> None:
         self.events.put(event)
+        if self._wake_owed:
+            self._wake_owed = False
+            callback = self.on_events
+            if callback is not None:
+                callback()

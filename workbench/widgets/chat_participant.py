@@ -1,9 +1,10 @@
 """One chat participant of the Chat tab: its own ChatClient, name, log, member list and loss counter.
 
 Several panes side by side show a room from several members' seats at once.
-The client's events are drained by a timer a few times a second and applied as
-one batch (one log refresh), never one widget update per datagram; login,
-sending and leaving run in thread workers so the UI never waits on the network.
+The client tells the pane when events arrive; the pane drains them at once, at
+most ten batches a second, and applies each batch as one log refresh, never one
+widget update per datagram. Login, sending and leaving run in thread workers so
+the UI never waits on the network.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import Button, Input, Label, Static
 from textual.worker import get_current_worker
 
@@ -37,9 +39,10 @@ from workbench.clients.chat import (
 from workbench.clients.chat import Message as ChatMessage
 from workbench.widgets.chat_log import ChatLine, ChatLog, lost_marker_text
 
-#: How often the pane drains its client's event queue (Hz): live to the eye, cheap for the UI.
-DRAIN_RATE_HZ = 4
-#: Events applied per drain at most; the rest wait for the next tick so a flood cannot stall the UI.
+#: Shortest time between two drains of the client's events (s): a lone message shows at
+#: once, a flood is applied in at most ten batches a second, so it cannot stall the UI.
+MIN_DRAIN_INTERVAL = 0.1
+#: Events applied per drain at most; the rest wait for the next batch so a flood cannot stall the UI.
 MAX_EVENTS_PER_DRAIN = 2000
 
 #: ERR codes that refuse something this member just said: its text goes back into the box.
@@ -165,6 +168,9 @@ class ChatParticipantPane(Vertical):
             self.why = why
             self.error = error
 
+    class EventsWaiting(Message, bubble=False):
+        """The client has events the pane has not drained yet (posted from its receiver thread)."""
+
     class Dropped(Message):
         """This member was put out of the room: the tab asks the others whether they still are in."""
 
@@ -204,7 +210,10 @@ class ChatParticipantPane(Vertical):
         super().__init__(id=id)
         self._server = server
         self.suggested_name = suggested_name
-        self.client: ChatClient | None = None
+        self._client: ChatClient | None = None
+        #: When the pane last drained its client, and the timer of the next drain if one is due.
+        self._last_drain = 0.0
+        self._drain_timer: Timer | None = None
         self.joined_name: str | None = None
         self.members: list[str] = []
         self.lost = 0
@@ -242,7 +251,6 @@ class ChatParticipantPane(Vertical):
 
     def on_mount(self) -> None:
         self.border_title = "(not joined)"
-        self.set_interval(1 / DRAIN_RATE_HZ, self.drain_events)
 
     def on_unmount(self) -> None:
         if self.client is not None:
@@ -577,14 +585,54 @@ class ChatParticipantPane(Vertical):
 
     # -- events from the server, in batches ---------------------------------
 
+    @property
+    def client(self) -> ChatClient | None:
+        """The client this pane speaks through; setting it wires up its event wake-ups."""
+        return self._client
+
+    @client.setter
+    def client(self, client: ChatClient | None) -> None:
+        if self._client is not None and self._client is not client:
+            self._client.on_events = None
+        self._client = client
+        if client is not None:
+            client.on_events = self._events_waiting
+            # Events may have come while nobody listened (during login): fetch them once
+            # the handler that set the client has finished setting up the pane.
+            self.post_message(self.EventsWaiting())
+
+    def _events_waiting(self) -> None:
+        """Called on the client's receiver thread: hand over to the UI thread, never block."""
+        self.post_message(self.EventsWaiting())
+
+    def on_chat_participant_pane_events_waiting(self) -> None:
+        self._schedule_drain()
+
+    def _schedule_drain(self) -> None:
+        """Drain now, or when MIN_DRAIN_INTERVAL has passed since the last drain."""
+        if self._drain_timer is not None:
+            return  # a drain is already on its way and will take these events too
+        wait = self._last_drain + MIN_DRAIN_INTERVAL - time.monotonic()
+        if wait <= 0:
+            self.drain_events()
+        else:
+            self._drain_timer = self.set_timer(wait, self._drain_when_due)
+
+    def _drain_when_due(self) -> None:
+        self._drain_timer = None
+        self.drain_events()
+
     def drain_events(self) -> None:
-        """Apply everything the client received since the last tick as one batch."""
+        """Apply everything the client received since the last drain as one batch."""
+        self._last_drain = time.monotonic()
         client = self.client
         if client is None:
             return
         events = client.drain(MAX_EVENTS_PER_DRAIN)
         if events:
             self.apply_events(events)
+        if len(events) >= MAX_EVENTS_PER_DRAIN:
+            self._schedule_drain()  # a flood: the rest comes in the next batch
 
     def apply_events(self, events: list[ChatEvent]) -> None:
         """Turn a batch of events into log lines, one member-list update and one status update."""

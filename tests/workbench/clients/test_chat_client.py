@@ -281,6 +281,25 @@ def test_drain_returns_a_batch_and_never_blocks(clients) -> None:
         assert alice.drain(max_events=5) == []
 
 
+def test_on_events_is_called_once_per_batch_and_again_after_a_drain(clients) -> None:
+    """A UI is woken by the first event after a drain, not once per datagram."""
+    with udp_room(rate_limit=0) as (port, _):
+        alice, bob = clients(port), clients(port)
+        wakes: list[int] = []
+        alice.on_events = lambda: wakes.append(alice.events.qsize())
+        alice.login("alice")
+        bob.login("bob")
+        for index in range(10):
+            bob.say(f"n{index}")
+        poll_until(lambda: alice.events.qsize() >= 12)  # MEMBERS, JOIN, 10 MSG
+        assert len(wakes) == 1  # twelve events, one wake-up
+        assert len(alice.drain()) == 12
+        assert alice.drain() == []
+        bob.say("after the drain")
+        poll_until(lambda: len(wakes) == 2)
+        assert [e.text for e in alice.drain() if isinstance(e, Message)] == ["after the drain"]
+
+
 def test_leave_then_login_again_and_close_twice(clients) -> None:
     with udp_room() as (port, server):
         alice = clients(port)
