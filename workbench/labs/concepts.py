@@ -8,13 +8,14 @@ from workbench.labs.base import Lab
 #: Concurrency model (as the Servers panel names it) -> the labs that show its concept, in the
 #: order worth trying them. Names of labs this build lacks are skipped, not shown.
 LABS_BY_MODEL: dict[str, tuple[str, ...]] = {
-    # 循环网络模型: one blocking call at a time; a closed peer reads as b"".
-    "iterative": ("blocking", "closing", "framing", "time-wait"),
+    # 循环网络模型: one blocking call at a time, the others wait in the listen queue.
+    "iterative": ("listen-backlog", "blocking", "closing", "framing", "time-wait"),
     # 多线程并发: shared memory, so locks, deadlock and the GIL.
     "threads": ("lock", "deadlock", "gil", "counter", "event", "daemon-threads"),
     # 多进程并发: fork, and what becomes of children nobody reaps (孤儿/僵尸, 2.2.3).
     "processes": ("fork", "zombie", "orphan", "counter", "queue-pipe"),
-    "pool": ("process-pool", "queue-pipe", "fork"),
+    # Connections beyond the pool's workers wait in the listen queue.
+    "pool": ("process-pool", "listen-backlog", "queue-pipe", "fork"),
     # IO多路复用: one thread, many sockets, only the ready ones served.
     "select": ("multiplex-trace", "idle-sweep", "blocking"),
     "poll": ("multiplex-trace", "idle-sweep", "blocking"),

@@ -42,6 +42,8 @@ class KernelTcpSocket:
     state: str
     #: Seconds until the socket's timer fires (the TIME_WAIT countdown), None without one.
     timer_seconds: float | None
+    #: Bytes received and not yet read; on a LISTEN socket, connections not yet accept()ed.
+    receive_queue: int = 0
 
 
 def _port_of(address: str) -> int:
@@ -66,6 +68,7 @@ def kernel_tcp_sockets(port: int, proc_path: str = "/proc/net/tcp") -> list[Kern
                     remote_port=remote,
                     state=TCP_STATES.get(int(fields[3], 16), fields[3]),
                     timer_seconds=int(when, 16) / ticks if int(timer_kind, 16) else None,
+                    receive_queue=int(fields[4].split(":")[1], 16),
                 )
             )
     return found
