@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
-from textual.widget import Widget
+from textual.widget import AwaitMount, Widget
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from workbench.help import HelpScreen, build_help
@@ -247,13 +247,34 @@ class WorkbenchApp(App[None]):
         with WorkbenchTabs(initial=self.initial_tab, id="tabs"):
             for pane_id, title, module_name, class_name, _ in TABS:
                 with TabPane(title, id=pane_id):
+                    # The Servers tab runs the panel the app reports to; any other tab is
+                    # built when first shown (see _ensure_tab), so startup builds two, not five.
                     if pane_id == "servers":
                         tab: Widget = ServersTab(id="servers-tab")
-                    else:
+                    elif pane_id == self.initial_tab:
                         tab = load_tab(title, module_name, class_name)
+                    else:
+                        continue
                     self._tabs.append(tab)
                     yield tab
         yield WorkbenchFooter()
+
+    def _ensure_tab(self, pane_id: str) -> AwaitMount | None:
+        """Build and mount the tab of pane ``pane_id`` if this is its first showing.
+
+        Returns what to await for it to have composed, or None when it was built already.
+        A tab reads where its server is (and anything else it needs) when it mounts, so
+        building it late misses nothing; once built it stays, with its connections.
+        """
+        pane = self.query_one(f"#{pane_id}", TabPane)
+        if pane.children:
+            return None
+        title, module_name, class_name = next(
+            (title, module, name) for tab_id, title, module, name, _ in TABS if tab_id == pane_id
+        )
+        tab = load_tab(title, module_name, class_name)
+        self._tabs.append(tab)
+        return pane.mount(tab)
 
     def get_default_screen(self) -> Screen:
         """The main screen, born with the breakpoint classes of the size the app starts at.
@@ -349,7 +370,15 @@ class WorkbenchApp(App[None]):
         if event.pane.id != event.tabbed_content.active:
             return  # stale: the user has switched again since
         self._wanted_tab = event.pane.id or ""
-        self.call_after_refresh(self._focus_pane, event.pane)
+        building = self._ensure_tab(self._wanted_tab)  # clicked in the tab bar: build it if new
+        if building is not None:
+            self.call_later(self._focus_when_built, event.pane, building)
+        else:
+            self.call_after_refresh(self._focus_pane, event.pane)
+
+    async def _focus_when_built(self, pane: TabPane, building: AwaitMount) -> None:
+        await building
+        self.call_after_refresh(self._focus_pane, pane)
 
     def _focus_pane(self, pane: TabPane) -> None:
         # Focusing inside a pane makes TabbedContent show that pane: a stale call
@@ -455,10 +484,20 @@ class WorkbenchApp(App[None]):
         tabs = self.query_one("#tabs", TabbedContent)
         if tabs.active == pane_id:
             return
+        building = self._ensure_tab(pane_id)
+        if building is not None:
+            # Switch once it has composed, so focus can go straight into it.
+            self.call_later(self._show_built_tab, pane_id, building)
+            return
         tabs.active = pane_id  # shows the pane at once (display), drawn on the next refresh
         # Focus straight into it: otherwise hiding the old pane first moves focus to the
         # tab bar, and each focus change restyles, repaints and rebuilds the footer.
         self._focus_pane(self.query_one(f"#{pane_id}", TabPane))
+
+    async def _show_built_tab(self, pane_id: str, building: AwaitMount) -> None:
+        await building
+        if self._wanted_tab == pane_id:  # unless the user has asked for another tab since
+            self.action_show_tab(pane_id)
 
     def current_tab_id(self) -> str:
         return self.query_one("#tabs", TabbedContent).active or "servers"
@@ -511,6 +550,10 @@ class WorkbenchApp(App[None]):
         for pane_id, *_ in TABS:  # a tab's own commands, e.g. the Labs tab's "Open lab …"
             for child in self.query_one(f"#{pane_id}", TabPane).children:
                 yield from getattr(child, "system_commands", tuple)()
+        if not self.query_one("#labs", TabPane).children:  # not built yet: open it on demand
+            from workbench.tabs.labs import open_lab_commands
+
+            yield from open_lab_commands(self._open_lab)
         for theme, words in (
             ("workbench-light", "light theme"),
             ("workbench-dark", "dark theme"),
@@ -544,6 +587,18 @@ class WorkbenchApp(App[None]):
                 "Select it: sparklines, process tree, event log",
                 partial(self._show_server, server_id),
             )
+
+    def _open_lab(self, name: str) -> None:
+        """Show the Labs tab, built for the purpose if need be, with lab ``name`` selected."""
+        self.call_later(self._open_lab_once_built, name)
+
+    async def _open_lab_once_built(self, name: str) -> None:
+        from workbench.tabs.labs import LabsTab
+
+        building = self._ensure_tab("labs")
+        if building is not None:
+            await building  # composed, so the lab list is there to select in
+        self.query_one(LabsTab).open_lab(name)
 
     def _show_server(self, server_id: str) -> None:
         self.action_show_tab("servers")

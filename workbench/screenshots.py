@@ -61,9 +61,15 @@ async def _wait_for(pilot: Pilot, condition: Callable[[], bool], what: str) -> N
         await pilot.pause(0.05)
 
 
+async def _show_tab(app: WorkbenchApp, pilot: Pilot, key: str, pane_id: str) -> None:
+    """Press the tab's key and wait until it is shown (built, if this is its first showing)."""
+    await pilot.press(key)
+    await _wait_for(pilot, lambda: app.current_tab_id() == pane_id, f"the {pane_id} tab")
+
+
 async def _chat_a_little(app: WorkbenchApp, pilot: Pilot) -> None:
     """Two members join the room and talk, as a class demo starts."""
-    await pilot.press("f2")
+    await _show_tab(app, pilot, "f2", "chat")
     chat = app.query_one(ChatTab)
     alice, bob = chat.panes[:2]
     for pane, name in ((alice, "alice"), (bob, "bob")):
@@ -85,7 +91,7 @@ async def _chat_a_little(app: WorkbenchApp, pilot: Pilot) -> None:
 
 async def _send_from_the_http_tab(app: WorkbenchApp, pilot: Pilot, port: int) -> None:
     """One GET of the API's echo, so the response view is filled."""
-    await pilot.press("f4")
+    await _show_tab(app, pilot, "f4", "http")
     http = app.query_one(HttpTab)
     before = len(http.history)
     url = http.query_one("#url", Input)
@@ -97,7 +103,7 @@ async def _send_from_the_http_tab(app: WorkbenchApp, pilot: Pilot, port: int) ->
 
 async def _run_a_lab(app: WorkbenchApp, pilot: Pilot) -> None:
     """A real run of one lab, in its child process, to its verdict."""
-    await pilot.press("f6")
+    await _show_tab(app, pilot, "f6", "labs")
     labs = app.query_one(LabsTab)
     labs.select_lab(SCREENSHOT_LAB)
     await pilot.press("r")

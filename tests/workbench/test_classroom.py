@@ -200,7 +200,8 @@ async def test_a_student_workbench_points_every_tab_at_the_teacher(teacher, tmp_
             assert not app.query_one("#chat-room-hosts", Label).display
 
             # FTP: the tab connects to the teacher's server by itself and lists its library.
-            app.action_show_tab("ftp")
+            await pilot.press("f3")
+            await wait_until(pilot, lambda: app.current_tab_id() == "ftp", "the FTP tab")
             ftp = app.query_one(FtpTab)
             await wait_until(
                 pilot, lambda: [e.name for e in ftp.remote_pane.entries], "the FTP listing"
@@ -210,7 +211,8 @@ async def test_a_student_workbench_points_every_tab_at_the_teacher(teacher, tmp_
             assert "texts" in [entry.name for entry in ftp.remote_pane.entries]
 
             # HTTP: the URL is the teacher's, and a GET comes back 200 from there.
-            app.action_show_tab("http")
+            await pilot.press("f4")
+            await wait_until(pilot, lambda: app.current_tab_id() == "http", "the HTTP tab")
             http = app.query_one(HttpTab)
             url = f"http://{TEACHER}:{ports['http']}/"
             url_input = app.query_one("#url", Input)

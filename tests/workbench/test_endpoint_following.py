@@ -88,6 +88,7 @@ def test_a_restart_on_a_new_port_reaches_every_tab_and_nobody_polls(manager) -> 
                 "servers",
             )
             before = {p: manager.endpoint(p)[1] for p in protocols}
+            await show_every_client_tab(pilot)
             await wait_until(pilot, lambda: showing(app, before), "the tabs filled in")
             ftp = app.query_one(FtpTab)
             await wait_until(pilot, lambda: ftp.client is not None, "the FTP tab connected")
@@ -111,6 +112,38 @@ def test_a_restart_on_a_new_port_reaches_every_tab_and_nobody_polls(manager) -> 
             asked = manager.endpoint_calls
             await pilot.pause(OLD_POLL_SECONDS * 1.5)
             assert manager.endpoint_calls == asked
+
+    asyncio.run(scenario())
+
+
+async def show_every_client_tab(pilot: Pilot[Any]) -> None:
+    """Show FTP, HTTP, then Chat again: a tab is built the first time it is shown."""
+    for key, pane_id in (("f3", "ftp"), ("f4", "http"), ("f2", "chat")):
+        await pilot.press(key)
+        await wait_until(
+            pilot, lambda pane_id=pane_id: pilot.app.current_tab_id() == pane_id, pane_id
+        )
+
+
+def test_a_tab_first_shown_after_its_server_moved_shows_where_it_is_now(manager) -> None:
+    async def scenario() -> None:
+        app = WorkbenchApp(server_manager=manager, start_servers=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: manager.endpoint("http"), "the HTTP server")
+            before = manager.endpoint("http")[1]
+            assert not app.query(HttpTab)  # not shown yet, so not built yet
+            await asyncio.to_thread(manager.restart, "http", port=0)
+            after = manager.endpoint("http")[1]
+            assert after != before
+            await pilot.press("f4")
+            await wait_until(
+                pilot,
+                lambda: (
+                    app.query(HttpTab)
+                    and app.query_one("#url", Input).value == f"http://127.0.0.1:{after}/"
+                ),
+                "the HTTP tab shows the new port",
+            )
 
     asyncio.run(scenario())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -49,6 +49,18 @@ PROGRESS_INTERVAL = 0.5
 
 #: Builds the child's command line for a lab and its parameters (tests swap in their own).
 CommandBuilder = Callable[[str, Mapping[str, ParamValue]], list[str]]
+
+
+def open_lab_commands(
+    open_lab: Callable[[str], object], labs: Iterable[Lab] | None = None
+) -> Iterator[SystemCommand]:
+    """*Open lab NAME* for every lab (those the tab lists by default), each calling ``open_lab(name)``."""
+    for lab in all_labs() if labs is None else labs:
+        yield SystemCommand(
+            f"Open lab {lab.name} ({short_term(lab.course_term)})",
+            lab.title,
+            partial(open_lab, lab.name),
+        )
 
 
 def short_term(course_term: str) -> str:
@@ -392,12 +404,7 @@ class LabsTab(Horizontal):
 
     def system_commands(self) -> Iterable[SystemCommand]:
         """*Open lab NAME* for every lab (the app adds these to its command palette)."""
-        for lab in self.labs:
-            yield SystemCommand(
-                f"Open lab {lab.name} ({short_term(lab.course_term)})",
-                lab.title,
-                partial(self.open_lab, lab.name),
-            )
+        return open_lab_commands(self.open_lab, self.labs)
 
     def open_lab(self, name: str) -> None:
         self.app.action_show_tab("labs")  # type: ignore[attr-defined]
