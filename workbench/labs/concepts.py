@@ -11,9 +11,17 @@ LABS_BY_MODEL: dict[str, tuple[str, ...]] = {
     # 循环网络模型: one blocking call at a time, the others wait in the listen queue.
     "iterative": ("listen-backlog", "blocking", "closing", "framing", "time-wait"),
     # 多线程并发: shared memory, so locks, deadlock and the GIL.
-    "threads": ("lock", "deadlock", "gil", "counter", "event", "daemon-threads"),
+    "threads": (
+        "lock",
+        "deadlock",
+        "gil",
+        "counter",
+        "event",
+        "daemon-threads",
+        "concurrent-parallel",
+    ),
     # 多进程并发: fork, and what becomes of children nobody reaps (孤儿/僵尸, 2.2.3).
-    "processes": ("fork", "zombie", "orphan", "counter", "queue-pipe"),
+    "processes": ("fork", "zombie", "orphan", "counter", "queue-pipe", "concurrent-parallel"),
     # Connections beyond the pool's workers wait in the listen queue.
     "pool": ("process-pool", "listen-backlog", "queue-pipe", "fork"),
     # IO多路复用: one thread, many sockets, only the ready ones served.
