@@ -13,20 +13,13 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from workbench.labs._cpu_work import calibrate, processes_ready, spin
 from workbench.labs.base import Lab, LabContext, Param
 
 #: Workers' own CPU% above which they must have run on more than one core at once.
 _PARALLEL_PCT = 130.0
 #: How often the per-core CPU% is sampled while a run goes on.
 _SAMPLE_EVERY_S = 0.1
-
-
-def spin(loops: int) -> int:
-    """Pure-Python CPU work that never blocks: the kind of task the GIL serialises."""
-    total = 0
-    for number in range(loops):
-        total += number % 7
-    return total
 
 
 def spin_in_process(loops: int, go: multiprocessing.synchronize.Event, results) -> None:
@@ -128,7 +121,7 @@ class GilLab(Lab):
             f"{cores} usable core(s); {idle_before:.0f}% of the machine idle before the runs; "
             f"Python {sys.version.split()[0]}, GIL {'enabled' if gil else 'DISABLED (free-threaded)'}"
         )
-        loops = self._calibrate(float(ctx["seconds"]))
+        loops = calibrate(float(ctx["seconds"]))
         ctx.line(f"one copy of the work = {loops:,} loop iterations (≈ {ctx['seconds']} s alone)")
 
         baseline = self._timed("1 thread (baseline)", 1, lambda: self._threads(1, loops))
@@ -228,17 +221,6 @@ class GilLab(Lab):
         return said + (few if cores <= 2 else "")
 
     @staticmethod
-    def _calibrate(seconds: float) -> int:
-        loops = 20_000
-        while True:
-            started = time.perf_counter()
-            spin(loops)
-            elapsed = time.perf_counter() - started
-            if elapsed > 0.02:
-                return max(1, int(loops * seconds / elapsed))
-            loops *= 4
-
-    @staticmethod
     def _timed(label: str, workers: int, body: Callable[[], list[float]]) -> Run:
         with CoreSampler() as sampler:
             started = time.perf_counter()
@@ -263,33 +245,12 @@ class GilLab(Lab):
         return cpu_s
 
     def _processes(self, count: int, loops: int) -> Run:
-        # spawn, not fork: the lab process has threads (the sampler), and forking those is unsafe.
-        context = multiprocessing.get_context("spawn")
-        go = context.Event()
-        results = context.Queue()
-        processes = [
-            context.Process(target=spin_in_process, args=(loops, go, results), name=f"spinner-{n}")
-            for n in range(count)
-        ]
-        try:
-            for process in processes:
-                process.start()
-            for _ in processes:  # start the clock only once every interpreter is up
-                results.get(timeout=30)
+        with processes_ready(spin_in_process, [(loops,)] * count) as (go, results):
             with CoreSampler() as sampler:
                 started = time.perf_counter()
                 go.set()
-                cpu_s = [results.get(timeout=60)[2] for _ in processes]
+                cpu_s = [results.get(timeout=60)[2] for _ in range(count)]
                 wall = time.perf_counter() - started
-        finally:
-            go.set()
-            for process in processes:
-                process.join(timeout=5)
-                if process.is_alive():
-                    process.kill()
-                    process.join()
-            results.close()
-            results.join_thread()
         return Run(f"{count} processes", count, wall, sampler.per_core(), cpu_s)
 
     @staticmethod

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from dataclasses import dataclass
 
+from workbench.labs._cpu_work import calibrate, processes_ready, spin
 from workbench.labs.base import Lab, LabContext, Param
-from workbench.labs.gil import spin
 
 #: How many sleeps a blocking task's waiting is cut into (each a real block in the kernel).
 BLOCKING_PIECES = 10
@@ -120,7 +119,7 @@ class ConcurrentParallelLab(Lab):
     def run(self, ctx: LabContext) -> None:
         count, work_s = int(ctx["tasks"]), int(ctx["work_ms"]) / 1000
         cores = sorted(os.sched_getaffinity(0))
-        loops = self._calibrate(work_s)
+        loops = calibrate(work_s)
         ctx.line(
             f"{len(cores)} usable core(s): {', '.join(map(str, cores))}; one task = {loops:,} "
             f"loop iterations (≈ {work_s * 1000:,.0f} ms alone) or {work_s * 1000:,.0f} ms of sleeps"
@@ -268,49 +267,13 @@ class ConcurrentParallelLab(Lab):
         return said
 
     @staticmethod
-    def _calibrate(seconds: float) -> int:
-        loops = 20_000
-        while True:
-            started = time.perf_counter()
-            spin(loops)
-            elapsed = time.perf_counter() - started
-            if elapsed > 0.02:
-                return max(1, int(loops * seconds / elapsed))
-            loops *= 4
-
-    @staticmethod
     def _run(
         label: str, kind: str, loops: int, pause_s: float, placement: list[int | None]
     ) -> SharingRun:
-        # spawn, not fork: the lab's process may have threads, and forking those is unsafe.
-        context = multiprocessing.get_context("spawn")
-        go = context.Event()
-        results = context.Queue()
-        processes = [
-            context.Process(
-                target=run_task,
-                args=(kind, loops, pause_s, core, go, results),
-                name=f"task-{index}",
-            )
-            for index, core in enumerate(placement)
-        ]
-        done = []
-        try:
-            for process in processes:
-                process.start()
-            for _ in processes:  # start only once every task is up and pinned
-                results.get(timeout=30)
+        placed = [(kind, loops, pause_s, core) for core in placement]
+        with processes_ready(run_task, placed) as (go, results):
             go.set()
-            done = [results.get(timeout=TASK_TIMEOUT) for _ in processes]
-        finally:
-            go.set()
-            for process in processes:
-                process.join(timeout=5)
-                if process.is_alive():
-                    process.kill()
-                    process.join()
-            results.close()
-            results.join_thread()
+            done = [results.get(timeout=TASK_TIMEOUT) for _ in placed]
         wall = max(report[3] for report in done) - min(report[2] for report in done)
         tasks = tuple(
             TaskTimes(
