@@ -56,14 +56,8 @@ class ByteEcho(BaseSansIOHandler):
 class LineEcho(ByteEcho):
     """Echo complete lines, holding back a partial one until its newline arrives."""
 
-    def __init__(
-        self,
-        stats: ServerStats,
-        idle_timeout: float | None = None,
-        on_close: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(stats, idle_timeout, on_close)
-        self.partial = b""
+    #: The start of a line whose newline has not come yet (set per connection once it has).
+    partial = b""
 
     def feed(self, data: bytes) -> list[Output]:
         self.last_heard = monotonic()

@@ -263,26 +263,25 @@ class EventLoopBookkeeping:
                 self._dirty.add(conn)
                 return
             self._pushed.append((conn, items))
-            if not self._wake_pending:
-                self._wake_pending = True
-                try:
-                    self._waker_writer.send(b"\0")
-                except (BlockingIOError, OSError):
-                    pass
+            self._poke_waker()
 
         return push
 
     def _make_wake(self, conn: LoopConnection) -> Wake:
         def wake() -> None:
             self._woken.append(conn)
-            if not self._wake_pending:
-                self._wake_pending = True
-                try:
-                    self._waker_writer.send(b"\0")
-                except (BlockingIOError, OSError):
-                    pass
+            self._poke_waker()
 
         return wake
+
+    def _poke_waker(self) -> None:
+        """From another thread: make the loop's wait return, once until it has looked."""
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                self._waker_writer.send(b"\0")
+            except (BlockingIOError, OSError):
+                pass  # full: a wake-up is already waiting to be read
 
     def woken(self) -> None:
         """The waker is readable: send what other threads pushed, tick the handlers they woke."""
