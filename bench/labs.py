@@ -60,15 +60,16 @@ def main() -> int:
         if not wanted or lab.name in wanted
     ]
     rows.append(("(20,000 lines)", [sys.executable, "-c", CHATTY_CHILD]))
+    width = max(len(name) for name, _ in rows)
     print(
-        f"{'lab':<16} {'first s':>8} {'total s':>8} {'UI msgs':>8} {'events':>7}  exit  figures/verdict"
+        f"{'lab':<{width}} {'first s':>8} {'total s':>8} {'UI msgs':>8} {'events':>7}  exit  figures/verdict"
     )
     for name, command in rows:
         first, total, batches, kinds, code = measure(command)
         events = sum(kinds.values())
         shown = f"{kinds.get('figure', 0)} figures, {'verdict' if kinds.get('verdict') else 'no verdict'}"
         print(
-            f"{name:<16} {first:>8.3f} {total:>8.2f} {batches:>8} {events:>7}  {code!s:>4}  {shown}"
+            f"{name:<{width}} {first:>8.3f} {total:>8.2f} {batches:>8} {events:>7}  {code!s:>4}  {shown}"
         )
     return 0
 
