@@ -189,7 +189,7 @@ async def test_event_log_label_says_live_only_while_the_newest_line_is_on_screen
         await pilot.press("p")
         await wait_until(pilot, lambda: str(status.render()) == "live")
         assert lines.lines[-1].endswith(f"GET /{total + 119}")
-        # The label says it: no toast, which held the label's repaint back by up to 0.8 s.
+        # The label says it: no toasts, which stacked over that label on quick presses.
         assert not [note for note in app._notifications if "Event log" in note.message]
 
 

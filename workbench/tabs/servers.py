@@ -558,8 +558,8 @@ class ServersTab(Vertical):
     def action_pause_log(self) -> None:
         log = self.query_one(EventLog)
         log.toggle_pause()
-        # No toast: the log's own label says PAUSED or live where the user is looking, and a
-        # toast added in the same frame held that label's repaint back by up to 0.8 s.
+        # No toast: the log's own label says PAUSED or live where the user is looking. Toasts
+        # of a few quick presses stacked up the right edge over that label and hid it.
 
     def action_filter_log(self) -> None:
         self.query_one("#event-filter", Input).focus()
