@@ -31,7 +31,11 @@ fairness: answers per connection (min, max) and how many connections starved.
 **Ctrl+S** exports the last result as JSON and CSV into the data folder's
 `exports/` (the notification gives the full paths). Empty boxes take the
 defaults: 10 connections, 1,000 requests; give seconds instead of requests to run
-for a time.
+for a time. Up to 2,000 connections: each worker raises its own open-file limit
+(the usual `ulimit -n` is 1024) up to the hard limit, so 1,100 connections take a
+`select` server past its 1024 wall: the connections it refuses show as
+*closed by server* (or *reset*) errors and as starved connections. Past the hard limit the extra ones are counted as
+*too many open files (ulimit -n)*.
 
 **Compare models** — restarts the embedded HTTP server under each ticked model, in
 the list's order, and runs the same load against it, then draws req/s and p99 side

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import resource
 import socket
 import subprocess
 import sys
@@ -433,3 +434,43 @@ def test_a_long_body_costs_time_in_proportion_to_its_length(tmp_path: Path) -> N
     assert result.statuses == {200: 10}
     assert result.bytes_received > 10 * 20 * 1024 * 1024
     assert result.elapsed < 3.0  # about 0.2 s in place; 7 s when quadratic
+
+
+def _with_open_file_limit(soft: int, hard: int | None = None):
+    """preexec_fn: start the child with a low open-file limit, as on a laptop (ulimit -n 1024)."""
+
+    def lower() -> None:
+        _, current_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard or current_hard))
+
+    return lower
+
+
+def _cli_in_child(url: str, *args: str, preexec) -> tuple[subprocess.CompletedProcess, dict]:
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench.clients.loadgen", url, "--json", "-p", "1", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=preexec,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done, json.loads(done.stdout)
+
+
+def test_more_connections_than_the_soft_open_file_limit_still_run(local_server: str) -> None:
+    """The worker raises its soft limit for its connections, as a server does for its clients."""
+    done, result = _cli_in_child(
+        local_server + "/", "-c", "200", "-n", "400", preexec=_with_open_file_limit(128)
+    )
+    assert done.returncode == 0
+    assert result["succeeded"] == 400
+    assert result["errors"] == {}
+
+
+def test_a_hard_open_file_limit_is_an_error_kind_not_a_crash(local_server: str) -> None:
+    _, result = _cli_in_child(
+        local_server + "/", "-c", "200", "-n", "400", preexec=_with_open_file_limit(96, 96)
+    )
+    assert result["errors"].get("too many open files (ulimit -n)", 0) > 0
+    assert result["succeeded"] > 0  # the connections that fit still did their work

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import resource
 import select
 import socket
 import time
@@ -64,8 +65,28 @@ def error_kind(code: int) -> str:
         errno.EHOSTUNREACH: "unreachable",
         errno.ENETUNREACH: "unreachable",
         errno.EADDRNOTAVAIL: "no local port",
-        errno.EMFILE: "too many open files",
+        errno.EMFILE: "too many open files (ulimit -n)",
     }.get(code, errno.errorcode.get(code, f"errno {code}").lower())
+
+
+#: Descriptors a worker needs besides its connections: epoll, its report pipe, stdio, modules.
+OPEN_FILES_MARGIN = 64
+
+
+def allow_open_files(needed: int) -> int:
+    """Raise this process's soft RLIMIT_NOFILE to ``needed`` if it is lower; returns the limit now.
+
+    Never past the hard limit (only root may raise that): 1,100 connections, enough to
+    take a select() server past its 1024 wall, must not die at the usual soft limit of 1024.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return soft
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
 
 
 def drive_load(plan: WorkerPlan, report: Any, start: Any, stop: Any) -> None:
@@ -105,7 +126,11 @@ def drive_load(plan: WorkerPlan, report: Any, start: Any, stop: Any) -> None:
         return True
 
     def open_connection(conn: _Connection) -> None:
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:  # EMFILE: the open-file limit, even after allow_open_files
+            fail(conn, error_kind(exc.errno or 0))
+            return
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.sock, conn.fd, conn.reader = sock, sock.fileno(), ResponseReader(method)
@@ -183,6 +208,7 @@ def drive_load(plan: WorkerPlan, report: Any, start: Any, stop: Any) -> None:
             # cut mid-response: what wrk counts as a read error. Count, reconnect, go on.
             fail(conn, "closed by server")
 
+    allow_open_files(plan.connections + OPEN_FILES_MARGIN)
     slots = [_Connection() for _ in range(plan.connections)]
     reopen: list[_Connection] = []
     report.send("ready")
