@@ -101,7 +101,8 @@ count climbing under `threads`, one process holding thousands of connections und
     retransmitted segments — sampled about once a second while the view is open. On the
     `LISTEN` row Recv-Q is the accept backlog (监听队列, `listen(n)`, 1.3.2) and Send-Q its
     limit: an `iterative` server's waiting clients queue there, as rows with no pid marked
-    *backlog* (the kernel finished their handshake; nobody has accept()ed them yet). After
+    *backlog* (the kernel finished their handshake; nobody has accept()ed them yet; the
+    `listen-backlog` lab shows what happens once that queue is full). After
     the server closes first, the connection stays in `TIME_WAIT` for 2×MSL (60 s on Linux)
     with no process at all: it is found by the port.
   * **Last connection**: its 三次握手, data and 四次挥手 (1.3.1) with timestamps. Only the
