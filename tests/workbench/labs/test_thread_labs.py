@@ -34,6 +34,26 @@ def test_lock_lab_loses_updates_without_a_lock_and_none_with_one(no_leaked_threa
     assert sys.getswitchinterval() == interval  # restored
 
 
+def test_an_unlucky_round_without_a_lock_is_said_and_the_race_run_again(monkeypatch):
+    """A race is luck: a round where the threads did not interleave is not the lab's answer."""
+    from workbench.labs.threads import LockLab
+
+    real_race = LockLab._race
+    rounds = []
+
+    def first_round_lucky(threads, work):
+        rounds.append(threads)
+        if len(rounds) == 1:
+            return 2 * 100, 0.01  # every update kept: the threads ran one after another
+        return real_race(threads, work)
+
+    monkeypatch.setattr(LockLab, "_race", staticmethod(first_round_lucky))
+    report = find_lab("lock").execute({"threads": 2, "increments": 100})
+    assert "no update lost this time: the threads happened not to interleave" in report.lines
+    assert any(line.endswith("(round 2)") for line in report.lines)
+    assert len(rounds) >= 3  # two unlocked rounds, then the locked one
+
+
 def test_event_lab_wakes_every_waiting_worker_and_a_short_timeout_returns_false(
     no_leaked_threads,
 ):
