@@ -21,7 +21,15 @@ LABS_BY_MODEL: dict[str, tuple[str, ...]] = {
         "concurrent-parallel",
     ),
     # 多进程并发: fork, and what becomes of children nobody reaps (孤儿/僵尸, 2.2.3).
-    "processes": ("fork", "zombie", "orphan", "counter", "queue-pipe", "concurrent-parallel"),
+    "processes": (
+        "fork",
+        "zombie",
+        "orphan",
+        "daemon-threads",
+        "counter",
+        "queue-pipe",
+        "concurrent-parallel",
+    ),
     # Connections beyond the pool's workers wait in the listen queue.
     "pool": ("process-pool", "listen-backlog", "queue-pipe", "fork"),
     # IO多路复用: one thread, many sockets, only the ready ones served.

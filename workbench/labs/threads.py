@@ -26,11 +26,12 @@ def join_all(threads: list[threading.Thread], timeout: float = _JOIN_TIMEOUT_S) 
     return sum(thread.is_alive() for thread in threads)
 
 
-#: The child interpreter of the daemon lab: a worker thread outlives the main thread's last line.
+#: The child interpreter of the daemon lab: a worker (thread or process) outlives the main
+#: thread's last line. The process is forked: this interpreter has no other thread then.
 _DAEMON_CHILD = textwrap.dedent(
     """
-    import sys, threading, time
-    daemon, work = sys.argv[1] == "daemon", float(sys.argv[2])
+    import multiprocessing, sys, threading, time
+    daemon, work, kind = sys.argv[1] == "daemon", float(sys.argv[2]), sys.argv[3]
 
     def worker():
         deadline = time.monotonic() + work
@@ -38,17 +39,22 @@ _DAEMON_CHILD = textwrap.dedent(
             time.sleep(0.01)
         print("worker-finished", time.monotonic(), flush=True)
 
-    threading.Thread(target=worker, daemon=daemon).start()
+    if kind == "process":
+        multiprocessing.get_context("fork").Process(target=worker, daemon=daemon).start()
+    else:
+        threading.Thread(target=worker, daemon=daemon).start()
     print("main-ended", time.monotonic(), flush=True)
     """
 )
+#: What the daemon lab's worker may be.
+DAEMON_WORKERS = ("thread", "process")
 
 
 class DaemonThreadsLab(Lab):
     name = "daemon-threads"
-    title = "Daemon threads: who keeps a process alive after the main thread ends"
+    title = "Daemon threads and processes: who keeps a program alive after its main thread ends"
     course_term = "daemon 属性"
-    course_section = "2.3.2"
+    course_section = "2.3.2, 2.2.2"
     order = 2.32
     explanation = (
         "The lab starts a fresh Python interpreter twice. Each starts a worker thread that works "
@@ -59,17 +65,28 @@ class DaemonThreadsLab(Lab):
         "the main thread is done and the daemon thread is simply stopped mid-work (its 'finished' "
         "line never prints, its finally blocks never run). The lab times, from outside, how long "
         "each process lived after its main thread ended. (The course's t.setDaemon() and "
-        "t.isDaemon() are deprecated since Python 3.10: set daemon=True or t.daemon = True.)"
+        "t.isDaemon() are deprecated since Python 3.10: set daemon=True or t.daemon = True.) "
+        "With worker=process the worker is a multiprocessing.Process and the same rule holds "
+        "for p.daemon (2.2.2, '子进程会随父进程的退出而结束'): at exit the parent terminates "
+        "its daemonic children (SIGTERM) and joins the others, which it waits for."
     )
-    params = (Param("work", 1.0, "seconds the worker thread works", minimum=0.2, maximum=5.0),)
+    params = (
+        Param("work", 1.0, "seconds the worker works", minimum=0.2, maximum=5.0),
+        Param("worker", "thread", "what the worker is: thread or process"),
+    )
 
     def run(self, ctx: LabContext) -> None:
         work = float(ctx["work"])
+        worker = str(ctx["worker"]).strip().lower()
+        if worker not in DAEMON_WORKERS:
+            ctx.line(f"worker must be thread or process, not {worker!r}")
+            ctx.verdict("Nothing measured: worker must be thread or process.")
+            return
         rows = []
         for kind in ("non-daemon", "daemon"):
             if ctx.cancelled:
                 return
-            lived, finished = self._one_child(ctx, kind, work)
+            lived, finished = self._one_child(ctx, kind, work, worker)
             key = kind.replace("-", "")
             ctx.figure(
                 f"{key}_exit_after_main_s", f"{kind}: exit after main ended", round(lived, 3), "s"
@@ -78,7 +95,7 @@ class DaemonThreadsLab(Lab):
             rows.append((kind, f"{lived:.3f}", "yes" if finished else "no (killed at exit)"))
         ctx.table(
             "after the main thread ended",
-            ("worker thread", "process lived on (s)", "worker finished"),
+            (f"worker {worker}", "program lived on (s)", "worker finished"),
             rows,
         )
         values = ctx.report.figures
@@ -86,18 +103,20 @@ class DaemonThreadsLab(Lab):
         daemon = float(values["daemon_exit_after_main_s"].value)
         if values["nondaemon_worker_finished"].value and not values["daemon_worker_finished"].value:
             ctx.verdict(
-                f"the non-daemon worker kept its process alive {nondaemon:.2f} s after the main "
-                f"thread ended (work = {work:g} s); the daemon worker was stopped at exit, "
-                f"{daemon * 1000:.0f} ms after the main thread ended"
+                f"the non-daemon worker {worker} kept its program alive {nondaemon:.2f} s after "
+                f"the main thread ended (work = {work:g} s); the daemon worker {worker} was "
+                f"stopped at exit, {daemon * 1000:.0f} ms after the main thread ended"
             )
         else:
             ctx.verdict(
                 f"unexpected: non-daemon lived {nondaemon:.2f} s, daemon {daemon:.2f} s after main"
             )
 
-    def _one_child(self, ctx: LabContext, kind: str, work: float) -> tuple[float, bool]:
+    def _one_child(
+        self, ctx: LabContext, kind: str, work: float, worker: str
+    ) -> tuple[float, bool]:
         child = subprocess.Popen(
-            [sys.executable, "-c", _DAEMON_CHILD, kind.replace("-", ""), str(work)],
+            [sys.executable, "-c", _DAEMON_CHILD, kind.replace("-", ""), str(work), worker],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -114,8 +133,8 @@ class DaemonThreadsLab(Lab):
         finished = "worker-finished" in stamps
         lived = exited_at - main_ended
         ctx.line(
-            f"{kind} worker: pid {child.pid}'s main thread ended; the process exited {lived:.3f} s "
-            f"later (code {child.returncode}); the worker "
+            f"{kind} worker {worker}: pid {child.pid}'s main thread ended; the program exited "
+            f"{lived:.3f} s later (code {child.returncode}); the worker "
             + ("finished its work" if finished else "never finished")
         )
         return lived, finished

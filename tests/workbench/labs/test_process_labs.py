@@ -63,7 +63,7 @@ def test_the_process_and_thread_labs_are_listed_with_their_course_sections():
         "zombie": "2.2.3",
         "process-pool": "2.2.4",
         "queue-pipe": "2.2.5",
-        "daemon-threads": "2.3.2",
+        "daemon-threads": "2.3.2, 2.2.2",
         "lock": "2.3.4",
         "event": "2.3.4",
         "deadlock": "2.3.5",

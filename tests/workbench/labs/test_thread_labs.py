@@ -90,8 +90,9 @@ def test_the_wait_for_board_sees_no_cycle_when_locks_are_free_or_simply_held():
     assert board.holders == {}
 
 
-def test_daemon_worker_dies_at_exit_while_a_non_daemon_one_keeps_the_process_alive():
-    report = find_lab("daemon-threads").execute({"work": 0.5})
+@pytest.mark.parametrize("worker", ["thread", "process"])
+def test_daemon_worker_dies_at_exit_while_a_non_daemon_one_keeps_the_process_alive(worker):
+    report = find_lab("daemon-threads").execute({"work": 0.5, "worker": worker})
     assert report.value("nondaemon_worker_finished") is True
     assert report.value("nondaemon_exit_after_main_s") >= 0.45
     assert report.value("daemon_worker_finished") is False
@@ -109,6 +110,12 @@ def test_deadlock_streams_its_lines_in_order_before_figures_and_verdict_as_jsonl
     assert lines[1].startswith("detector: wait-for cycle T1 (holds A, waits B)")
     assert [event["type"] for event in events][-2:] == ["verdict", "done"]
     assert "T1 holds A waits B; T2 holds B waits A" in events[-2]["text"]
+
+
+def test_the_daemon_lab_refuses_a_worker_that_is_neither_thread_nor_process():
+    report = find_lab("daemon-threads").execute({"worker": "fiber"})
+    assert report.verdict == "Nothing measured: worker must be thread or process."
+    assert not report.figures
 
 
 def test_a_cancelled_daemon_lab_starts_no_child_and_reports_no_verdict():
